@@ -1,0 +1,82 @@
+use anchor_lang::prelude::*;
+
+/// One variant per failure a caller can cause; the message says what to fix.
+#[error_code]
+pub enum OvppError {
+    #[msg("the program is paused by its authority")]
+    Paused,
+    #[msg("signer is not the config authority")]
+    NotAuthority,
+    #[msg("signer is not the pending authority")]
+    NotPendingAuthority,
+    #[msg("no authority transfer is pending")]
+    NoPendingAuthority,
+    #[msg("initialize must be signed by the program's upgrade authority")]
+    NotUpgradeAuthority,
+    #[msg("oracle set must hold 1 to 8 distinct, non-default keys")]
+    InvalidOracleSet,
+    #[msg("threshold must be at least 1, at most the oracle count and at most 5")]
+    InvalidThreshold,
+    #[msg("epoch length must be between 60 seconds and 31 days")]
+    InvalidEpochLength,
+    #[msg("emission cap per epoch must be positive and at most the configured maximum")]
+    InvalidEmissionCap,
+    #[msg("token name, symbol or URI too long")]
+    InvalidTokenMetadata,
+    #[msg("mint account is not the OVPP mint")]
+    WrongMint,
+    #[msg("signer (or owner account) is not the device owner")]
+    NotDeviceOwner,
+    #[msg("device is not active (suspended or retired)")]
+    DeviceNotActive,
+    #[msg("device is retired")]
+    DeviceRetired,
+    #[msg("device is not suspended")]
+    DeviceNotSuspended,
+    #[msg("rated power is outside the limits for this device kind")]
+    RatedPowerOutOfRange,
+    #[msg("energy capacity is outside the limits for this device kind")]
+    EnergyCapacityOutOfRange,
+    #[msg("region must be 2-8 ASCII characters [A-Z0-9-], starting with an ISO 3166-1 alpha-2 country code")]
+    InvalidRegion,
+    #[msg("new owner must differ from the current owner and not be the default key")]
+    InvalidNewOwner,
+    #[msg("epochs must be posted in order: epoch must be last posted + 1")]
+    EpochNotSequential,
+    #[msg("the epoch has not ended yet")]
+    EpochNotEnded,
+    #[msg("an epoch must have at least one leaf")]
+    EmptyEpoch,
+    #[msg("cumulative total is below the previous epoch's")]
+    CumulativeTotalDecreased,
+    #[msg("cumulative total rises more than the emission cap per epoch")]
+    EmissionCapExceeded,
+    #[msg("instructions sysvar account is not the real one")]
+    InvalidInstructionsSysvar,
+    #[msg("malformed Ed25519 instruction: signature count or offsets out of bounds")]
+    MalformedEd25519Instruction,
+    #[msg("Ed25519 instruction indexes must point at the Ed25519 instruction itself")]
+    Ed25519IndexMismatch,
+    #[msg("an Ed25519 signature is over another message than this epoch's")]
+    EpochMessageMismatch,
+    #[msg("an Ed25519 signer is not in the oracle set")]
+    UnknownOracleSigner,
+    #[msg("the same oracle signed more than once")]
+    DuplicateOracleSignature,
+    #[msg("fewer distinct oracle signatures than the threshold")]
+    InsufficientOracleSignatures,
+    #[msg("the leaf's epoch root is not in the ring of recent roots")]
+    RootNotInRing,
+    #[msg("Merkle proof does not match the epoch root")]
+    InvalidProof,
+    #[msg("Merkle proof longer than 32 siblings")]
+    ProofTooLong,
+    #[msg("nothing to claim: this leaf's cumulative amount is already claimed")]
+    NothingToClaim,
+    #[msg("claims would exceed the posted cumulative total")]
+    ClaimExceedsPosted,
+    #[msg("reputation must be at most 10000 basis points")]
+    InvalidReputation,
+    #[msg("arithmetic overflow")]
+    Overflow,
+}

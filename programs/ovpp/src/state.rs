@@ -1,0 +1,155 @@
+//! Account layouts. Field order is part of the public contract: `Device` keeps its
+//! filterable fields at fixed offsets so RPC `memcmp` filters can list devices.
+
+use anchor_lang::prelude::*;
+
+/// Most oracle keys the set may hold.
+pub const MAX_ORACLES: usize = 8;
+/// Most signatures a `post_epoch` transaction can carry: one Ed25519 instruction with a
+/// shared message copy costs 2 + 165 + 110 bytes per signature, and with the posting
+/// instruction and its 7 account keys the 1232-byte packet fits five, not six.
+pub const MAX_THRESHOLD: u8 = 5;
+/// Recent epoch roots kept for claims, so a claim built against epoch N still lands
+/// after epochs N+1..N+7 are posted.
+pub const ROOT_RING_LEN: usize = 8;
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Default, Debug, PartialEq, Eq, InitSpace)]
+pub struct RootEntry {
+    pub epoch: u64,
+    pub root: [u8; 32],
+}
+
+#[account]
+#[derive(InitSpace, Debug)]
+pub struct Config {
+    pub version: u8,
+    pub bump: u8,
+    pub mint_bump: u8,
+    pub paused: bool,
+    /// May change parameters; a multisig or governance PDA can take it over.
+    pub authority: Pubkey,
+    /// Set by `propose_authority`; becomes `authority` when it signs `accept_authority`.
+    pub pending_authority: Option<Pubkey>,
+    pub mint: Pubkey,
+    #[max_len(MAX_ORACLES)]
+    pub oracles: Vec<Pubkey>,
+    pub threshold: u8,
+    pub epoch_length_secs: u32,
+    /// Epoch `e` may be posted from `schedule_start_ts + (e - schedule_start_epoch) * epoch_length_secs`.
+    pub schedule_start_epoch: u64,
+    pub schedule_start_ts: i64,
+    /// Largest increase of the cumulative total one epoch may bring (OVPP base units).
+    pub emission_cap_per_epoch: u64,
+    pub last_epoch: u64,
+    /// Cumulative total of the last posted epoch: all OVPP ever earned.
+    pub cumulative_total: u64,
+    /// All OVPP ever minted by claims; never above `cumulative_total`.
+    pub total_claimed: u64,
+    pub recent_roots: [RootEntry; ROOT_RING_LEN],
+}
+
+impl Config {
+    /// First unix time at which `epoch` may be posted.
+    pub fn epoch_end_ts(&self, epoch: u64) -> Option<i64> {
+        let n = epoch.checked_sub(self.schedule_start_epoch)?;
+        let secs = n.checked_mul(u64::from(self.epoch_length_secs))?;
+        self.schedule_start_ts.checked_add(i64::try_from(secs).ok()?)
+    }
+
+    pub fn root_for(&self, epoch: u64) -> Option<[u8; 32]> {
+        let entry = self.recent_roots[(epoch % ROOT_RING_LEN as u64) as usize];
+        (entry.epoch == epoch && epoch != 0).then_some(entry.root)
+    }
+}
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
+/// Borsh encodes the variant index as one byte: the order below is the on-chain encoding.
+pub enum DeviceKind {
+    Ev,
+    EvCharger,
+    HomeBattery,
+    CiStorage,
+    RooftopSolar,
+    SmartMeter,
+    EnergyManagementSystem,
+}
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
+pub enum DeviceStatus {
+    Active,
+    /// Set by the authority (e.g. proven fraud); reversible.
+    Suspended,
+    /// Set by the owner; final.
+    Retired,
+}
+
+/// The device's standing, as last attested by an epoch leaf it claimed with.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Default, Debug, PartialEq, Eq, InitSpace)]
+pub struct CreditRecord {
+    /// 0..=10_000 basis points.
+    pub reputation_bps: u16,
+    pub epochs_active: u32,
+    pub faults: u32,
+    /// Epoch of the leaf these values came from (0: never claimed).
+    pub as_of_epoch: u64,
+}
+
+/// Lifetime contribution, as last attested by an epoch leaf.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Default, Debug, PartialEq, Eq, InitSpace)]
+pub struct ContributionSummary {
+    /// Energy the device delivered to the grid or site (generation, discharge), Wh.
+    pub energy_delivered_wh: u64,
+    /// Flexibility delivered in response to dispatch, measured against baseline, Wh.
+    pub flexibility_delivered_wh: u64,
+}
+
+#[account]
+#[derive(InitSpace, Debug)]
+pub struct Device {
+    /// offset 8: the ed25519 key the device signs telemetry with.
+    pub device_key: Pubkey,
+    /// offset 40: receives the device's claims.
+    pub owner: Pubkey,
+    /// offset 72.
+    pub kind: DeviceKind,
+    /// offset 73.
+    pub status: DeviceStatus,
+    /// offset 74: ASCII region code (ISO 3166-1/-2 such as `DE-BY`), zero padded.
+    pub region: [u8; 8],
+    pub bump: u8,
+    pub rated_power_w: u64,
+    pub energy_capacity_wh: u64,
+    /// H3 cell index (0: not declared). Coarse on purpose: never a street address.
+    pub location_cell: u64,
+    pub registered_at: i64,
+    pub updated_at: i64,
+    pub transfers: u32,
+    pub credit: CreditRecord,
+    pub contribution: ContributionSummary,
+    /// OVPP base units minted for this device so far (cumulative).
+    pub claimed: u64,
+}
+
+impl Device {
+    pub const DEVICE_KEY_OFFSET: usize = 8;
+    pub const OWNER_OFFSET: usize = 40;
+    pub const KIND_OFFSET: usize = 72;
+    pub const STATUS_OFFSET: usize = 73;
+    pub const REGION_OFFSET: usize = 74;
+}
+
+#[account]
+#[derive(InitSpace, Debug)]
+pub struct Epoch {
+    pub epoch: u64,
+    pub root: [u8; 32],
+    pub cumulative_total: u64,
+    pub leaf_count: u64,
+    /// sha256 of the published epoch report the root was computed from.
+    pub report_hash: [u8; 32],
+    #[max_len(MAX_ORACLES)]
+    pub signers: Vec<Pubkey>,
+    pub posted_slot: u64,
+    pub posted_at: i64,
+    pub bump: u8,
+}

@@ -1,0 +1,1 @@
+use ovpp_tests::*;

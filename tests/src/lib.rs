@@ -73,6 +73,18 @@ pub fn assert_ovpp_err(result: Result<(), BanksClientError>, expected: OvppError
     assert_eq!(custom_code(&result), Some(code(expected)), "expected {name}, got {result:?}");
 }
 
+/// Asserts the transaction failed inside instruction `index` (of the transaction as sent,
+/// i.e. counting the harness's compute-budget instruction at 0). Used where the runtime,
+/// not the program, refuses: e.g. the system program's "account already in use", whose
+/// code the native test harness reports as `InvalidInstructionData` instead of `Custom(0)`.
+#[track_caller]
+pub fn assert_failed_at(result: Result<(), BanksClientError>, index: u8) {
+    match &result {
+        Err(BanksClientError::TransactionError(TransactionError::InstructionError(i, _))) if *i == index => {}
+        _ => panic!("expected a failure in instruction {index}, got {result:?}"),
+    }
+}
+
 /// Asserts the transaction failed with this Anchor framework error (constraint checks).
 #[track_caller]
 pub fn assert_anchor_err(result: Result<(), BanksClientError>, expected: anchor_lang::error::ErrorCode) {
@@ -168,6 +180,11 @@ impl TestChain {
         self.anchor_account(device_address(device_key).0).await
     }
 
+    /// Writes an arbitrary account into the bank (forged state for attack tests).
+    pub fn set_account(&mut self, address: &Pubkey, account: Account) {
+        self.ctx.set_account(address, &account.into());
+    }
+
     pub async fn now(&mut self) -> i64 {
         self.ctx.banks_client.get_sysvar::<Clock>().await.expect("clock").unix_timestamp
     }
@@ -230,6 +247,21 @@ impl TestChain {
             Some(account) => StateWithExtensions::<TokenAccount>::unpack(&account.data).expect("token account").base.amount,
         }
     }
+}
+
+/// The same instruction with `key` no longer marked as a signer: how an attacker would
+/// send it without that key's signature.
+pub fn without_signer(mut ix: Instruction, key: &Pubkey) -> Instruction {
+    for meta in ix.accounts.iter_mut().filter(|m| m.pubkey == *key) {
+        meta.is_signer = false;
+    }
+    ix
+}
+
+/// The same instruction with the account at `index` replaced by `with`.
+pub fn replace_account(mut ix: Instruction, index: usize, with: Pubkey) -> Instruction {
+    ix.accounts[index].pubkey = with;
+    ix
 }
 
 /// Valid declared parameters for a home battery in Bavaria.

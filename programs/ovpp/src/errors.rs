@@ -25,6 +25,8 @@ pub enum OvppError {
     InvalidTokenMetadata,
     #[msg("mint account is not the OVPP mint")]
     WrongMint,
+    #[msg("token account is not the device owner's associated OVPP account")]
+    NotOwnerTokenAccount,
     #[msg("signer (or owner account) is not the device owner")]
     NotDeviceOwner,
     #[msg("device is not active (suspended or retired)")]

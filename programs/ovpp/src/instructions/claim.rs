@@ -3,9 +3,9 @@
 //! epochs and a second claim with the same leaf has nothing left to mint.
 
 use anchor_lang::prelude::*;
-use anchor_spl::associated_token::AssociatedToken;
+use anchor_spl::associated_token::{create, get_associated_token_address_with_program_id, AssociatedToken, Create};
 use anchor_spl::token_2022::{mint_to, MintTo, Token2022};
-use anchor_spl::token_interface::{Mint, TokenAccount};
+use anchor_spl::token_interface::Mint;
 
 use crate::errors::OvppError;
 use crate::events::RewardsClaimed;
@@ -32,14 +32,15 @@ pub struct Claim<'info> {
     /// CHECK: only compared with the device's owner; receives the tokens through its ATA.
     #[account(address = device.owner @ OvppError::NotDeviceOwner)]
     pub owner: UncheckedAccount<'info>,
+    /// CHECK: must be the owner's associated OVPP account (checked by address before any
+    /// CPI); created by the handler when missing. Only the ATA program can create an
+    /// account at that address, so an existing one is the owner's token account.
     #[account(
-        init_if_needed,
-        payer = payer,
-        associated_token::mint = mint,
-        associated_token::authority = owner,
-        associated_token::token_program = token_program,
+        mut,
+        address = get_associated_token_address_with_program_id(&owner.key(), &config.mint, &anchor_spl::token_2022::ID)
+            @ OvppError::NotOwnerTokenAccount,
     )]
-    pub owner_token_account: Box<InterfaceAccount<'info, TokenAccount>>,
+    pub owner_token_account: UncheckedAccount<'info>,
     pub token_program: Program<'info, Token2022>,
     pub associated_token_program: Program<'info, AssociatedToken>,
     pub system_program: Program<'info, System>,
@@ -61,6 +62,19 @@ pub fn claim_rewards(ctx: Context<Claim>, leaf: RewardLeaf, proof: Vec<Hash32>) 
     require!(total_claimed <= config.cumulative_total, OvppError::ClaimExceedsPosted);
 
     if amount > 0 {
+        if ctx.accounts.owner_token_account.data_is_empty() {
+            create(CpiContext::new(
+                ctx.accounts.associated_token_program.key(),
+                Create {
+                    payer: ctx.accounts.payer.to_account_info(),
+                    associated_token: ctx.accounts.owner_token_account.to_account_info(),
+                    authority: ctx.accounts.owner.to_account_info(),
+                    mint: ctx.accounts.mint.to_account_info(),
+                    system_program: ctx.accounts.system_program.to_account_info(),
+                    token_program: ctx.accounts.token_program.to_account_info(),
+                },
+            ))?;
+        }
         let seeds: &[&[u8]] = &[CONFIG_SEED, &[config.bump]];
         mint_to(
             CpiContext::new_with_signer(

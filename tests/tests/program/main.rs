@@ -7,3 +7,4 @@ mod claims;
 mod devices;
 mod epochs;
 mod lifecycle;
+mod sizes;

@@ -28,6 +28,24 @@ pub fn owner_token_account(owner: &Pubkey) -> Pubkey {
     get_associated_token_address_with_program_id(owner, &mint_address().0, &TOKEN_2022)
 }
 
+/// `getProgramAccounts` memcmp filters, as `(offset, bytes)`: every `Device` account, and
+/// those of one owner, kind or region. Combine the first with any of the others.
+pub fn device_discriminator_filter() -> (usize, Vec<u8>) {
+    (0, <crate::state::Device as anchor_lang::Discriminator>::DISCRIMINATOR.to_vec())
+}
+
+pub fn device_owner_filter(owner: &Pubkey) -> (usize, Vec<u8>) {
+    (crate::state::Device::OWNER_OFFSET, owner.to_bytes().to_vec())
+}
+
+pub fn device_kind_filter(kind: DeviceKind) -> (usize, Vec<u8>) {
+    (crate::state::Device::KIND_OFFSET, vec![kind as u8])
+}
+
+pub fn device_region_filter(region: &[u8; 8]) -> (usize, Vec<u8>) {
+    (crate::state::Device::REGION_OFFSET, region.to_vec())
+}
+
 pub fn initialize(authority: Pubkey, args: InitializeArgs) -> Instruction {
     ix(
         accounts::Initialize {

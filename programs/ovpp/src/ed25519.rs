@@ -143,3 +143,81 @@ pub fn build_instruction_data(
     out.extend_from_slice(message);
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry_bytes(offsets: SignatureOffsets, tail: &[u8]) -> Vec<u8> {
+        let mut data = vec![1, 0];
+        offsets.write(&mut data);
+        data.extend_from_slice(tail);
+        data
+    }
+
+    const SELF_ALL: SignatureOffsets = SignatureOffsets {
+        signature_offset: 48,
+        signature_instruction_index: CURRENT_INSTRUCTION,
+        public_key_offset: 16,
+        public_key_instruction_index: CURRENT_INSTRUCTION,
+        message_data_offset: 112,
+        message_data_size: 4,
+        message_instruction_index: CURRENT_INSTRUCTION,
+    };
+
+    #[test]
+    fn reads_key_and_message_from_the_verified_bytes() {
+        let mut tail = vec![7u8; 32];
+        tail.extend_from_slice(&[9u8; 64]);
+        tail.extend_from_slice(b"epoc");
+        let data = entry_bytes(SELF_ALL, &tail);
+        let entries = parse_entries(&data, 3).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].pubkey, &[7u8; 32]);
+        assert_eq!(entries[0].message, b"epoc");
+        // The explicit own index is as good as "this instruction".
+        let own = SignatureOffsets { message_instruction_index: 3, ..SELF_ALL };
+        assert!(parse_entries(&entry_bytes(own, &tail), 3).is_ok());
+    }
+
+    #[test]
+    fn refuses_out_of_bounds_zero_count_and_foreign_indexes() {
+        let tail = vec![0u8; 100];
+        assert_eq!(parse_entries(&[], 0).err(), Some(ParseError::Malformed));
+        assert_eq!(parse_entries(&[0, 0], 0).err(), Some(ParseError::Malformed));
+        assert_eq!(parse_entries(&[2, 0, 1, 2, 3], 0).err(), Some(ParseError::Malformed));
+        // The message runs one byte past the end.
+        let long = SignatureOffsets { message_data_size: 5, ..SELF_ALL };
+        assert_eq!(parse_entries(&entry_bytes(long, &tail), 0).err(), Some(ParseError::Malformed));
+        let far = SignatureOffsets { public_key_offset: u16::MAX, ..SELF_ALL };
+        assert_eq!(parse_entries(&entry_bytes(far, &tail), 0).err(), Some(ParseError::Malformed));
+        for foreign in [
+            SignatureOffsets { signature_instruction_index: 0, ..SELF_ALL },
+            SignatureOffsets { public_key_instruction_index: 0, ..SELF_ALL },
+            SignatureOffsets { message_instruction_index: 0, ..SELF_ALL },
+        ] {
+            assert_eq!(parse_entries(&entry_bytes(foreign, &tail), 1).err(), Some(ParseError::IndexMismatch));
+        }
+    }
+
+    #[cfg(feature = "offchain")]
+    #[test]
+    fn built_instructions_parse_back() {
+        let sigs = [([1u8; 32], [2u8; 64]), ([3u8; 32], [4u8; 64])];
+        let data = build_instruction_data(&sigs, b"hello").unwrap();
+        let entries = parse_entries(&data, 5).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!((entries[1].pubkey, entries[1].message), (&[3u8; 32][..], &b"hello"[..]));
+        assert_eq!(build_instruction_data(&[], b"x"), None);
+        assert_eq!(build_instruction_data(&sigs, &vec![0; 70_000]), None);
+    }
+
+    proptest! {
+        /// Arbitrary instruction data never panics the parser.
+        #[test]
+        fn parser_never_panics(data in proptest::collection::vec(any::<u8>(), 0..600), own in any::<u16>()) {
+            let _ = parse_entries(&data, own);
+        }
+    }
+}

@@ -117,6 +117,15 @@ async fn device_accounts_have_fixed_filter_offsets() {
     let key = chain.register(&owner, DeviceKind::RooftopSolar, rooftop_solar()).await;
     let data = chain.account(device_address(&key.pubkey()).0).await.unwrap().data;
     assert_eq!(&data[Device::DEVICE_KEY_OFFSET..][..32], key.pubkey().as_ref());
+    for (offset, bytes) in [
+        client::device_discriminator_filter(),
+        client::device_owner_filter(&owner.pubkey()),
+        client::device_kind_filter(DeviceKind::RooftopSolar),
+        client::device_region_filter(&region("DE-BY")),
+    ] {
+        assert_eq!(&data[offset..offset + bytes.len()], bytes.as_slice(), "filter at offset {offset}");
+    }
+    assert_ne!(client::device_kind_filter(DeviceKind::HomeBattery).1, vec![data[Device::KIND_OFFSET]]);
     assert_eq!(&data[Device::OWNER_OFFSET..][..32], owner.pubkey().as_ref());
     assert_eq!(data[Device::KIND_OFFSET], DeviceKind::RooftopSolar as u8);
     assert_eq!(data[Device::STATUS_OFFSET], DeviceStatus::Active as u8);

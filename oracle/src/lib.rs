@@ -1,8 +1,10 @@
 //! OpenVPP oracle (crate `ovpp-oracle`).
 //!
-//! Planned pipeline, built by later issues: ingest -> store -> fleet -> dispatch ->
-//! measure -> score -> epoch -> relay. Until then this crate holds no behaviour: it only
-//! links the program's shared definitions (PDA seeds, leaf hashing, epoch message, Merkle
-//! tree) so the wire contracts stay in one place.
+//! Built so far: the signed telemetry wire format and the ingest rules ([`telemetry`]).
+//! Still to come (oracle issues): the HTTP ingest service and durable storage, registry
+//! sync from the chain, the fleet view, dispatch, measurement, scoring, epoch close and
+//! relaying. The shared on-chain definitions are re-exported from the program crate.
+
+pub mod telemetry;
 
 pub use ovpp::{merkle, protocol};

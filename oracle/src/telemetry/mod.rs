@@ -8,6 +8,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
 
 pub mod validate;
 
@@ -16,7 +17,8 @@ pub mod validate;
 pub const TELEMETRY_DOMAIN: &[u8] = b"OVPP-TELEMETRY-V1";
 
 /// What the device is doing relative to grid dispatch during the interval.
-#[derive(BorshSerialize, BorshDeserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(BorshSerialize, BorshDeserialize, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
 pub enum GridResponse {
     Idle,
     FollowingDispatch,
@@ -26,7 +28,8 @@ pub enum GridResponse {
 
 /// One metering interval. Energy counters are per interval (not lifetime registers), in
 /// Wh, as u32: one hour at 4.29 GW still fits, far above the largest declarable device.
-#[derive(BorshSerialize, BorshDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(BorshSerialize, BorshDeserialize, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Reading {
     /// Unix time (s) at which the interval starts.
     pub interval_start: i64,
@@ -83,6 +86,16 @@ impl TelemetryBatch {
         let signature = key.sign(&self.signing_bytes()).to_bytes();
         SignedBatch { batch: self, signature }
     }
+}
+
+/// The binary body of `POST /v1/telemetry`: borsh `Vec<SignedBatch>`.
+pub fn encode_batches(batches: &[SignedBatch]) -> Vec<u8> {
+    borsh::to_vec(batches).expect("borsh into Vec")
+}
+
+/// Decodes a binary request body (trailing bytes are an error).
+pub fn decode_batches(bytes: &[u8]) -> Result<Vec<SignedBatch>, DecodeError> {
+    borsh::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -1,0 +1,117 @@
+//! The oracle's one door to the chain (DESIGN.md §4): Solana JSON-RPC for real clusters,
+//! the in-process `BanksClient` for tests and the local demo. Everything above it decodes
+//! accounts with the program crate's own types.
+
+use anchor_lang::prelude::Pubkey;
+use async_trait::async_trait;
+
+/// The part of an account the oracle needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainAccount {
+    pub owner: Pubkey,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("chain request failed: {0}")]
+    Request(String),
+    /// BanksClient cannot scan program accounts; callers fall back to point lookups.
+    #[error("this chain connection cannot scan program accounts")]
+    ScanUnsupported,
+}
+
+/// A memcmp filter: `bytes` at `offset` of the account data.
+pub type Filter = (usize, Vec<u8>);
+
+#[async_trait]
+pub trait Chain: Send + Sync {
+    /// Accounts at `keys`, in order (`None` where there is no account).
+    async fn get_accounts(&self, keys: &[Pubkey]) -> Result<Vec<Option<ChainAccount>>, ChainError>;
+
+    /// Every account of `program` matching all `filters`.
+    async fn scan(&self, program: &Pubkey, filters: &[Filter]) -> Result<Vec<(Pubkey, ChainAccount)>, ChainError>;
+}
+
+/// Solana JSON-RPC (`--url`).
+pub struct RpcChain {
+    client: solana_rpc_client::nonblocking::rpc_client::RpcClient,
+}
+
+impl RpcChain {
+    pub fn new(url: String) -> Self {
+        Self { client: solana_rpc_client::nonblocking::rpc_client::RpcClient::new(url) }
+    }
+}
+
+/// getMultipleAccounts takes at most 100 keys.
+const MAX_MULTIPLE_ACCOUNTS: usize = 100;
+
+#[async_trait]
+impl Chain for RpcChain {
+    async fn get_accounts(&self, keys: &[Pubkey]) -> Result<Vec<Option<ChainAccount>>, ChainError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(MAX_MULTIPLE_ACCOUNTS) {
+            let accounts = self.client.get_multiple_accounts(chunk).await.map_err(|e| ChainError::Request(e.to_string()))?;
+            out.extend(accounts.into_iter().map(|a| a.map(|a| ChainAccount { owner: a.owner, data: a.data })));
+        }
+        Ok(out)
+    }
+
+    async fn scan(&self, program: &Pubkey, filters: &[Filter]) -> Result<Vec<(Pubkey, ChainAccount)>, ChainError> {
+        use solana_account_decoder_client_types::UiAccountEncoding;
+        use solana_rpc_client_api::config::{RpcAccountInfoConfig, RpcProgramAccountsConfig};
+        use solana_rpc_client_api::filter::{Memcmp, RpcFilterType};
+        let config = RpcProgramAccountsConfig {
+            filters: Some(
+                filters.iter().map(|(offset, bytes)| RpcFilterType::Memcmp(Memcmp::new_raw_bytes(*offset, bytes.clone()))).collect(),
+            ),
+            account_config: RpcAccountInfoConfig { encoding: Some(UiAccountEncoding::Base64), ..Default::default() },
+            ..Default::default()
+        };
+        let accounts = self
+            .client
+            .get_program_ui_accounts_with_config(program, config)
+            .await
+            .map_err(|e| ChainError::Request(e.to_string()))?;
+        accounts
+            .into_iter()
+            .map(|(key, ui)| {
+                let owner = ui.owner.parse().map_err(|_| ChainError::Request(format!("bad owner in account {key}")))?;
+                let data = ui.data.decode().ok_or_else(|| ChainError::Request(format!("undecodable data in account {key}")))?;
+                Ok((key, ChainAccount { owner, data }))
+            })
+            .collect()
+    }
+}
+
+/// The in-process test/demo bank. (solana-banks-client 3.x marks itself "unstable API"
+/// ahead of v4; it is the in-process chain of DESIGN.md §4.)
+#[allow(deprecated)]
+pub struct BanksChain {
+    client: solana_banks_client::BanksClient,
+}
+
+#[allow(deprecated)]
+impl BanksChain {
+    pub fn new(client: solana_banks_client::BanksClient) -> Self {
+        Self { client }
+    }
+}
+
+#[allow(deprecated)]
+#[async_trait]
+impl Chain for BanksChain {
+    async fn get_accounts(&self, keys: &[Pubkey]) -> Result<Vec<Option<ChainAccount>>, ChainError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let account = self.client.get_account(*key).await.map_err(|e| ChainError::Request(e.to_string()))?;
+            out.push(account.map(|a| ChainAccount { owner: a.owner, data: a.data }));
+        }
+        Ok(out)
+    }
+
+    async fn scan(&self, _program: &Pubkey, _filters: &[Filter]) -> Result<Vec<(Pubkey, ChainAccount)>, ChainError> {
+        Err(ChainError::ScanUnsupported)
+    }
+}

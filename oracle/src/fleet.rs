@@ -1,0 +1,131 @@
+//! The live fleet map: each device's latest accepted reading, aggregated by region and by
+//! kind on request.
+
+use std::collections::{BTreeMap, HashMap};
+
+use ovpp::state::DeviceKind;
+use serde::Serialize;
+use tokio::sync::RwLock;
+
+use crate::registry::{DeviceKey, RegisteredDevice};
+use crate::store::StoredReading;
+use crate::telemetry::{Reading, SignedBatch};
+
+pub const KINDS: [(DeviceKind, &str); 7] = [
+    (DeviceKind::Ev, "ev"),
+    (DeviceKind::EvCharger, "ev_charger"),
+    (DeviceKind::HomeBattery, "home_battery"),
+    (DeviceKind::CiStorage, "ci_storage"),
+    (DeviceKind::RooftopSolar, "rooftop_solar"),
+    (DeviceKind::SmartMeter, "smart_meter"),
+    (DeviceKind::EnergyManagementSystem, "ems"),
+];
+
+pub fn kind_name(kind: DeviceKind) -> &'static str {
+    KINDS.iter().find(|(k, _)| *k == kind).map(|(_, n)| *n).unwrap_or("unknown")
+}
+
+pub fn kind_from_name(name: &str) -> Option<DeviceKind> {
+    KINDS.iter().find(|(_, n)| *n == name).map(|(k, _)| *k)
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Latest {
+    pub reading: Reading,
+    pub received_at: i64,
+}
+
+#[derive(Default)]
+pub struct Fleet {
+    latest: RwLock<HashMap<DeviceKey, Latest>>,
+}
+
+/// Aggregates over a set of devices. Powers in W, energies in Wh.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FleetGroup {
+    pub devices: u64,
+    pub devices_online: u64,
+    pub rated_power_w: u64,
+    pub energy_capacity_wh: u64,
+    pub stored_energy_wh: u64,
+    /// Storage devices online by state of charge: [0,20), [20,40), [40,60), [60,80), [80,100] %.
+    pub soc_histogram: [u64; 5],
+    pub flex_up_w: u64,
+    pub flex_down_w: u64,
+    /// Average generation and consumption over each online device's latest interval.
+    pub generation_w: u64,
+    pub load_w: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FleetSummary {
+    pub as_of: i64,
+    pub totals: FleetGroup,
+    pub by_region: BTreeMap<String, FleetGroup>,
+    pub by_kind: BTreeMap<&'static str, FleetGroup>,
+}
+
+impl Fleet {
+    pub fn from_stored(readings: Vec<StoredReading>) -> Self {
+        let latest = readings
+            .into_iter()
+            .map(|r| (r.device_key, Latest { reading: r.reading, received_at: r.received_at }))
+            .collect();
+        Self { latest: RwLock::new(latest) }
+    }
+
+    pub async fn record(&self, accepted: &[&SignedBatch], now: i64) {
+        let mut latest = self.latest.write().await;
+        for batch in accepted {
+            if let Some(reading) = batch.batch.readings.last() {
+                latest.insert(batch.batch.device_key, Latest { reading: *reading, received_at: now });
+            }
+        }
+    }
+
+    pub async fn latest(&self, key: &DeviceKey) -> Option<Latest> {
+        self.latest.read().await.get(key).copied()
+    }
+
+    /// Aggregates the active ones of `devices` (already filtered by the caller) as of `now`.
+    pub async fn summary(&self, devices: &[RegisteredDevice], now: i64) -> FleetSummary {
+        let latest = self.latest.read().await;
+        let mut summary = FleetSummary { as_of: now, ..FleetSummary::default() };
+        for device in devices.iter().filter(|d| d.profile.status == ovpp::state::DeviceStatus::Active) {
+            let state = latest.get(&device.key).filter(|l| is_online(&l.reading, now));
+            for group in [
+                &mut summary.totals,
+                summary.by_region.entry(device.region.clone()).or_default(),
+                summary.by_kind.entry(kind_name(device.kind())).or_default(),
+            ] {
+                add(group, device, state.map(|l| &l.reading));
+            }
+        }
+        summary
+    }
+}
+
+/// Online: the device said so in a reading whose interval ended no more than two interval
+/// lengths ago (silence means offline).
+pub fn is_online(reading: &Reading, now: i64) -> bool {
+    let end = reading.interval_start.saturating_add(i64::from(reading.interval_secs));
+    reading.online && end >= now.saturating_sub(2 * i64::from(reading.interval_secs))
+}
+
+fn add(group: &mut FleetGroup, device: &RegisteredDevice, online: Option<&Reading>) {
+    group.devices += 1;
+    group.rated_power_w = group.rated_power_w.saturating_add(device.profile.rated_power_w);
+    group.energy_capacity_wh = group.energy_capacity_wh.saturating_add(device.profile.energy_capacity_wh);
+    let Some(r) = online else { return };
+    group.devices_online += 1;
+    group.flex_up_w = group.flex_up_w.saturating_add(u64::from(r.flex_up_w));
+    group.flex_down_w = group.flex_down_w.saturating_add(u64::from(r.flex_down_w));
+    let to_watts = |wh: u32| u64::from(wh) * 3600 / u64::from(r.interval_secs.max(1));
+    group.generation_w = group.generation_w.saturating_add(to_watts(r.energy_generated_wh));
+    group.load_w = group.load_w.saturating_add(to_watts(r.energy_consumed_wh));
+    if let Some(soc) = r.state_of_charge_permille {
+        let usable = r.storage_available_wh.map(u64::from).unwrap_or(device.profile.energy_capacity_wh);
+        group.stored_energy_wh = group.stored_energy_wh.saturating_add(usable * u64::from(soc.min(1000)) / 1000);
+        group.soc_histogram[usize::from(soc.min(999) / 200)] += 1;
+    }
+}

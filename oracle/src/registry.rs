@@ -1,0 +1,145 @@
+//! Which devices ingest trusts: those registered and active on-chain, with their declared
+//! parameters from the chain. Synced by scanning `Device` accounts where the chain allows
+//! it, looked up on first sight of an unknown key, and refreshed periodically, so a device
+//! registered a second ago is accepted and a retired one is refused after the next refresh.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anchor_lang::prelude::Pubkey;
+use anchor_lang::AccountDeserialize;
+use ovpp::protocol::device_address;
+use ovpp::state::{Device, DeviceKind};
+use tokio::sync::RwLock;
+
+use crate::chain::{Chain, ChainAccount, ChainError};
+use crate::telemetry::validate::DeviceProfile;
+
+pub type DeviceKey = [u8; 32];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisteredDevice {
+    pub key: DeviceKey,
+    pub owner: Pubkey,
+    pub profile: DeviceProfile,
+    /// Region code without padding, e.g. `DE-BY`.
+    pub region: String,
+    pub location_cell: u64,
+}
+
+impl RegisteredDevice {
+    /// Decodes a `Device` account, refusing accounts not owned by the program.
+    pub fn from_account(account: &ChainAccount) -> Option<Self> {
+        if account.owner != ovpp::ID {
+            return None;
+        }
+        let device = Device::try_deserialize(&mut account.data.as_slice()).ok()?;
+        Some(Self::from_device(&device))
+    }
+
+    pub fn from_device(device: &Device) -> Self {
+        let len = device.region.iter().position(|&b| b == 0).unwrap_or(device.region.len());
+        Self {
+            key: device.device_key.to_bytes(),
+            owner: device.owner,
+            profile: DeviceProfile {
+                kind: device.kind,
+                status: device.status,
+                rated_power_w: device.rated_power_w,
+                energy_capacity_wh: device.energy_capacity_wh,
+            },
+            region: String::from_utf8_lossy(&device.region[..len]).into_owned(),
+            location_cell: device.location_cell,
+        }
+    }
+
+    pub fn kind(&self) -> DeviceKind {
+        self.profile.kind
+    }
+}
+
+/// How long an unknown key is remembered as unknown, so a flood of batches from
+/// unregistered keys costs one chain lookup per key per minute, not one per batch.
+const NEGATIVE_TTL: Duration = Duration::from_secs(60);
+
+pub struct Registry {
+    chain: Arc<dyn Chain>,
+    devices: RwLock<HashMap<DeviceKey, RegisteredDevice>>,
+    unknown: RwLock<HashMap<DeviceKey, Instant>>,
+}
+
+impl Registry {
+    pub fn new(chain: Arc<dyn Chain>, cached: Vec<RegisteredDevice>) -> Self {
+        Self {
+            chain,
+            devices: RwLock::new(cached.into_iter().map(|d| (d.key, d)).collect()),
+            unknown: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub async fn get(&self, key: &DeviceKey) -> Option<RegisteredDevice> {
+        self.devices.read().await.get(key).cloned()
+    }
+
+    pub async fn all(&self) -> Vec<RegisteredDevice> {
+        self.devices.read().await.values().cloned().collect()
+    }
+
+    /// Looks up on-chain the keys not known yet (and not recently found unknown).
+    /// Returns the devices found, to be persisted.
+    pub async fn resolve(&self, keys: &[DeviceKey]) -> Result<Vec<RegisteredDevice>, ChainError> {
+        let missing: Vec<DeviceKey> = {
+            let devices = self.devices.read().await;
+            let unknown = self.unknown.read().await;
+            let mut missing: Vec<DeviceKey> = keys
+                .iter()
+                .filter(|k| !devices.contains_key(*k) && unknown.get(*k).is_none_or(|at| at.elapsed() > NEGATIVE_TTL))
+                .copied()
+                .collect();
+            missing.sort_unstable();
+            missing.dedup();
+            missing
+        };
+        if missing.is_empty() {
+            return Ok(vec![]);
+        }
+        let found = self.fetch(&missing).await?;
+        let mut unknown = self.unknown.write().await;
+        for key in &missing {
+            if !found.iter().any(|d| d.key == *key) {
+                unknown.insert(*key, Instant::now());
+            }
+        }
+        self.insert(&found).await;
+        Ok(found)
+    }
+
+    /// Re-reads every device: by a filtered program scan where the chain supports it,
+    /// else by point lookups of the devices already known. Returns the current set.
+    pub async fn refresh(&self) -> Result<Vec<RegisteredDevice>, ChainError> {
+        let fresh = match self.chain.scan(&ovpp::ID, &[ovpp::client::device_discriminator_filter()]).await {
+            Ok(accounts) => accounts.iter().filter_map(|(_, a)| RegisteredDevice::from_account(a)).collect(),
+            Err(ChainError::ScanUnsupported) => {
+                let known: Vec<DeviceKey> = self.devices.read().await.keys().copied().collect();
+                self.fetch(&known).await?
+            }
+            Err(e) => return Err(e),
+        };
+        self.insert(&fresh).await;
+        Ok(fresh)
+    }
+
+    async fn fetch(&self, keys: &[DeviceKey]) -> Result<Vec<RegisteredDevice>, ChainError> {
+        let addresses: Vec<Pubkey> = keys.iter().map(|k| device_address(&Pubkey::new_from_array(*k)).0).collect();
+        let accounts = self.chain.get_accounts(&addresses).await?;
+        Ok(accounts.iter().flatten().filter_map(RegisteredDevice::from_account).collect())
+    }
+
+    async fn insert(&self, devices: &[RegisteredDevice]) {
+        let mut map = self.devices.write().await;
+        for device in devices {
+            map.insert(device.key, device.clone());
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The oracle's HTTP API (JSON, stable error bodies): telemetry ingest, the fleet view,
+//! device state, Prometheus metrics and health.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::fleet::{is_online, kind_from_name, kind_name, Fleet};
+use crate::ingest::{unix_now, IngestError, Ingestor};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::store::Store;
+use crate::telemetry::{Reading, SignedBatch, TelemetryBatch};
+
+/// Most batches one request may carry.
+pub const MAX_BATCHES_PER_REQUEST: usize = 4096;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub ingestor: Ingestor,
+    pub registry: Arc<Registry>,
+    pub fleet: Arc<Fleet>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/telemetry", post(post_telemetry))
+        .route("/v1/fleet", get(get_fleet))
+        .route("/v1/devices/{key}", get(get_device))
+        .route("/metrics", get(get_metrics))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
+        .with_state(state)
+}
+
+/// `{"error": {"code": ..., "message": ...}}` with an HTTP status.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        let code = match e {
+            IngestError::ChainUnavailable(_) => "chain_unavailable",
+            IngestError::Storage(_) => "storage_unavailable",
+            IngestError::Stopped => "shutting_down",
+        };
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
+    }
+}
+
+/// JSON form of a signed batch: keys and signatures in base58, readings as objects.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct JsonBatch {
+    pub device_key: String,
+    pub sequence: u64,
+    pub readings: Vec<Reading>,
+    pub signature: String,
+}
+
+impl JsonBatch {
+    pub fn from_signed(b: &SignedBatch) -> Self {
+        Self {
+            device_key: bs58::encode(b.batch.device_key).into_string(),
+            sequence: b.batch.sequence,
+            readings: b.batch.readings.clone(),
+            signature: bs58::encode(b.signature).into_string(),
+        }
+    }
+
+    fn into_signed(self, index: usize) -> Result<SignedBatch, ApiError> {
+        let bad = |what: &str| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", format!("batch {index}: {what} is not valid base58 of the right length"));
+        let mut device_key = [0u8; 32];
+        if bs58::decode(&self.device_key).onto(&mut device_key).ok() != Some(32) {
+            return Err(bad("device_key"));
+        }
+        let mut signature = [0u8; 64];
+        if bs58::decode(&self.signature).onto(&mut signature).ok() != Some(64) {
+            return Err(bad("signature"));
+        }
+        Ok(SignedBatch { batch: TelemetryBatch { device_key, sequence: self.sequence, readings: self.readings }, signature })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum JsonBody {
+    Many(Vec<JsonBatch>),
+    One(JsonBatch),
+}
+
+fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<SignedBatch>, ApiError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let malformed = |e: String| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", e);
+    if content_type.starts_with("application/octet-stream") {
+        crate::telemetry::decode_batches(body).map_err(|e| malformed(format!("binary body is not a borsh Vec<SignedBatch>: {e}")))
+    } else if content_type.starts_with("application/json") {
+        let parsed: JsonBody = serde_json::from_slice(body).map_err(|e| malformed(format!("JSON body: {e}")))?;
+        let batches = match parsed {
+            JsonBody::Many(many) => many,
+            JsonBody::One(one) => vec![one],
+        };
+        batches.into_iter().enumerate().map(|(i, b)| b.into_signed(i)).collect()
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send application/json or application/octet-stream (borsh Vec<SignedBatch>)",
+        ))
+    }
+}
+
+#[derive(Serialize)]
+struct BatchResult {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+async fn post_telemetry(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let batches = decode_body(&headers, &body)?;
+    if batches.is_empty() || batches.len() > MAX_BATCHES_PER_REQUEST {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_batch_count",
+            format!("a request carries 1 to {MAX_BATCHES_PER_REQUEST} batches, not {}", batches.len()),
+        ));
+    }
+    let outcomes = state.ingestor.ingest(batches).await?;
+    let accepted = outcomes.iter().filter(|o| o.is_ok()).count();
+    let results: Vec<BatchResult> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(()) => BatchResult { status: "accepted", reason: None, message: None },
+            Err(r) => BatchResult { status: "rejected", reason: Some(r.code()), message: Some(r.to_string()) },
+        })
+        .collect();
+    Ok(Json(json!({"accepted": accepted, "rejected": outcomes.len() - accepted, "results": results})).into_response())
+}
+
+#[derive(Deserialize)]
+struct FleetQuery {
+    region: Option<String>,
+    kind: Option<String>,
+}
+
+async fn get_fleet(State(state): State<AppState>, Query(q): Query<FleetQuery>) -> Result<Response, ApiError> {
+    let kind = match &q.kind {
+        None => None,
+        Some(name) => Some(kind_from_name(name).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "unknown_kind", format!("kind must be one of ev, ev_charger, home_battery, ci_storage, rooftop_solar, smart_meter, ems; got {name}"))
+        })?),
+    };
+    let devices: Vec<_> = state
+        .registry
+        .all()
+        .await
+        .into_iter()
+        .filter(|d| q.region.as_ref().is_none_or(|r| &d.region == r) && kind.is_none_or(|k| d.kind() == k))
+        .collect();
+    Ok(Json(state.fleet.summary(&devices, unix_now()).await).into_response())
+}
+
+async fn get_device(State(state): State<AppState>, Path(key): Path<String>) -> Result<Response, ApiError> {
+    let mut bytes = [0u8; 32];
+    if bs58::decode(&key).onto(&mut bytes).ok() != Some(32) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_device_key", "device key must be base58 of 32 bytes"));
+    }
+    let device = state
+        .registry
+        .get(&bytes)
+        .await
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_device", format!("no registered device {key}")))?;
+    let recent = state
+        .store
+        .recent_readings(&bytes, 96)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", e.to_string()))?;
+    let latest = state.fleet.latest(&bytes).await;
+    Ok(Json(json!({
+        "device_key": key,
+        "owner": device.owner.to_string(),
+        "kind": kind_name(device.kind()),
+        "status": format!("{:?}", device.profile.status).to_lowercase(),
+        "region": device.region,
+        "rated_power_w": device.profile.rated_power_w,
+        "energy_capacity_wh": device.profile.energy_capacity_wh,
+        "online": latest.is_some_and(|l| is_online(&l.reading, unix_now())),
+        "latest": latest.map(|l| l.reading),
+        "recent_readings": recent.iter().map(|r| r.reading).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+async fn get_metrics(State(state): State<AppState>) -> Response {
+    let devices = state.registry.all().await;
+    let summary = state.fleet.summary(&devices, unix_now()).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&summary)).into_response()
+}

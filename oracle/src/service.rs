@@ -1,0 +1,46 @@
+//! Wiring: storage, registry, fleet, ingest and the HTTP API, plus the periodic registry
+//! sync. Used by `ovpp-oracle serve` and, with another chain, by tests and the demo.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::chain::Chain;
+use crate::fleet::Fleet;
+use crate::ingest::{unix_now, Ingestor};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::server::AppState;
+use crate::store::Store;
+use crate::telemetry::validate::Policy;
+
+/// Opens the store, restores the cached registry and fleet, starts the ingest writer and
+/// the registry sync task.
+pub async fn start(database_url: &str, chain: Arc<dyn Chain>, policy: Policy, registry_refresh: Duration) -> anyhow::Result<AppState> {
+    let store = Store::open(database_url).await.with_context(|| format!("opening database {database_url}"))?;
+    let registry = Arc::new(Registry::new(chain, store.devices().await?));
+    let fleet = Arc::new(Fleet::from_stored(store.latest_readings().await?));
+    let metrics = Arc::new(Metrics::default());
+    let ingestor = Ingestor::start(store.clone(), registry.clone(), fleet.clone(), metrics.clone(), policy).await?;
+    tokio::spawn(sync_registry(registry.clone(), store.clone(), registry_refresh));
+    Ok(AppState { ingestor, registry, fleet, store, metrics })
+}
+
+/// Refreshes the registry now and then every `period`; a failed sync keeps the last known
+/// registry (ingest goes on with it) and is retried next period.
+async fn sync_registry(registry: Arc<Registry>, store: Store, period: Duration) {
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        ticker.tick().await;
+        match registry.refresh().await {
+            Ok(devices) => {
+                if let Err(e) = store.upsert_devices(&devices, unix_now()).await {
+                    tracing::warn!(error = %e, "could not persist the synced registry");
+                }
+                tracing::debug!(devices = devices.len(), "registry synced from chain");
+            }
+            Err(e) => tracing::warn!(error = %e, "registry sync failed; keeping the last known registry"),
+        }
+    }
+}

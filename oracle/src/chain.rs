@@ -69,11 +69,8 @@ impl Chain for RpcChain {
             account_config: RpcAccountInfoConfig { encoding: Some(UiAccountEncoding::Base64), ..Default::default() },
             ..Default::default()
         };
-        let accounts = self
-            .client
-            .get_program_ui_accounts_with_config(program, config)
-            .await
-            .map_err(|e| ChainError::Request(e.to_string()))?;
+        let accounts =
+            self.client.get_program_ui_accounts_with_config(program, config).await.map_err(|e| ChainError::Request(e.to_string()))?;
         accounts
             .into_iter()
             .map(|(key, ui)| {

@@ -67,10 +67,7 @@ pub struct FleetSummary {
 
 impl Fleet {
     pub fn from_stored(readings: Vec<StoredReading>) -> Self {
-        let latest = readings
-            .into_iter()
-            .map(|r| (r.device_key, Latest { reading: r.reading, received_at: r.received_at }))
-            .collect();
+        let latest = readings.into_iter().map(|r| (r.device_key, Latest { reading: r.reading, received_at: r.received_at })).collect();
         Self { latest: RwLock::new(latest) }
     }
 

@@ -97,10 +97,15 @@ async fn verify_signatures(batches: Vec<SignedBatch>) -> (Vec<SignedBatch>, Vec<
     while iter.peek().is_some() {
         chunks.push(iter.by_ref().take(VERIFY_CHUNK).collect());
     }
-    let tasks: Vec<_> = chunks.into_iter().map(|chunk| tokio::task::spawn_blocking(move || {
-        let verdicts = verify_chunk(&chunk);
-        (chunk, verdicts)
-    })).collect();
+    let tasks: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            tokio::task::spawn_blocking(move || {
+                let verdicts = verify_chunk(&chunk);
+                (chunk, verdicts)
+            })
+        })
+        .collect();
     let mut out = (Vec::new(), Vec::new());
     for task in tasks {
         // A verification task only panics if ed25519-dalek does; treat that as a bug.
@@ -112,10 +117,8 @@ async fn verify_signatures(batches: Vec<SignedBatch>) -> (Vec<SignedBatch>, Vec<
 }
 
 pub fn verify_chunk(chunk: &[SignedBatch]) -> Vec<bool> {
-    let keys: Vec<Option<VerifyingKey>> = chunk
-        .iter()
-        .map(|b| VerifyingKey::from_bytes(&b.batch.device_key).ok().filter(|k| !k.is_weak()))
-        .collect();
+    let keys: Vec<Option<VerifyingKey>> =
+        chunk.iter().map(|b| VerifyingKey::from_bytes(&b.batch.device_key).ok().filter(|k| !k.is_weak())).collect();
     let messages: Vec<Vec<u8>> = chunk.iter().map(|b| b.batch.signing_bytes()).collect();
     if keys.iter().all(Option::is_some) {
         let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();

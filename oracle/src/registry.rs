@@ -71,11 +71,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(chain: Arc<dyn Chain>, cached: Vec<RegisteredDevice>) -> Self {
-        Self {
-            chain,
-            devices: RwLock::new(cached.into_iter().map(|d| (d.key, d)).collect()),
-            unknown: RwLock::new(HashMap::new()),
-        }
+        Self { chain, devices: RwLock::new(cached.into_iter().map(|d| (d.key, d)).collect()), unknown: RwLock::new(HashMap::new()) }
     }
 
     pub async fn get(&self, key: &DeviceKey) -> Option<RegisteredDevice> {

@@ -93,7 +93,13 @@ impl JsonBatch {
     }
 
     fn into_signed(self, index: usize) -> Result<SignedBatch, ApiError> {
-        let bad = |what: &str| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", format!("batch {index}: {what} is not valid base58 of the right length"));
+        let bad = |what: &str| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_body",
+                format!("batch {index}: {what} is not valid base58 of the right length"),
+            )
+        };
         let mut device_key = [0u8; 32];
         if bs58::decode(&self.device_key).onto(&mut device_key).ok() != Some(32) {
             return Err(bad("device_key"));
@@ -174,7 +180,11 @@ async fn get_fleet(State(state): State<AppState>, Query(q): Query<FleetQuery>) -
     let kind = match &q.kind {
         None => None,
         Some(name) => Some(kind_from_name(name).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, "unknown_kind", format!("kind must be one of ev, ev_charger, home_battery, ci_storage, rooftop_solar, smart_meter, ems; got {name}"))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_kind",
+                format!("kind must be one of ev, ev_charger, home_battery, ci_storage, rooftop_solar, smart_meter, ems; got {name}"),
+            )
         })?),
     };
     let devices: Vec<_> = state

@@ -81,11 +81,10 @@ impl Store {
     }
 
     pub async fn devices(&self) -> Result<Vec<RegisteredDevice>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT device_key, owner, kind, status, region, rated_power_w, energy_capacity_wh, location_cell FROM devices",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT device_key, owner, kind, status, region, rated_power_w, energy_capacity_wh, location_cell FROM devices")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|row| {
                 let corrupt = |detail: &str| StoreError::Corrupt { table: "devices", detail: detail.to_string() };
@@ -148,12 +147,7 @@ impl Store {
 
     /// Writes accepted batches (readings and new cursors) and rejection counts in one
     /// transaction: when this returns `Ok`, all of it is on disk; on `Err`, none of it is.
-    pub async fn commit(
-        &self,
-        accepted: &[&SignedBatch],
-        rejected: &[(DeviceKey, &'static str)],
-        now: i64,
-    ) -> Result<(), StoreError> {
+    pub async fn commit(&self, accepted: &[&SignedBatch], rejected: &[(DeviceKey, &'static str)], now: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<(&SignedBatch, &Reading)> = accepted.iter().flat_map(|b| b.batch.readings.iter().map(move |r| (*b, r))).collect();
         for chunk in rows.chunks(READINGS_PER_INSERT) {
@@ -211,13 +205,11 @@ impl Store {
 
     /// The most recent readings of a device, newest first.
     pub async fn recent_readings(&self, key: &DeviceKey, limit: i64) -> Result<Vec<StoredReading>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM readings WHERE device_key = $1 ORDER BY interval_start DESC LIMIT $2",
-        )
-        .bind(key_to_text(key))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT * FROM readings WHERE device_key = $1 ORDER BY interval_start DESC LIMIT $2")
+            .bind(key_to_text(key))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(reading_from_row).collect()
     }
 
@@ -238,9 +230,12 @@ impl Store {
 
     /// Rejection counts per (device, reason): the input of data-quality scoring.
     pub async fn rejection_counts(&self) -> Result<Vec<(DeviceKey, String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT device_key, reason, count FROM rejections ORDER BY device_key, reason").fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query("SELECT device_key, reason, count FROM rejections ORDER BY device_key, reason").fetch_all(&self.pool).await?;
         rows.iter()
-            .map(|row| Ok((key_from_text("rejections", &row.try_get::<String, _>("device_key")?)?, row.try_get("reason")?, row.try_get("count")?)))
+            .map(|row| {
+                Ok((key_from_text("rejections", &row.try_get::<String, _>("device_key")?)?, row.try_get("reason")?, row.try_get("count")?))
+            })
             .collect()
     }
 }

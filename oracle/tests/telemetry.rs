@@ -159,21 +159,25 @@ fn every_reason_has_a_distinct_code() {
 /// The test vector published in the README for gateway implementers.
 #[test]
 fn published_test_vector() {
-    let signed = TelemetryBatch { device_key: key().verifying_key().to_bytes(), sequence: 1, readings: vec![Reading {
-        interval_start: 1_790_000_000,
-        interval_secs: 900,
-        energy_generated_wh: 0,
-        energy_consumed_wh: 120,
-        energy_imported_wh: 0,
-        energy_exported_wh: 900,
-        average_power_w: 3_600,
-        state_of_charge_permille: Some(640),
-        storage_available_wh: None,
-        flex_up_w: 1_400,
-        flex_down_w: 5_000,
-        grid_response: GridResponse::FollowingDispatch,
-        online: true,
-    }] }
+    let signed = TelemetryBatch {
+        device_key: key().verifying_key().to_bytes(),
+        sequence: 1,
+        readings: vec![Reading {
+            interval_start: 1_790_000_000,
+            interval_secs: 900,
+            energy_generated_wh: 0,
+            energy_consumed_wh: 120,
+            energy_imported_wh: 0,
+            energy_exported_wh: 900,
+            average_power_w: 3_600,
+            state_of_charge_permille: Some(640),
+            storage_available_wh: None,
+            flex_up_w: 1_400,
+            flex_down_w: 5_000,
+            grid_response: GridResponse::FollowingDispatch,
+            online: true,
+        }],
+    }
     .sign(&key());
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     assert_eq!(hex(&signed.encode()), include_str!("telemetry_vector.hex").trim());

@@ -58,10 +58,9 @@ pub fn code(err: OvppError) -> u32 {
 pub fn custom_code(result: &Result<(), BanksClientError>) -> Option<u32> {
     match result {
         Err(BanksClientError::TransactionError(TransactionError::InstructionError(_, InstructionError::Custom(c))))
-        | Err(BanksClientError::SimulationError {
-            err: TransactionError::InstructionError(_, InstructionError::Custom(c)),
-            ..
-        }) => Some(*c),
+        | Err(BanksClientError::SimulationError { err: TransactionError::InstructionError(_, InstructionError::Custom(c)), .. }) => {
+            Some(*c)
+        }
         _ => None,
     }
 }
@@ -145,9 +144,7 @@ impl TestChain {
     /// transactions (the bank would otherwise reject them as already processed).
     pub async fn send(&mut self, ixs: &[Instruction], signers: &[&Keypair]) -> Result<(), BanksClientError> {
         self.nonce += 1;
-        let mut all = vec![solana_compute_budget_interface::ComputeBudgetInstruction::set_compute_unit_limit(
-            1_400_000 - self.nonce,
-        )];
+        let mut all = vec![solana_compute_budget_interface::ComputeBudgetInstruction::set_compute_unit_limit(1_400_000 - self.nonce)];
         all.extend_from_slice(ixs);
         let payer = self.payer();
         let mut keys: Vec<&Keypair> = vec![&payer];
@@ -213,10 +210,7 @@ impl TestChain {
     /// Signatures of `signers` over the epoch message of `args`.
     pub fn sign_epoch(args: &PostEpochArgs, signers: &[&Keypair]) -> Vec<([u8; 32], [u8; 64])> {
         let message = client::epoch_message_for(args);
-        signers
-            .iter()
-            .map(|k| (k.pubkey().to_bytes(), <[u8; 64]>::from(k.sign_message(&message))))
-            .collect()
+        signers.iter().map(|k| (k.pubkey().to_bytes(), <[u8; 64]>::from(k.sign_message(&message)))).collect()
     }
 
     /// Posts `args` signed by the first `threshold` oracles, after moving time to its end.

@@ -132,15 +132,7 @@ pub fn retire_device(owner: Pubkey, device_key: &Pubkey) -> Instruction {
 
 /// The bytes each oracle signs for `args`.
 pub fn epoch_message_for(args: &PostEpochArgs) -> [u8; crate::protocol::EPOCH_MESSAGE_LEN] {
-    epoch_message(
-        &ID,
-        &config_address().0,
-        args.epoch,
-        &args.root,
-        args.cumulative_total,
-        args.leaf_count,
-        &args.report_hash,
-    )
+    epoch_message(&ID, &config_address().0, args.epoch, &args.root, args.cumulative_total, args.leaf_count, &args.report_hash)
 }
 
 /// The instructions of a posting transaction: one Ed25519 precompile instruction carrying

@@ -96,8 +96,7 @@ pub fn parse_entries(data: &[u8], own_index: u16) -> Result<Vec<SignedEntry<'_>>
         }
         slice(data, offsets.signature_offset, SIGNATURE_LEN).ok_or(ParseError::Malformed)?;
         let pubkey = slice(data, offsets.public_key_offset, PUBKEY_LEN).ok_or(ParseError::Malformed)?;
-        let message = slice(data, offsets.message_data_offset, usize::from(offsets.message_data_size))
-            .ok_or(ParseError::Malformed)?;
+        let message = slice(data, offsets.message_data_offset, usize::from(offsets.message_data_size)).ok_or(ParseError::Malformed)?;
         entries.push(SignedEntry { pubkey, message });
     }
     Ok(entries)
@@ -107,10 +106,7 @@ pub fn parse_entries(data: &[u8], own_index: u16) -> Result<Vec<SignedEntry<'_>>
 /// one shared copy of `message`; all indexes say "this instruction". `None` when there is
 /// no signature, more than 255, or the data would not be addressable by u16 offsets.
 #[cfg(feature = "offchain")]
-pub fn build_instruction_data(
-    signatures: &[([u8; PUBKEY_LEN], [u8; SIGNATURE_LEN])],
-    message: &[u8],
-) -> Option<Vec<u8>> {
+pub fn build_instruction_data(signatures: &[([u8; PUBKEY_LEN], [u8; SIGNATURE_LEN])], message: &[u8]) -> Option<Vec<u8>> {
     let n = signatures.len();
     if !(1..=usize::from(u8::MAX)).contains(&n) {
         return None;

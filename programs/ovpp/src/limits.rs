@@ -51,14 +51,8 @@ impl DeviceKind {
 
 pub fn check_declared(kind: DeviceKind, rated_power_w: u64, energy_capacity_wh: u64) -> Result<()> {
     let limits = kind_limits(kind);
-    require!(
-        (limits.power_w.0..=limits.power_w.1).contains(&rated_power_w),
-        OvppError::RatedPowerOutOfRange
-    );
-    require!(
-        (limits.capacity_wh.0..=limits.capacity_wh.1).contains(&energy_capacity_wh),
-        OvppError::EnergyCapacityOutOfRange
-    );
+    require!((limits.power_w.0..=limits.power_w.1).contains(&rated_power_w), OvppError::RatedPowerOutOfRange);
+    require!((limits.capacity_wh.0..=limits.capacity_wh.1).contains(&energy_capacity_wh), OvppError::EnergyCapacityOutOfRange);
     Ok(())
 }
 
@@ -84,10 +78,7 @@ pub const MAX_EMISSION_CAP_PER_EPOCH: u64 = 100_000_000 * 10u64.pow(OVPP_DECIMAL
 pub const MAX_REPUTATION_BPS: u16 = 10_000;
 
 pub fn check_epoch_length(secs: u32) -> Result<()> {
-    require!(
-        (MIN_EPOCH_LENGTH_SECS..=MAX_EPOCH_LENGTH_SECS).contains(&secs),
-        OvppError::InvalidEpochLength
-    );
+    require!((MIN_EPOCH_LENGTH_SECS..=MAX_EPOCH_LENGTH_SECS).contains(&secs), OvppError::InvalidEpochLength);
     Ok(())
 }
 
@@ -97,10 +88,7 @@ pub fn check_emission_cap(cap: u64) -> Result<()> {
 }
 
 pub fn check_oracle_set(oracles: &[Pubkey], threshold: u8) -> Result<()> {
-    require!(
-        (1..=crate::state::MAX_ORACLES).contains(&oracles.len()),
-        OvppError::InvalidOracleSet
-    );
+    require!((1..=crate::state::MAX_ORACLES).contains(&oracles.len()), OvppError::InvalidOracleSet);
     for (i, key) in oracles.iter().enumerate() {
         require!(*key != Pubkey::default(), OvppError::InvalidOracleSet);
         require!(!oracles[..i].contains(key), OvppError::InvalidOracleSet);

@@ -19,10 +19,7 @@ impl MerkleTree {
         let mut levels = vec![leaves];
         while levels.last().is_some_and(|level| level.len() > 1) {
             let level = levels.last().expect("non-empty by loop condition");
-            let next = level
-                .chunks(2)
-                .map(|pair| pair.get(1).map_or(pair[0], |right| node_hash(&pair[0], right)))
-                .collect();
+            let next = level.chunks(2).map(|pair| pair.get(1).map_or(pair[0], |right| node_hash(&pair[0], right))).collect();
             levels.push(next);
         }
         Some(Self { levels })

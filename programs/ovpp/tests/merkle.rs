@@ -84,7 +84,15 @@ fn edge_cases() {
 #[test]
 fn leaf_hash_commits_to_every_field() {
     let key = Pubkey::new_unique();
-    let base = RewardLeaf { epoch: 5, cumulative_amount: 10, reputation_bps: 100, epochs_active: 4, faults: 1, energy_delivered_wh: 7, flexibility_delivered_wh: 8 };
+    let base = RewardLeaf {
+        epoch: 5,
+        cumulative_amount: 10,
+        reputation_bps: 100,
+        epochs_active: 4,
+        faults: 1,
+        energy_delivered_wh: 7,
+        flexibility_delivered_wh: 8,
+    };
     let h = leaf_hash(&ovpp::ID, &key, &base);
     let variants = [
         RewardLeaf { epoch: 6, ..base },

@@ -42,7 +42,11 @@ async fn declared_parameters_are_checked_per_kind() {
         (DeviceKind::RooftopSolar, DeviceParams { rated_power_w: 10_000_000, ..rooftop_solar() }, OvppError::RatedPowerOutOfRange),
         // A home battery inverter of 200 kW is a declaration error.
         (DeviceKind::HomeBattery, DeviceParams { rated_power_w: 200_000, ..home_battery() }, OvppError::RatedPowerOutOfRange),
-        (DeviceKind::EvCharger, DeviceParams { rated_power_w: 11_000, energy_capacity_wh: 60_000, ..home_battery() }, OvppError::EnergyCapacityOutOfRange),
+        (
+            DeviceKind::EvCharger,
+            DeviceParams { rated_power_w: 11_000, energy_capacity_wh: 60_000, ..home_battery() },
+            OvppError::EnergyCapacityOutOfRange,
+        ),
         (DeviceKind::HomeBattery, DeviceParams { region: region("de-by"), ..home_battery() }, OvppError::InvalidRegion),
         (DeviceKind::HomeBattery, DeviceParams { region: *b"DE\0BY\0\0\0", ..home_battery() }, OvppError::InvalidRegion),
     ];

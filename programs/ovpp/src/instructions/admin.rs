@@ -6,8 +6,7 @@ use anchor_lang::prelude::*;
 
 use crate::errors::OvppError;
 use crate::events::{
-    AuthorityAccepted, AuthorityProposed, DeviceStatusChanged, EmissionCapChanged, EpochLengthChanged,
-    OracleSetChanged, PausedChanged,
+    AuthorityAccepted, AuthorityProposed, DeviceStatusChanged, EmissionCapChanged, EpochLengthChanged, OracleSetChanged, PausedChanged,
 };
 use crate::limits::{check_emission_cap, check_epoch_length, check_oracle_set};
 use crate::protocol::{CONFIG_SEED, DEVICE_SEED};

@@ -102,10 +102,8 @@ pub fn claim_rewards(ctx: Context<Claim>, leaf: RewardLeaf, proof: Vec<Hash32>) 
             faults: leaf.faults,
             as_of_epoch: leaf.epoch,
         };
-        device.contribution = ContributionSummary {
-            energy_delivered_wh: leaf.energy_delivered_wh,
-            flexibility_delivered_wh: leaf.flexibility_delivered_wh,
-        };
+        device.contribution =
+            ContributionSummary { energy_delivered_wh: leaf.energy_delivered_wh, flexibility_delivered_wh: leaf.flexibility_delivered_wh };
     }
     emit!(RewardsClaimed {
         device_key: device.device_key,

@@ -117,10 +117,7 @@ fn init_token_metadata(ctx: &Context<Initialize>, uri: String) -> Result<()> {
     let needed = Rent::get()?.minimum_balance(final_len).saturating_sub(mint_info.lamports());
     if needed > 0 {
         transfer(
-            CpiContext::new(
-                accounts.system_program.key(),
-                Transfer { from: accounts.authority.to_account_info(), to: mint_info.clone() },
-            ),
+            CpiContext::new(accounts.system_program.key(), Transfer { from: accounts.authority.to_account_info(), to: mint_info.clone() }),
             needed,
         )?;
     }

@@ -54,15 +54,8 @@ pub fn post_epoch_root(ctx: Context<PostEpoch>, args: PostEpochArgs) -> Result<(
     let increase = args.cumulative_total - config.cumulative_total;
     require!(increase <= config.emission_cap_per_epoch, OvppError::EmissionCapExceeded);
 
-    let message = epoch_message(
-        ctx.program_id,
-        &config.key(),
-        args.epoch,
-        &args.root,
-        args.cumulative_total,
-        args.leaf_count,
-        &args.report_hash,
-    );
+    let message =
+        epoch_message(ctx.program_id, &config.key(), args.epoch, &args.root, args.cumulative_total, args.leaf_count, &args.report_hash);
     let signers = verify_oracle_signatures(&ctx.accounts.instructions.to_account_info(), config, &message)?;
 
     let epoch = &mut ctx.accounts.epoch;
@@ -98,11 +91,7 @@ pub fn post_epoch_root(ctx: Context<PostEpoch>, args: PostEpochArgs) -> Result<(
 /// `threshold` of them. Being strict (no unrelated Ed25519 instructions tolerated) keeps
 /// the rule simple to audit.
 fn verify_oracle_signatures(instructions: &AccountInfo, config: &Config, message: &[u8]) -> Result<Vec<Pubkey>> {
-    require_keys_eq!(
-        *instructions.key,
-        solana_sdk_ids::sysvar::instructions::ID,
-        OvppError::InvalidInstructionsSysvar
-    );
+    require_keys_eq!(*instructions.key, solana_sdk_ids::sysvar::instructions::ID, OvppError::InvalidInstructionsSysvar);
     let count = {
         let data = instructions.try_borrow_data()?;
         let head: [u8; 2] = data.get(..2).and_then(|b| b.try_into().ok()).ok_or(OvppError::InvalidInstructionsSysvar)?;
@@ -110,8 +99,7 @@ fn verify_oracle_signatures(instructions: &AccountInfo, config: &Config, message
     };
     let mut signers: Vec<Pubkey> = Vec::with_capacity(config.oracles.len());
     for index in 0..count {
-        let ix = load_instruction_at_checked(usize::from(index), instructions)
-            .map_err(|_| OvppError::InvalidInstructionsSysvar)?;
+        let ix = load_instruction_at_checked(usize::from(index), instructions).map_err(|_| OvppError::InvalidInstructionsSysvar)?;
         if ix.program_id != solana_sdk_ids::ed25519_program::ID {
             continue;
         }

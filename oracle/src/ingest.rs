@@ -17,8 +17,18 @@ use crate::store::Store;
 use crate::telemetry::validate::{validate, DeviceCursor, DeviceProfile, Policy, Reject};
 use crate::telemetry::SignedBatch;
 
+/// How an accepted batch was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored now.
+    Stored,
+    /// A retry of the device's latest accepted batch (same sequence, same signature):
+    /// stored before, not stored again, and not held against the device.
+    AlreadyStored,
+}
+
 /// The fate of one batch.
-pub type Outcome = Result<(), Reject>;
+pub type Outcome = Result<Accepted, Reject>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -164,17 +174,26 @@ impl Writer {
             for (batch, signature_ok, profile) in &job.batches {
                 let key = batch.batch.device_key;
                 let cursor = overlay.get(&key).or_else(|| self.cursors.get(&key)).copied().unwrap_or_default();
-                let outcome = if *signature_ok {
-                    validate(&batch.batch, profile.as_ref(), &cursor, now, &self.policy)
-                } else {
+                let outcome = if !*signature_ok {
                     Err(Reject::BadSignature)
+                } else if cursor.last_sequence == Some(batch.batch.sequence) && cursor.last_signature == Some(batch.signature) {
+                    // A valid signature equal to the stored one covers the same bytes.
+                    Ok(Accepted::AlreadyStored)
+                } else {
+                    validate(&batch.batch, profile.as_ref(), &cursor, now, &self.policy).map(|()| Accepted::Stored)
                 };
                 match outcome {
-                    Ok(()) => {
+                    Ok(Accepted::Stored) => {
                         let last = batch.batch.readings.last().map(|r| r.interval_start + i64::from(r.interval_secs));
-                        overlay.insert(key, DeviceCursor { last_sequence: Some(batch.batch.sequence), last_interval_end: last });
+                        let cursor = DeviceCursor {
+                            last_sequence: Some(batch.batch.sequence),
+                            last_interval_end: last,
+                            last_signature: Some(batch.signature),
+                        };
+                        overlay.insert(key, cursor);
                         accepted.push(batch);
                     }
+                    Ok(Accepted::AlreadyStored) => {}
                     Err(reason) => rejected.push((key, reason.code())),
                 }
                 job_outcomes.push(outcome);

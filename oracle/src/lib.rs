@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod registry;
 pub mod server;
 pub mod service;
+pub mod simulate;
 pub mod store;
 pub mod telemetry;
 

@@ -1,11 +1,16 @@
-//! `ovpp-oracle`: the OpenVPP oracle service.
+//! `ovpp-oracle`: the OpenVPP oracle service, and the fleet simulator that drives it.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
 use ovpp_oracle::chain::RpcChain;
 use ovpp_oracle::config::{ServeArgs, Settings};
+use ovpp_oracle::fleet::kind_name;
+use ovpp_oracle::ingest::unix_now;
+use ovpp_oracle::simulate::{self, Clock, Fleet, Sender};
 
 #[derive(Parser)]
 #[command(name = "ovpp-oracle", version, about = "OpenVPP oracle: signed telemetry ingest and fleet view")]
@@ -18,6 +23,51 @@ struct Cli {
 enum Command {
     /// Run the ingest and fleet API.
     Serve(ServeArgs),
+    /// Simulate a fleet of devices sending signed telemetry to an oracle.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Base URL of the oracle's HTTP API.
+    #[arg(long, env = "OVPP_ORACLE_URL", default_value = "http://127.0.0.1:8787")]
+    oracle: String,
+    /// Number of devices (a residential mix of every kind across three regions).
+    #[arg(long, short = 'n', default_value_t = 300)]
+    devices: usize,
+    /// Seed of the device keys: the same seed gives the same fleet, so a registered fleet
+    /// can be restarted.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Metering interval, seconds (10 ..= 3600).
+    #[arg(long, default_value_t = 60)]
+    interval_secs: u32,
+    /// Simulated seconds per wall-clock second while catching up with the present.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Start this many hours in the past (at most the oracle's retention, 7 days by
+    /// default); the past is replayed at --speed, then the fleet follows real time.
+    #[arg(long, default_value_t = 0.0)]
+    backfill_hours: f64,
+    /// Stop after this many simulated hours [default: run until Ctrl-C].
+    #[arg(long)]
+    hours: Option<f64>,
+    /// Site latitude, degrees (for the sun).
+    #[arg(long, default_value_t = 48.14, allow_negative_numbers = true)]
+    latitude: f64,
+    /// Site longitude, degrees east.
+    #[arg(long, default_value_t = 11.58, allow_negative_numbers = true)]
+    longitude: f64,
+    /// Batches per HTTP request.
+    #[arg(long, default_value_t = 256)]
+    batches_per_request: usize,
+    /// Print the fleet (device key, kind, declared parameters, region) as JSON lines and exit.
+    #[arg(long)]
+    list: bool,
+    /// Write each device's keypair (Solana JSON format, mode 0600) into this directory and
+    /// exit, so that owners can register the devices on-chain.
+    #[arg(long, value_name = "DIR")]
+    export_keys: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -27,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::Simulate(args) => run_simulation(args).await,
     }
 }
 
@@ -41,5 +92,52 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    Ok(())
+}
+
+async fn run_simulation(args: SimulateArgs) -> anyhow::Result<()> {
+    if !(10..=3600).contains(&args.interval_secs) {
+        bail!("--interval-secs must be 10 ..= 3600, got {}", args.interval_secs);
+    }
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        bail!("--speed must be a positive number, got {}", args.speed);
+    }
+    if !(0.0..=7.0 * 24.0).contains(&args.backfill_hours) {
+        bail!("--backfill-hours must be 0 ..= 168 (the oracle refuses older readings), got {}", args.backfill_hours);
+    }
+    if !(-90.0..=90.0).contains(&args.latitude) || !(-180.0..=180.0).contains(&args.longitude) {
+        bail!("--latitude must be -90 ..= 90 and --longitude -180 ..= 180");
+    }
+    let mut fleet = Fleet::new(args.devices, args.seed, args.latitude, args.longitude);
+    if args.list {
+        let mut out = std::io::stdout().lock();
+        for d in &fleet.devices {
+            let line = serde_json::json!({
+                "device_key": bs58::encode(d.device_key()).into_string(),
+                "kind": kind_name(d.profile.kind),
+                "rated_power_w": d.profile.rated_power_w,
+                "energy_capacity_wh": d.profile.energy_capacity_wh,
+                "region": d.region,
+            });
+            writeln!(out, "{line}")?;
+        }
+        return Ok(());
+    }
+    if let Some(dir) = &args.export_keys {
+        let written = simulate::export_keys(&fleet, dir).with_context(|| format!("writing device keypairs into {}", dir.display()))?;
+        println!("wrote {written} device keypairs into {}", dir.display());
+        return Ok(());
+    }
+    let interval = i64::from(args.interval_secs);
+    let now = unix_now();
+    let start = (now - (args.backfill_hours * 3600.0) as i64).div_euclid(interval) * interval;
+    let clock = Clock { start, interval_secs: args.interval_secs, speed: args.speed, end: args.hours.map(|h| start + (h * 3600.0) as i64) };
+    tracing::info!(devices = args.devices, oracle = %args.oracle, start, "simulating");
+    let sender = Sender::new(&args.oracle);
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let totals = simulate::run(&mut fleet, &sender, clock, args.batches_per_request, stop).await?;
+    println!("accepted {} batches, rejected {} {:?}", totals.accepted, totals.rejected, totals.reasons);
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::fleet::FleetSummary;
-use crate::ingest::Outcome;
+use crate::ingest::{Accepted, Outcome};
 use crate::telemetry::validate::Reject;
 
 /// Request latency bucket bounds, seconds.
@@ -15,6 +15,7 @@ const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 #[derive(Default)]
 pub struct Metrics {
     pub batches_accepted: AtomicU64,
+    pub batches_already_stored: AtomicU64,
     pub readings_accepted: AtomicU64,
     rejected: [AtomicU64; Reject::ALL.len()],
     pub storage_failures: AtomicU64,
@@ -27,7 +28,8 @@ impl Metrics {
     pub fn record_outcomes<'a>(&self, outcomes: impl Iterator<Item = &'a Outcome>, readings: u64) {
         for outcome in outcomes {
             match outcome {
-                Ok(()) => self.batches_accepted.fetch_add(1, Ordering::Relaxed),
+                Ok(Accepted::Stored) => self.batches_accepted.fetch_add(1, Ordering::Relaxed),
+                Ok(Accepted::AlreadyStored) => self.batches_already_stored.fetch_add(1, Ordering::Relaxed),
                 Err(reason) => {
                     let i = Reject::ALL.iter().position(|r| r == reason).unwrap_or(0);
                     self.rejected[i].fetch_add(1, Ordering::Relaxed)
@@ -59,6 +61,10 @@ impl Metrics {
         let _ = writeln!(out, "# HELP ovpp_ingest_batches_accepted_total Telemetry batches accepted and stored.");
         let _ = writeln!(out, "# TYPE ovpp_ingest_batches_accepted_total counter");
         let _ = writeln!(out, "ovpp_ingest_batches_accepted_total {}", load(&self.batches_accepted));
+        let _ =
+            writeln!(out, "# HELP ovpp_ingest_batches_already_stored_total Retried batches that were stored before (not stored twice).");
+        let _ = writeln!(out, "# TYPE ovpp_ingest_batches_already_stored_total counter");
+        let _ = writeln!(out, "ovpp_ingest_batches_already_stored_total {}", load(&self.batches_already_stored));
         let _ = writeln!(out, "# HELP ovpp_ingest_readings_accepted_total Readings accepted and stored.");
         let _ = writeln!(out, "# TYPE ovpp_ingest_readings_accepted_total counter");
         let _ = writeln!(out, "ovpp_ingest_readings_accepted_total {}", load(&self.readings_accepted));

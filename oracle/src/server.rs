@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::fleet::{is_online, kind_from_name, kind_name, Fleet};
-use crate::ingest::{unix_now, IngestError, Ingestor};
+use crate::ingest::{unix_now, Accepted, IngestError, Ingestor};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::Store;
@@ -163,7 +163,8 @@ async fn post_telemetry(State(state): State<AppState>, headers: HeaderMap, body:
     let results: Vec<BatchResult> = outcomes
         .iter()
         .map(|o| match o {
-            Ok(()) => BatchResult { status: "accepted", reason: None, message: None },
+            Ok(Accepted::Stored) => BatchResult { status: "accepted", reason: None, message: None },
+            Ok(Accepted::AlreadyStored) => BatchResult { status: "already_stored", reason: None, message: None },
             Err(r) => BatchResult { status: "rejected", reason: Some(r.code()), message: Some(r.to_string()) },
         })
         .collect();

@@ -40,7 +40,9 @@ async fn sync_registry(registry: Arc<Registry>, store: Store, period: Duration) 
                 }
                 tracing::debug!(devices = devices.len(), "registry synced from chain");
             }
-            Err(e) => tracing::warn!(error = %e, "registry sync failed; keeping the last known registry"),
+            Err(e) => {
+                tracing::warn!(error = %e, "registry sync failed; keeping the last known registry")
+            }
         }
     }
 }

@@ -80,6 +80,11 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// Waits for every connection to close (a later open sees all commits).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     pub async fn devices(&self) -> Result<Vec<RegisteredDevice>, StoreError> {
         let rows =
             sqlx::query("SELECT device_key, owner, kind, status, region, rated_power_w, energy_capacity_wh, location_cell FROM devices")
@@ -132,13 +137,26 @@ impl Store {
     }
 
     pub async fn cursors(&self) -> Result<HashMap<DeviceKey, DeviceCursor>, StoreError> {
-        let rows = sqlx::query("SELECT device_key, last_sequence, last_interval_end FROM device_cursors").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT device_key, last_sequence, last_interval_end, last_signature FROM device_cursors")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 let key = key_from_text("device_cursors", &row.try_get::<String, _>("device_key")?)?;
+                let last_signature = match row.try_get::<Option<String>, _>("last_signature")? {
+                    None => None,
+                    Some(text) => {
+                        let mut signature = [0u8; 64];
+                        match bs58::decode(&text).onto(&mut signature) {
+                            Ok(64) => Some(signature),
+                            _ => return Err(StoreError::Corrupt { table: "device_cursors", detail: format!("bad signature {text}") }),
+                        }
+                    }
+                };
                 let cursor = DeviceCursor {
                     last_sequence: Some(row.try_get::<i64, _>("last_sequence")? as u64),
                     last_interval_end: Some(row.try_get("last_interval_end")?),
+                    last_signature,
                 };
                 Ok((key, cursor))
             })
@@ -179,12 +197,14 @@ impl Store {
         for batch in accepted {
             let last = batch.batch.readings.last().map(|r| r.interval_start + i64::from(r.interval_secs)).unwrap_or_default();
             sqlx::query(
-                "INSERT INTO device_cursors (device_key, last_sequence, last_interval_end) VALUES ($1, $2, $3) \
-                 ON CONFLICT (device_key) DO UPDATE SET last_sequence = excluded.last_sequence, last_interval_end = excluded.last_interval_end",
+                "INSERT INTO device_cursors (device_key, last_sequence, last_interval_end, last_signature) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (device_key) DO UPDATE SET last_sequence = excluded.last_sequence, \
+                 last_interval_end = excluded.last_interval_end, last_signature = excluded.last_signature",
             )
             .bind(key_to_text(&batch.batch.device_key))
             .bind(batch.batch.sequence as i64)
             .bind(last)
+            .bind(bs58::encode(batch.signature).into_string())
             .execute(&mut *tx)
             .await?;
         }

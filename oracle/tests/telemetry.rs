@@ -96,10 +96,10 @@ fn sequence_and_interval_rejections() {
     let policy = Policy::default();
     let b = batch(vec![reading(0)]);
     for last in [7, 8] {
-        let cursor = DeviceCursor { last_sequence: Some(last), last_interval_end: None };
+        let cursor = DeviceCursor { last_sequence: Some(last), ..DeviceCursor::default() };
         assert_eq!(validate(&b, Some(&battery()), &cursor, NOW, &policy), Err(Reject::ReplayedSequence));
     }
-    let cursor = DeviceCursor { last_sequence: Some(6), last_interval_end: Some(reading(0).interval_start + 1) };
+    let cursor = DeviceCursor { last_sequence: Some(6), last_interval_end: Some(reading(0).interval_start + 1), last_signature: None };
     assert_eq!(validate(&b, Some(&battery()), &cursor, NOW, &policy), Err(Reject::OverlappingIntervals));
     assert_eq!(check(&batch(vec![]), battery()), Err(Reject::EmptyBatch));
     assert_eq!(check(&batch(vec![reading(0); 1441]), battery()), Err(Reject::TooManyReadings));
@@ -218,6 +218,6 @@ proptest! {
         };
         let b = TelemetryBatch { device_key: [0; 32], sequence: seq, readings: vec![r] };
         let device = DeviceProfile { kind: DeviceKind::EnergyManagementSystem, status: DeviceStatus::Active, rated_power_w: rated, energy_capacity_wh: capacity };
-        let _ = validate(&b, Some(&device), &DeviceCursor { last_sequence: last, last_interval_end: last_end }, now, &Policy::default());
+        let _ = validate(&b, Some(&device), &DeviceCursor { last_sequence: last, last_interval_end: last_end, last_signature: None }, now, &Policy::default());
     }
 }

@@ -21,6 +21,10 @@ pub struct DeviceCursor {
     pub last_sequence: Option<u64>,
     /// End (unix s) of the latest accepted interval.
     pub last_interval_end: Option<i64>,
+    /// Signature of the latest accepted batch: a device retrying it (its answer was lost
+    /// in a crash or a dropped connection) is told it is already stored, not replayed.
+    /// `validate` does not look at it.
+    pub last_signature: Option<[u8; 64]>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,37 +1,14 @@
-use std::sync::Arc;
-use std::time::Duration;
-
 use ed25519_dalek::SigningKey;
 use ovpp::client;
 use ovpp::state::DeviceKind;
-use ovpp_oracle::chain::BanksChain;
 use ovpp_oracle::ingest::unix_now;
-use ovpp_oracle::server::{router, AppState, JsonBatch};
-use ovpp_oracle::telemetry::validate::Policy;
+use ovpp_oracle::server::JsonBatch;
 use ovpp_oracle::telemetry::{GridResponse, Reading, SignedBatch, TelemetryBatch};
 use ovpp_tests::*;
 use serde_json::Value;
 use solana_sdk::signature::{Keypair, Signer};
 
-struct Oracle {
-    state: AppState,
-    base: String,
-    http: reqwest::Client,
-}
-
-async fn start_oracle(chain: &TestChain, name: &str) -> Oracle {
-    let dir = std::env::temp_dir().join(format!("ovpp-oracle-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("oracle.db").display());
-    let banks = Arc::new(BanksChain::new(chain.ctx.banks_client.clone()));
-    let state = ovpp_oracle::service::start(&url, banks, Policy::default(), Duration::from_secs(3600)).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Oracle { state, base, http: reqwest::Client::new() }
-}
+use crate::{start_oracle, Oracle};
 
 fn signing_key(device: &Keypair) -> SigningKey {
     SigningKey::from_bytes(&device.to_bytes()[..32].try_into().unwrap())
@@ -98,9 +75,16 @@ async fn devices_registered_on_chain_are_accepted_and_retired_ones_rejected() {
     let oracle = start_oracle(&chain, "registry").await;
 
     // Registered after the oracle started: found on first sight.
-    let (status, body) = oracle.post_json(&[battery_batch(&battery, 1, 3)]).await;
+    let first = battery_batch(&battery, 1, 3);
+    let (status, body) = oracle.post_json(std::slice::from_ref(&first)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(reasons(&body), ["accepted"]);
+    assert_eq!(oracle.state.store.reading_count().await.unwrap(), 3);
+
+    // The device never saw the answer and retries the very same batch: already stored,
+    // not stored twice, and not a replay held against it.
+    let (status, body) = oracle.post_json(std::slice::from_ref(&first)).await;
+    assert_eq!((status, body["results"][0]["status"].as_str()), (200, Some("already_stored")), "{body}");
     assert_eq!(oracle.state.store.reading_count().await.unwrap(), 3);
 
     // Unregistered key, replayed batch, tampered signature: one request, three verdicts.
@@ -113,7 +97,7 @@ async fn devices_registered_on_chain_are_accepted_and_retired_ones_rejected() {
 
     // Binary body, next sequence, a 20 s reading starting where the last one ended (within
     // the allowed clock skew).
-    let first_end = battery_batch(&battery, 1, 3).batch.readings[2].interval_start + 300;
+    let first_end = first.batch.readings[2].interval_start + 300;
     let mut next = battery_batch(&battery, 2, 1);
     next.batch.readings[0].interval_start = first_end;
     next.batch.readings[0].interval_secs = 20;
@@ -134,6 +118,7 @@ async fn devices_registered_on_chain_are_accepted_and_retired_ones_rejected() {
     assert_eq!((count("replayed_sequence"), count("bad_signature"), count("device_retired"), count("unknown_device")), (1, 1, 1, 1));
     let (_, metrics) = oracle.get("/metrics").await;
     assert!(metrics.contains("ovpp_ingest_batches_accepted_total 2"), "{metrics}");
+    assert!(metrics.contains("ovpp_ingest_batches_already_stored_total 1"), "{metrics}");
     assert!(metrics.contains("ovpp_ingest_batches_rejected_total{reason=\"device_retired\"} 1"), "{metrics}");
 }
 

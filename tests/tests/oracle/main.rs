@@ -1,5 +1,34 @@
-//! The oracle's ingest API against the program-test chain: registry sync from real
-//! `Device` accounts, acceptance, rejections, and the fleet and device views.
+//! The oracle against the program-test chain: registry sync from real `Device` accounts,
+//! acceptance, rejections, the fleet and device views, and the fleet simulator.
 #![allow(deprecated)]
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use ovpp_oracle::chain::BanksChain;
+use ovpp_oracle::server::{router, AppState};
+use ovpp_oracle::telemetry::validate::Policy;
+use ovpp_tests::TestChain;
+
 mod ingest;
+mod simulate;
+
+pub struct Oracle {
+    pub state: AppState,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+pub async fn start_oracle(chain: &TestChain, name: &str) -> Oracle {
+    let dir = std::env::temp_dir().join(format!("ovpp-oracle-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("oracle.db").display());
+    let banks = Arc::new(BanksChain::new(chain.ctx.banks_client.clone()));
+    let state = ovpp_oracle::service::start(&url, banks, Policy::default(), Duration::from_secs(3600)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = router(state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Oracle { state, base, http: reqwest::Client::new() }
+}

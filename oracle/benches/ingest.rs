@@ -1,0 +1,123 @@
+//! Ingest throughput, in one run on this machine:
+//! - `raw_batch_verify`: ed25519 batch verification of 64 prepared signatures, on one
+//!   core and on every core (one verifier thread per core);
+//! - `http_end_to_end`: signed readings posted over HTTP (binary bodies, 4 gateways of 256
+//!   devices, concurrently), verified, validated and durably committed to SQLite by
+//!   `ovpp-oracle`'s own service, client and server in this process.
+//!
+//! Throughput is in signatures (= batches = readings: one reading per batch) per second.
+//! Run: `cargo bench -p ovpp-oracle --bench ingest`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anchor_lang::prelude::Pubkey;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ed25519_dalek::{Signature, VerifyingKey};
+use ovpp_oracle::chain::RpcChain;
+use ovpp_oracle::ingest::unix_now;
+use ovpp_oracle::simulate::{Fleet, Sender};
+use ovpp_oracle::store::Store;
+use ovpp_oracle::telemetry::validate::Policy;
+use ovpp_oracle::telemetry::SignedBatch;
+
+const CHUNK: usize = 64;
+const GATEWAYS: usize = 4;
+const DEVICES_PER_GATEWAY: usize = 256;
+const SECS: u32 = 10;
+
+struct Prepared {
+    messages: Vec<Vec<u8>>,
+    signatures: Vec<Signature>,
+    keys: Vec<VerifyingKey>,
+}
+
+fn prepare(batches: &[SignedBatch]) -> Prepared {
+    Prepared {
+        messages: batches.iter().map(|b| b.batch.signing_bytes()).collect(),
+        signatures: batches.iter().map(|b| Signature::from_bytes(&b.signature)).collect(),
+        keys: batches.iter().map(|b| VerifyingKey::from_bytes(&b.batch.device_key).unwrap()).collect(),
+    }
+}
+
+fn verify(p: &Prepared) {
+    let messages: Vec<&[u8]> = p.messages.iter().map(Vec::as_slice).collect();
+    ed25519_dalek::verify_batch(&messages, &p.signatures, &p.keys).expect("valid batch");
+}
+
+fn raw_batch_verify(c: &mut Criterion) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut fleet = Fleet::new(CHUNK * cores, 1, 48.1, 11.6);
+    let chunks: Vec<Prepared> = fleet.tick(unix_now() - 600, 60).chunks(CHUNK).map(prepare).collect();
+    let mut group = c.benchmark_group("raw_batch_verify");
+    group.throughput(Throughput::Elements(CHUNK as u64));
+    group.bench_function("one_core", |b| b.iter(|| verify(&chunks[0])));
+    group.throughput(Throughput::Elements((CHUNK * cores) as u64));
+    group.bench_function(format!("{cores}_cores"), |b| {
+        b.iter(|| std::thread::scope(|s| chunks.iter().for_each(|chunk| drop(s.spawn(|| verify(chunk))))))
+    });
+    group.finish();
+}
+
+fn http_end_to_end(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let dir = std::env::temp_dir().join(format!("ovpp-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("oracle.db").display());
+    let devices = GATEWAYS * DEVICES_PER_GATEWAY;
+    let mut fleet = Fleet::new(devices, 2, 48.1, 11.6);
+    let base = runtime.block_on(async {
+        // The registry as a sync would have cached it; the chain itself is not reachable.
+        let store = Store::open(&url).await.unwrap();
+        let owner = Pubkey::new_unique();
+        let registered: Vec<_> = fleet.devices.iter().map(|d| d.as_registered(owner)).collect();
+        store.upsert_devices(&registered, unix_now()).await.unwrap();
+        store.close().await;
+        let chain = Arc::new(RpcChain::new("http://127.0.0.1:1".into()));
+        let state = ovpp_oracle::service::start(&url, chain, Policy::default(), Duration::from_secs(3600)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, ovpp_oracle::server::router(state)).await });
+        base
+    });
+    let sender = Arc::new(Sender::new(&base));
+    // Every round is one new interval for every device, starting days back (within the
+    // retention window) so that rounds never reach the present.
+    let mut next = unix_now() - 6 * 86_400;
+    let mut group = c.benchmark_group("http_end_to_end");
+    group.throughput(Throughput::Elements(devices as u64)).sample_size(10).measurement_time(Duration::from_secs(20));
+    group.bench_function(format!("{GATEWAYS}x{DEVICES_PER_GATEWAY}_batches_per_request"), |b| {
+        b.iter_custom(|rounds| {
+            let requests: Vec<Vec<Vec<SignedBatch>>> = (0..rounds)
+                .map(|_| {
+                    let round = fleet.tick(next, SECS);
+                    next += i64::from(SECS);
+                    round.chunks(DEVICES_PER_GATEWAY).map(<[SignedBatch]>::to_vec).collect()
+                })
+                .collect();
+            let started = Instant::now();
+            runtime.block_on(async {
+                for round in requests {
+                    let sends: Vec<_> = round
+                        .into_iter()
+                        .map(|request| {
+                            let sender = sender.clone();
+                            tokio::spawn(async move { sender.send(&request).await })
+                        })
+                        .collect();
+                    for send in sends {
+                        let sent = send.await.unwrap().unwrap();
+                        assert_eq!((sent.accepted, sent.rejected), (DEVICES_PER_GATEWAY as u64, 0), "{:?}", sent.reasons);
+                    }
+                }
+            });
+            started.elapsed()
+        })
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, raw_batch_verify, http_end_to_end);
+criterion_main!(benches);

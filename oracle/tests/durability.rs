@@ -1,0 +1,193 @@
+//! Durability: the oracle runs as a real process, is killed with SIGKILL while devices are
+//! sending, and restarted. Every acknowledged reading is stored exactly once; a request
+//! in flight at the kill is stored whole or not at all; devices that retry what was not
+//! acknowledged end with every reading stored exactly once, and no retry is held against
+//! them as a replay.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anchor_lang::prelude::Pubkey;
+use ovpp_oracle::ingest::unix_now;
+use ovpp_oracle::registry::DeviceKey;
+use ovpp_oracle::simulate::Fleet;
+use ovpp_oracle::store::Store;
+use ovpp_oracle::telemetry::SignedBatch;
+use serde_json::Value;
+
+const DEVICES: usize = 40;
+const LANES: usize = 4;
+const INTERVALS: i64 = 40;
+const SECS: u32 = 60;
+
+struct Oracle {
+    child: Child,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `ovpp-oracle serve` on `dir`. The chain URL answers nothing: ingest runs on the
+/// registry cached in the database, which the test seeded.
+async fn start(dir: &Path, log: &str) -> Oracle {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_ovpp-oracle"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--url", "http://127.0.0.1:1", "--registry-refresh-secs", "3600"])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .expect("start ovpp-oracle");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Oracle { child, base };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("ovpp-oracle did not come up; see {}", dir.join(log).display());
+}
+
+/// What the oracle answered to one request: `Some(statuses)` or `None` (no answer).
+async fn post(http: &reqwest::Client, base: &str, batches: &[SignedBatch]) -> Option<Vec<String>> {
+    let response = http
+        .post(format!("{base}/v1/telemetry"))
+        .header("content-type", "application/octet-stream")
+        .body(ovpp_oracle::telemetry::encode_batches(batches))
+        .send()
+        .await
+        .ok()?;
+    assert_eq!(response.status().as_u16(), 200, "the oracle answered, so it must have taken the request");
+    let body: Value = response.json().await.ok()?;
+    Some(body["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap().to_string()).collect())
+}
+
+type ReadingKey = (DeviceKey, i64);
+
+fn reading_keys(requests: &[Vec<SignedBatch>]) -> BTreeSet<ReadingKey> {
+    requests.iter().flatten().flat_map(|b| b.batch.readings.iter().map(|r| (b.batch.device_key, r.interval_start))).collect()
+}
+
+async fn stored(url: &str, fleet: &Fleet) -> (BTreeSet<ReadingKey>, usize) {
+    let store = Store::open(url).await.unwrap();
+    let mut keys = BTreeSet::new();
+    let mut rows = 0;
+    for device in &fleet.devices {
+        for r in store.recent_readings(&device.device_key(), 100_000).await.unwrap() {
+            rows += 1;
+            keys.insert((r.device_key, r.reading.interval_start));
+        }
+    }
+    store.close().await;
+    (keys, rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_readings_survive_sigkill_exactly_once() {
+    let dir: PathBuf = std::env::temp_dir().join(format!("ovpp-durability-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("oracle.db").display());
+
+    // The devices, as a registry sync would have cached them.
+    let mut fleet = Fleet::new(DEVICES, 11, 48.1, 11.6);
+    let owner = Pubkey::new_unique();
+    let store = Store::open(&url).await.unwrap();
+    let registered: Vec<_> = fleet.devices.iter().map(|d| d.as_registered(owner)).collect();
+    store.upsert_devices(&registered, unix_now()).await.unwrap();
+    store.close().await;
+
+    // Each lane is a gateway for a quarter of the devices, sending one request per
+    // interval in order; the lanes send concurrently.
+    let first = (unix_now() - INTERVALS * i64::from(SECS) - 600) / 60 * 60;
+    let mut lanes: Vec<Vec<Vec<SignedBatch>>> = vec![Vec::new(); LANES];
+    for k in 0..INTERVALS {
+        let batches = fleet.tick(first + k * i64::from(SECS), SECS);
+        for (lane, chunk) in lanes.iter_mut().zip(batches.chunks(DEVICES / LANES)) {
+            lane.push(chunk.to_vec());
+        }
+    }
+    let lanes = Arc::new(lanes);
+
+    let mut oracle = start(&dir, "first.log").await;
+    let acks = Arc::new(AtomicUsize::new(0));
+    let total_requests = LANES * INTERVALS as usize;
+    let tasks: Vec<_> = (0..LANES)
+        .map(|lane| {
+            let (lanes, acks, base) = (lanes.clone(), acks.clone(), oracle.base.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                // Returns how many requests were acknowledged, in order.
+                for (i, request) in lanes[lane].iter().enumerate() {
+                    match post(&http, &base, request).await {
+                        Some(statuses) => {
+                            assert!(statuses.iter().all(|s| s == "accepted"), "{statuses:?}");
+                            acks.fetch_add(1, Ordering::SeqCst);
+                        }
+                        None => return i,
+                    }
+                }
+                lanes[lane].len()
+            })
+        })
+        .collect();
+    while acks.load(Ordering::SeqCst) < total_requests / 3 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    oracle.child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+    oracle.child.wait().unwrap();
+    let mut acked = Vec::new();
+    for task in tasks {
+        acked.push(task.await.unwrap());
+    }
+    assert!(acked.iter().any(|&n| n < INTERVALS as usize), "the kill came mid-stream: {acked:?}");
+
+    // After the crash: every acknowledged reading is there exactly once; beyond them, at
+    // most each lane's one request in flight, whole.
+    let (after_crash, rows) = stored(&url, &fleet).await;
+    assert_eq!(rows, after_crash.len(), "no reading stored twice");
+    for (lane, &n) in acked.iter().enumerate() {
+        let acknowledged = reading_keys(&lanes[lane][..n]);
+        assert!(acknowledged.is_subset(&after_crash), "lane {lane}: an acknowledged reading was lost");
+        let never_sent = reading_keys(&lanes[lane][(n + 1).min(lanes[lane].len())..]);
+        assert!(never_sent.is_disjoint(&after_crash), "lane {lane}: a reading never sent is stored");
+        if let Some(in_flight) = lanes[lane].get(n) {
+            let in_flight = reading_keys(std::slice::from_ref(in_flight));
+            let kept = in_flight.intersection(&after_crash).count();
+            assert!(kept == 0 || kept == in_flight.len(), "lane {lane}: the request in flight was stored in part");
+        }
+    }
+
+    // Restart; the gateways resend from their first unacknowledged request.
+    let mut oracle = start(&dir, "second.log").await;
+    let http = reqwest::Client::new();
+    let mut statuses: HashMap<String, usize> = HashMap::new();
+    for (lane, &n) in acked.iter().enumerate() {
+        for request in &lanes[lane][n..] {
+            for status in post(&http, &oracle.base, request).await.expect("restarted oracle answers") {
+                *statuses.entry(status).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(statuses.keys().filter(|s| *s != "accepted" && *s != "already_stored").count(), 0, "{statuses:?}");
+    oracle.child.kill().unwrap();
+    oracle.child.wait().unwrap();
+
+    let (finally, rows) = stored(&url, &fleet).await;
+    assert_eq!(rows, finally.len(), "no reading stored twice");
+    let all_sent: BTreeSet<ReadingKey> = lanes.iter().flat_map(|lane| reading_keys(lane)).collect();
+    assert_eq!(finally, all_sent, "every reading stored exactly once");
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(store.rejection_counts().await.unwrap(), vec![], "no retry counted as a replay");
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

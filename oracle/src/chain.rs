@@ -4,6 +4,8 @@
 
 use anchor_lang::prelude::Pubkey;
 use async_trait::async_trait;
+use solana_sdk::hash::Hash;
+use solana_sdk::transaction::Transaction;
 
 /// The part of an account the oracle needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +18,10 @@ pub struct ChainAccount {
 pub enum ChainError {
     #[error("chain request failed: {0}")]
     Request(String),
+    /// The chain processed the transaction and it failed (e.g. a program error): sending
+    /// the same again would fail the same way.
+    #[error("transaction failed: {0}")]
+    Rejected(String),
     /// BanksClient cannot scan program accounts; callers fall back to point lookups.
     #[error("this chain connection cannot scan program accounts")]
     ScanUnsupported,
@@ -31,6 +37,18 @@ pub trait Chain: Send + Sync {
 
     /// Every account of `program` matching all `filters`.
     async fn scan(&self, program: &Pubkey, filters: &[Filter]) -> Result<Vec<(Pubkey, ChainAccount)>, ChainError>;
+
+    /// A recent blockhash to sign a transaction with.
+    async fn latest_blockhash(&self) -> Result<Hash, ChainError>;
+
+    /// Submits a signed transaction and waits until it is confirmed (`Ok`) or has failed
+    /// (`Rejected`). `Request` means the outcome is unknown: look at the chain's state.
+    async fn send_transaction(&self, transaction: &Transaction) -> Result<(), ChainError>;
+
+    /// The account at `key`, if any.
+    async fn get_account(&self, key: &Pubkey) -> Result<Option<ChainAccount>, ChainError> {
+        Ok(self.get_accounts(std::slice::from_ref(key)).await?.pop().flatten())
+    }
 }
 
 /// Solana JSON-RPC (`--url`).
@@ -80,6 +98,20 @@ impl Chain for RpcChain {
             })
             .collect()
     }
+
+    async fn latest_blockhash(&self) -> Result<Hash, ChainError> {
+        self.client.get_latest_blockhash().await.map_err(|e| ChainError::Request(e.to_string()))
+    }
+
+    async fn send_transaction(&self, transaction: &Transaction) -> Result<(), ChainError> {
+        match self.client.send_and_confirm_transaction(transaction).await {
+            Ok(_) => Ok(()),
+            Err(e) => match e.get_transaction_error() {
+                Some(failure) => Err(ChainError::Rejected(failure.to_string())),
+                None => Err(ChainError::Request(e.to_string())),
+            },
+        }
+    }
 }
 
 /// The in-process test/demo bank. (solana-banks-client 3.x marks itself "unstable API"
@@ -110,5 +142,20 @@ impl Chain for BanksChain {
 
     async fn scan(&self, _program: &Pubkey, _filters: &[Filter]) -> Result<Vec<(Pubkey, ChainAccount)>, ChainError> {
         Err(ChainError::ScanUnsupported)
+    }
+
+    async fn latest_blockhash(&self) -> Result<Hash, ChainError> {
+        self.client.get_latest_blockhash().await.map_err(|e| ChainError::Request(e.to_string()))
+    }
+
+    async fn send_transaction(&self, transaction: &Transaction) -> Result<(), ChainError> {
+        use solana_banks_client::BanksClientError;
+        match self.client.process_transaction(transaction.clone()).await {
+            Ok(()) => Ok(()),
+            Err(e @ (BanksClientError::TransactionError(_) | BanksClientError::SimulationError { .. })) => {
+                Err(ChainError::Rejected(e.to_string()))
+            }
+            Err(e) => Err(ChainError::Request(e.to_string())),
+        }
     }
 }

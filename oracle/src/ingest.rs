@@ -4,6 +4,7 @@
 //! (group commit). A request is answered only after its transaction is on disk.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -52,6 +53,9 @@ struct Job {
 #[derive(Clone)]
 pub struct Ingestor {
     jobs: mpsc::Sender<Job>,
+    /// End of the latest closed epoch: earlier intervals are refused, so a closed epoch's
+    /// inputs never change after its report is published.
+    closed_until: Arc<AtomicI64>,
     registry: Arc<Registry>,
     store: Store,
     metrics: Arc<Metrics>,
@@ -72,10 +76,23 @@ impl Ingestor {
         policy: Policy,
     ) -> Result<Self, crate::store::StoreError> {
         let cursors = store.cursors().await?;
+        let closed = store.epochs(1).await?.first().map_or(i64::MIN, |e| e.end_ts);
+        let closed_until = Arc::new(AtomicI64::new(closed));
         let (jobs, rx) = mpsc::channel(1024);
-        let writer = Writer { store: store.clone(), cursors, fleet, metrics: metrics.clone(), policy };
+        let writer = Writer { store: store.clone(), cursors, fleet, metrics: metrics.clone(), policy, closed_until: closed_until.clone() };
         tokio::spawn(writer.run(rx));
-        Ok(Self { jobs, registry, store, metrics })
+        Ok(Self { jobs, closed_until, registry, store, metrics })
+    }
+
+    /// From now on, refuse readings whose interval starts before `end_ts` (an epoch up to
+    /// there is being closed; never moves backwards). Returns once every group that could
+    /// still have taken such readings is committed, so the epoch's inputs are fixed.
+    pub async fn close_until(&self, end_ts: i64) -> Result<(), IngestError> {
+        self.closed_until.fetch_max(end_ts, Ordering::SeqCst);
+        // The writer commits groups in order: an empty job behind them is a barrier.
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Job { batches: Vec::new(), reply }).await.map_err(|_| IngestError::Stopped)?;
+        answer.await.map_err(|_| IngestError::Stopped)?.map(|_| ())
     }
 
     pub async fn ingest(&self, batches: Vec<SignedBatch>) -> Result<Vec<Outcome>, IngestError> {
@@ -147,6 +164,7 @@ struct Writer {
     fleet: Arc<Fleet>,
     metrics: Arc<Metrics>,
     policy: Policy,
+    closed_until: Arc<AtomicI64>,
 }
 
 impl Writer {
@@ -165,6 +183,7 @@ impl Writer {
 
     async fn commit_group(&mut self, jobs: Vec<Job>) {
         let now = unix_now();
+        let closed_until = self.closed_until.load(Ordering::SeqCst);
         let mut overlay: HashMap<DeviceKey, DeviceCursor> = HashMap::new();
         let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
         let mut accepted: Vec<&SignedBatch> = Vec::new();
@@ -180,7 +199,12 @@ impl Writer {
                     // A valid signature equal to the stored one covers the same bytes.
                     Ok(Accepted::AlreadyStored)
                 } else {
-                    validate(&batch.batch, profile.as_ref(), &cursor, now, &self.policy).map(|()| Accepted::Stored)
+                    validate(&batch.batch, profile.as_ref(), &cursor, now, &self.policy).and_then(|()| {
+                        match batch.batch.readings.iter().any(|r| r.interval_start < closed_until) {
+                            true => Err(Reject::EpochClosed),
+                            false => Ok(Accepted::Stored),
+                        }
+                    })
                 };
                 match outcome {
                     Ok(Accepted::Stored) => {
@@ -201,7 +225,8 @@ impl Writer {
             outcomes.push(job_outcomes);
         }
 
-        match self.store.commit(&accepted, &rejected, now).await {
+        let cursors: Vec<(DeviceKey, DeviceCursor)> = overlay.iter().map(|(k, c)| (*k, *c)).collect();
+        match self.store.commit(&accepted, &cursors, &rejected, now).await {
             Ok(()) => {
                 self.cursors.extend(overlay);
                 self.fleet.record(&accepted, now).await;
@@ -212,7 +237,7 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "ingest commit failed; the group is refused");
-                self.metrics.storage_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.metrics.storage_failures.fetch_add(1, Ordering::Relaxed);
                 for job in jobs {
                     let _ = job.reply.send(Err(IngestError::Storage(e.to_string())));
                 }

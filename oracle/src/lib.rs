@@ -8,10 +8,13 @@
 
 pub mod chain;
 pub mod config;
+pub mod epoch;
 pub mod fleet;
 pub mod ingest;
 pub mod metrics;
 pub mod registry;
+pub mod relay;
+pub mod score;
 pub mod server;
 pub mod service;
 pub mod simulate;

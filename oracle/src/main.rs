@@ -99,11 +99,21 @@ async fn run_simulation(args: SimulateArgs) -> anyhow::Result<()> {
     if !(10..=3600).contains(&args.interval_secs) {
         bail!("--interval-secs must be 10 ..= 3600, got {}", args.interval_secs);
     }
-    if !(args.speed.is_finite() && args.speed > 0.0) {
-        bail!("--speed must be a positive number, got {}", args.speed);
+    if !(args.speed.is_finite() && args.speed >= 1.0) {
+        bail!("--speed must be a number >= 1 (simulated time never runs slower than real time), got {}", args.speed);
     }
-    if !(0.0..=7.0 * 24.0).contains(&args.backfill_hours) {
-        bail!("--backfill-hours must be 0 ..= 168 (the oracle refuses older readings), got {}", args.backfill_hours);
+    // The first backfilled reading must still be inside the oracle's retention (7 days by
+    // default): it is the oldest one when sent, the lag shrinking from there.
+    if !(0.0..=167.0).contains(&args.backfill_hours) {
+        bail!("--backfill-hours must be 0 ..= 167 (the oracle refuses readings older than 7 days), got {}", args.backfill_hours);
+    }
+    if args.backfill_hours > 0.0 && args.speed <= 1.0 {
+        bail!("--backfill-hours needs --speed above 1, or the fleet would never catch up with the present");
+    }
+    if let Some(hours) = args.hours {
+        if !(hours.is_finite() && hours > 0.0 && hours <= 24.0 * 365.0 * 100.0) {
+            bail!("--hours must be a positive number of hours (at most a century), got {hours}");
+        }
     }
     if !(-90.0..=90.0).contains(&args.latitude) || !(-180.0..=180.0).contains(&args.longitude) {
         bail!("--latitude must be -90 ..= 90 and --longitude -180 ..= 180");

@@ -12,11 +12,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::epoch::EpochTree;
 use crate::fleet::{is_online, kind_from_name, kind_name, Fleet};
 use crate::ingest::{unix_now, Accepted, IngestError, Ingestor};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::store::Store;
+use crate::store::{EpochRecord, Store, StoreError};
 use crate::telemetry::{Reading, SignedBatch, TelemetryBatch};
 
 /// Most batches one request may carry.
@@ -29,6 +30,7 @@ pub struct AppState {
     pub fleet: Arc<Fleet>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    pub proofs: Arc<ProofCache>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -36,6 +38,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/telemetry", post(post_telemetry))
         .route("/v1/fleet", get(get_fleet))
         .route("/v1/devices/{key}", get(get_device))
+        .route("/v1/epochs", get(get_epochs))
+        .route("/v1/epochs/{epoch}", get(get_epoch))
+        .route("/v1/epochs/{epoch}/report", get(get_epoch_report))
+        .route("/v1/epochs/{epoch}/signatures", post(post_epoch_signature))
+        .route("/v1/rewards/{key}", get(get_rewards))
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
@@ -233,4 +240,147 @@ async fn get_metrics(State(state): State<AppState>) -> Response {
     let devices = state.registry.all().await;
     let summary = state.fleet.summary(&devices, unix_now()).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&summary)).into_response()
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", e.to_string())
+    }
+}
+
+fn parse_key(key: &str) -> Result<[u8; 32], ApiError> {
+    let mut bytes = [0u8; 32];
+    match bs58::decode(key).onto(&mut bytes) {
+        Ok(32) => Ok(bytes),
+        _ => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_device_key", "device key must be base58 of 32 bytes")),
+    }
+}
+
+fn epoch_json(e: &EpochRecord) -> serde_json::Value {
+    json!({
+        "epoch": e.epoch,
+        "start_ts": e.start_ts,
+        "end_ts": e.end_ts,
+        "emission": e.emission,
+        "cumulative_total": e.cumulative_total,
+        "leaf_count": e.leaf_count,
+        "root": hex::encode(e.root),
+        "report_hash": hex::encode(e.report_hash),
+        "closed_at": e.closed_at,
+        "posted": e.posted_at.is_some(),
+        "posted_at": e.posted_at,
+        "posted_signature": e.posted_signature,
+    })
+}
+
+async fn epoch_or_404(store: &Store, epoch: u64) -> Result<EpochRecord, ApiError> {
+    store
+        .epoch(epoch)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_epoch", format!("epoch {epoch} is not closed here")))
+}
+
+#[derive(Deserialize)]
+struct EpochsQuery {
+    limit: Option<i64>,
+}
+
+async fn get_epochs(State(state): State<AppState>, Query(q): Query<EpochsQuery>) -> Result<Response, ApiError> {
+    let epochs = state.store.epochs(q.limit.unwrap_or(100).clamp(1, 1000)).await?;
+    Ok(Json(epochs.iter().map(epoch_json).collect::<Vec<_>>()).into_response())
+}
+
+async fn get_epoch(State(state): State<AppState>, Path(epoch): Path<u64>) -> Result<Response, ApiError> {
+    let record = epoch_or_404(&state.store, epoch).await?;
+    let mut body = epoch_json(&record);
+    let signatures = state.store.epoch_signatures(epoch).await?;
+    body["signatures"] = signatures
+        .iter()
+        .map(
+            |(signer, signature)| json!({"signer": bs58::encode(signer).into_string(), "signature": bs58::encode(signature).into_string()}),
+        )
+        .collect();
+    Ok(Json(body).into_response())
+}
+
+async fn get_epoch_report(State(state): State<AppState>, Path(epoch): Path<u64>) -> Result<Response, ApiError> {
+    let report = state
+        .store
+        .epoch_report(epoch)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_epoch", format!("epoch {epoch} is not closed here")))?;
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], report).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureBody {
+    /// base58 oracle public key.
+    pub signer: String,
+    /// base58 ed25519 signature over the epoch message.
+    pub signature: String,
+}
+
+/// A co-signer hands in its signature over the epoch message. Checked here against the
+/// message of the epoch as closed here; oracle-set membership is checked when relaying.
+async fn post_epoch_signature(
+    State(state): State<AppState>,
+    Path(epoch): Path<u64>,
+    Json(body): Json<SignatureBody>,
+) -> Result<Response, ApiError> {
+    let record = epoch_or_404(&state.store, epoch).await?;
+    let bad = |what: &str| ApiError::new(StatusCode::BAD_REQUEST, "bad_signature", what.to_string());
+    let mut signer = [0u8; 32];
+    let mut signature = [0u8; 64];
+    if bs58::decode(&body.signer).onto(&mut signer).ok() != Some(32) || bs58::decode(&body.signature).onto(&mut signature).ok() != Some(64)
+    {
+        return Err(bad("signer must be base58 of 32 bytes and signature base58 of 64 bytes"));
+    }
+    let message = ovpp::client::epoch_message_for(&crate::epoch::record_args(&record));
+    let valid = ed25519_dalek::VerifyingKey::from_bytes(&signer)
+        .is_ok_and(|k| k.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature)).is_ok());
+    if !valid {
+        return Err(bad("the signature does not verify over this epoch's message (root, totals and report hash as closed here)"));
+    }
+    state.store.add_epoch_signature(epoch, &signer, &signature).await?;
+    Ok(Json(json!({"epoch": epoch, "signer": body.signer, "status": "recorded"})).into_response())
+}
+
+/// The latest posted epoch's tree, rebuilt once per epoch.
+#[derive(Default)]
+pub struct ProofCache {
+    tree: tokio::sync::RwLock<Option<Arc<EpochTree>>>,
+}
+
+impl ProofCache {
+    async fn latest(&self, store: &Store) -> Result<Option<Arc<EpochTree>>, ApiError> {
+        let Some(record) = store.epochs(1000).await?.into_iter().find(|e| e.posted_at.is_some()) else { return Ok(None) };
+        if let Some(tree) = self.tree.read().await.as_ref().filter(|t| t.epoch == record.epoch) {
+            return Ok(Some(tree.clone()));
+        }
+        let tree = Arc::new(EpochTree::new(record.epoch, store.epoch_leaves(record.epoch).await?));
+        *self.tree.write().await = Some(tree.clone());
+        Ok(Some(tree))
+    }
+}
+
+/// What a wallet needs to claim: the device's leaf in the latest posted epoch and its proof.
+async fn get_rewards(State(state): State<AppState>, Path(key): Path<String>) -> Result<Response, ApiError> {
+    let device = parse_key(&key)?;
+    let tree = state
+        .proofs
+        .latest(&state.store)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_posted_epoch", "no epoch has been posted on-chain yet"))?;
+    let (leaf, proof) = tree
+        .proof(&device)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_rewards", format!("device {key} has no leaf in epoch {}", tree.epoch)))?;
+    Ok(Json(json!({
+        "device_key": key,
+        "epoch": tree.epoch,
+        "root": hex::encode(tree.root()),
+        "leaf": leaf,
+        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+    }))
+    .into_response())
 }

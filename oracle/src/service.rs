@@ -24,7 +24,7 @@ pub async fn start(database_url: &str, chain: Arc<dyn Chain>, policy: Policy, re
     let metrics = Arc::new(Metrics::default());
     let ingestor = Ingestor::start(store.clone(), registry.clone(), fleet.clone(), metrics.clone(), policy).await?;
     tokio::spawn(sync_registry(registry.clone(), store.clone(), registry_refresh));
-    Ok(AppState { ingestor, registry, fleet, store, metrics })
+    Ok(AppState { ingestor, registry, fleet, store, metrics, proofs: Default::default() })
 }
 
 /// Refreshes the registry now and then every `period`; a failed sync keeps the last known

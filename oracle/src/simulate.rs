@@ -106,7 +106,8 @@ impl Fleet {
 /// Clear-sky fraction of peak PV output at `t` (unix s): sun elevation from the day of
 /// year and solar time (Cooper's declination), zero at night.
 pub fn clear_sky_fraction(t: i64, latitude: f64, longitude: f64) -> f64 {
-    let day = ((t.div_euclid(86_400) + 3) % 365) as f64; // days since a 1 January (approx.)
+    // Day of the year: 1970-01-01 was a 1 January, and years average 365.2425 days.
+    let day = (t.div_euclid(86_400) as f64).rem_euclid(365.2425);
     let declination = 23.44f64.to_radians() * (2.0 * PI * (284.0 + day) / 365.0).sin();
     let solar_hours = (t.rem_euclid(86_400) as f64 / 3600.0 + longitude / 15.0).rem_euclid(24.0);
     let hour_angle = (solar_hours - 12.0) * 15f64.to_radians();
@@ -223,8 +224,8 @@ impl SimDevice {
             DeviceKind::Ev | DeviceKind::EvCharger => {
                 let minute = local_h * 60.0;
                 connected = minute >= self.ev_arrive_min || minute < self.ev_leave_min;
-                if !connected && self.profile.kind == DeviceKind::Ev {
-                    // Driving: the battery drains a little each interval away.
+                if !connected {
+                    // Driving: the battery (the charger's car's, for a charger) drains while away.
                     self.soc = (self.soc - 0.03 * hours).max(0.1);
                 }
                 let charging = connected && self.soc < 0.9;
@@ -299,8 +300,9 @@ pub struct Sent {
 }
 
 /// Posts signed batches to an oracle's `POST /v1/telemetry` (binary body). Connection
-/// failures and 503s are retried with backoff: a batch is idempotent (a retry of a stored
-/// batch comes back `already_stored`), so nothing is lost or stored twice.
+/// failures, timeouts and 503s are retried with backoff, in order: the retried request
+/// holds each device's latest batch, which the oracle answers `already_stored` if it had
+/// committed it, so nothing is lost or stored twice.
 pub struct Sender {
     http: reqwest::Client,
     url: String,
@@ -310,7 +312,9 @@ const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Sender {
     pub fn new(oracle_url: &str) -> Self {
-        Self { http: reqwest::Client::new(), url: format!("{}/v1/telemetry", oracle_url.trim_end_matches('/')) }
+        // A request that hangs is retried like one that failed.
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap_or_default();
+        Self { http, url: format!("{}/v1/telemetry", oracle_url.trim_end_matches('/')) }
     }
 
     pub async fn send(&self, batches: &[SignedBatch]) -> Result<Sent, SimulateError> {
@@ -399,7 +403,12 @@ pub async fn run(
         }
         let batches = fleet.tick(start, clock.interval_secs);
         for chunk in batches.chunks(batches_per_request.max(1)) {
-            totals.add(sender.send(chunk).await?);
+            // Stopping mid-interval loses nothing: the next run sends later intervals, and
+            // a device's retried batch is recognised as already stored.
+            tokio::select! {
+                sent = sender.send(chunk) => totals.add(sent?),
+                _ = &mut stop => return Ok(totals),
+            }
         }
         tracing::info!(
             interval_start = start,
@@ -431,6 +440,9 @@ pub fn export_keys(fleet: &Fleet, dir: &std::path::Path) -> std::io::Result<usiz
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&path)?;
+        // `mode` applies only to a new file; an existing one is tightened too.
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         file.write_all(serde_json::to_string(&device.key.to_keypair_bytes().to_vec())?.as_bytes())?;
     }
     Ok(fleet.devices.len())

@@ -36,23 +36,32 @@ fn free_port() -> u16 {
 /// Starts `ovpp-oracle serve` on `dir`. The chain URL answers nothing: ingest runs on the
 /// registry cached in the database, which the test seeded.
 async fn start(dir: &Path, log: &str) -> Oracle {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_ovpp-oracle"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--url", "http://127.0.0.1:1", "--registry-refresh-secs", "3600"])
-        .arg("--data-dir")
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(log)).unwrap())
-        .spawn()
-        .expect("start ovpp-oracle");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            return Oracle { child, base };
+    // The port is free when picked but could be taken before the oracle binds it: then
+    // the oracle exits and another port is tried.
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ovpp-oracle"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--url", "http://127.0.0.1:1", "--registry-refresh-secs", "3600"])
+            .arg("--data-dir")
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(log)).unwrap())
+            .spawn()
+            .expect("start ovpp-oracle");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..300 {
+            if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Oracle { child, base };
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = child.kill();
+        let _ = child.wait();
     }
     panic!("ovpp-oracle did not come up; see {}", dir.join(log).display());
 }
@@ -77,18 +86,18 @@ fn reading_keys(requests: &[Vec<SignedBatch>]) -> BTreeSet<ReadingKey> {
     requests.iter().flatten().flat_map(|b| b.batch.readings.iter().map(|r| (b.batch.device_key, r.interval_start))).collect()
 }
 
-async fn stored(url: &str, fleet: &Fleet) -> (BTreeSet<ReadingKey>, usize) {
+/// The readings stored (the primary key makes each `(device, interval start)` unique;
+/// the final comparison with what was sent shows nothing is missing or extra).
+async fn stored(url: &str, fleet: &Fleet) -> BTreeSet<ReadingKey> {
     let store = Store::open(url).await.unwrap();
     let mut keys = BTreeSet::new();
-    let mut rows = 0;
     for device in &fleet.devices {
         for r in store.recent_readings(&device.device_key(), 100_000).await.unwrap() {
-            rows += 1;
             keys.insert((r.device_key, r.reading.interval_start));
         }
     }
     store.close().await;
-    (keys, rows)
+    keys
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,7 +149,12 @@ async fn acknowledged_readings_survive_sigkill_exactly_once() {
             })
         })
         .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while acks.load(Ordering::SeqCst) < total_requests / 3 {
+        assert!(
+            std::time::Instant::now() < deadline && !tasks.iter().all(|t| t.is_finished()),
+            "the lanes stopped before a third was sent"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     oracle.child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
@@ -153,8 +167,7 @@ async fn acknowledged_readings_survive_sigkill_exactly_once() {
 
     // After the crash: every acknowledged reading is there exactly once; beyond them, at
     // most each lane's one request in flight, whole.
-    let (after_crash, rows) = stored(&url, &fleet).await;
-    assert_eq!(rows, after_crash.len(), "no reading stored twice");
+    let after_crash = stored(&url, &fleet).await;
     for (lane, &n) in acked.iter().enumerate() {
         let acknowledged = reading_keys(&lanes[lane][..n]);
         assert!(acknowledged.is_subset(&after_crash), "lane {lane}: an acknowledged reading was lost");
@@ -182,8 +195,7 @@ async fn acknowledged_readings_survive_sigkill_exactly_once() {
     oracle.child.kill().unwrap();
     oracle.child.wait().unwrap();
 
-    let (finally, rows) = stored(&url, &fleet).await;
-    assert_eq!(rows, finally.len(), "no reading stored twice");
+    let finally = stored(&url, &fleet).await;
     let all_sent: BTreeSet<ReadingKey> = lanes.iter().flat_map(|lane| reading_keys(lane)).collect();
     assert_eq!(finally, all_sent, "every reading stored exactly once");
     let store = Store::open(&url).await.unwrap();

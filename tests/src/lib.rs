@@ -125,6 +125,22 @@ impl TestChain {
         chain
     }
 
+    /// `initialized`, with the epoch schedule starting `secs_ago` seconds before the wall
+    /// clock, the bank's clock then set to the wall clock: epochs 1, 2, ... are past, so
+    /// tests can send their telemetry (ingest refuses readings from the future).
+    pub async fn initialized_since(oracle_count: usize, threshold: u8, secs_ago: i64) -> Self {
+        let mut chain = Self::new(oracle_count).await;
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+        let now = chain.now().await;
+        chain.advance_time(wall - secs_ago - now).await;
+        let args = chain.default_init_args(threshold);
+        let ix = client::initialize(chain.authority.pubkey(), args);
+        let authority = chain.authority.insecure_clone();
+        chain.send(&[ix], &[&authority]).await.expect("initialize");
+        chain.advance_time(secs_ago).await;
+        chain
+    }
+
     pub fn default_init_args(&self, threshold: u8) -> InitializeArgs {
         InitializeArgs {
             oracles: self.oracles.iter().map(Signer::pubkey).collect(),

@@ -93,10 +93,12 @@ pub enum Reject {
     StorageAboveCapacity,
     #[error("flexibility above the device's rated power")]
     FlexibilityAboveRating,
+    #[error("interval starts inside an epoch that is already closed")]
+    EpochClosed,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 18] = [
+    pub const ALL: [Reject; 19] = [
         Reject::BadSignature,
         Reject::UnknownDevice,
         Reject::DeviceSuspended,
@@ -115,6 +117,7 @@ impl Reject {
         Reject::StorageNotPossible,
         Reject::StorageAboveCapacity,
         Reject::FlexibilityAboveRating,
+        Reject::EpochClosed,
     ];
 
     pub fn code(self) -> &'static str {
@@ -137,6 +140,7 @@ impl Reject {
             Reject::StorageNotPossible => "storage_not_possible",
             Reject::StorageAboveCapacity => "storage_above_capacity",
             Reject::FlexibilityAboveRating => "flexibility_above_rating",
+            Reject::EpochClosed => "epoch_closed",
         }
     }
 }

@@ -35,6 +35,7 @@ pub fn epoch_address(epoch: u64) -> (Pubkey, u8) {
 /// What one device's leaf in epoch `epoch` attests: everything it has earned since genesis,
 /// and its standing as of that epoch. The program stores these on claim.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "offchain", derive(serde::Serialize, serde::Deserialize))]
 pub struct RewardLeaf {
     pub epoch: u64,
     /// OVPP base units earned since genesis (not this epoch's share).

@@ -1,0 +1,286 @@
+//! Epochs end to end on the program-test chain: a simulated fleet's telemetry reaches two
+//! oracles; the primary closes each epoch and signs; the co-signer recomputes the published
+//! report from its own telemetry and signs only on equality; the relayer posts with 2 of
+//! the 3 oracle keys; owners claim exactly what the reports say. Plus the relayer's crash
+//! safety and the co-signer's refusal of tampered reports.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use ed25519_dalek::SigningKey;
+use ovpp_oracle::chain::{BanksChain, Chain, ChainAccount, ChainError, Filter};
+use ovpp_oracle::epoch::{self, ClosedEpoch, EpochError, EpochSettings, EpochSpec};
+use ovpp_oracle::ingest::unix_now;
+use ovpp_oracle::relay::{self, Relayed};
+use ovpp_oracle::score::ScoringRules;
+use ovpp_oracle::simulate::{Fleet, Sender};
+use ovpp_tests::{TestChain, EPOCH_LENGTH_SECS};
+use serde_json::Value;
+use solana_sdk::hash::Hash;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
+use solana_sdk::transaction::Transaction;
+
+use crate::{start_oracle, Oracle};
+
+const EPOCH: i64 = EPOCH_LENGTH_SECS as i64;
+const EMISSION: u64 = 10_000 * 1_000_000; // 10k OVPP per epoch
+
+fn settings() -> EpochSettings {
+    EpochSettings { emission: EMISSION, rules: ScoringRules::default(), close_grace_secs: 60 }
+}
+
+fn oracle_key(k: &Keypair) -> SigningKey {
+    SigningKey::from_bytes(k.secret_bytes())
+}
+
+struct Network {
+    chain: TestChain,
+    fleet: Fleet,
+    owners: Vec<Keypair>,
+    /// Device key -> its owner's index.
+    owner_of: HashMap<[u8; 32], usize>,
+    primary: Oracle,
+    cosigner: Oracle,
+}
+
+/// A chain whose epoch schedule started three epochs ago, 14 simulated devices (two of
+/// every kind) registered by two owners, and two oracles.
+async fn network(name: &str) -> Network {
+    let mut chain = TestChain::initialized_since(3, 2, 3 * EPOCH).await;
+    let owners = vec![chain.new_owner().await, chain.new_owner().await];
+    let fleet = Fleet::new(14, 9, 48.1, 11.6);
+    let mut owner_of = HashMap::new();
+    for (i, device) in fleet.devices.iter().enumerate() {
+        let device_key = Keypair::new_from_array(device.key.to_bytes());
+        let owner = &owners[i % 2];
+        let ix = ovpp::client::register_device(owner.pubkey(), device_key.pubkey(), device.profile.kind, device.params());
+        chain.send(&[ix], &[owner, &device_key]).await.expect("register_device");
+        owner_of.insert(device.device_key(), i % 2);
+    }
+    let primary = start_oracle(&chain, &format!("{name}-primary")).await;
+    let cosigner = start_oracle(&chain, &format!("{name}-cosigner")).await;
+    for oracle in [&primary, &cosigner] {
+        let keys: Vec<_> = fleet.devices.iter().map(|d| d.device_key()).collect();
+        oracle.state.registry.resolve(&keys).await.unwrap();
+    }
+    Network { chain, fleet, owners, owner_of, primary, cosigner }
+}
+
+impl Network {
+    /// Sends the fleet's telemetry for `[from, to)` to both oracles, 5-minute intervals.
+    async fn telemetry(&mut self, from: i64, to: i64) {
+        let senders = [Sender::new(&self.primary.base), Sender::new(&self.cosigner.base)];
+        let mut t = from;
+        while t < to {
+            let batches = self.fleet.tick(t, 300);
+            for sender in &senders {
+                let sent = sender.send(&batches).await.unwrap();
+                assert_eq!((sent.accepted, sent.rejected), (batches.len() as u64, 0), "{:?}", sent.reasons);
+            }
+            t += 300;
+        }
+    }
+
+    async fn spec(&mut self, epoch: u64) -> EpochSpec {
+        EpochSpec::from_config(&self.chain.config().await, epoch, EMISSION).unwrap()
+    }
+
+    /// The primary closes `epoch` (the next one, due), stores it and signs with oracle key 0.
+    async fn close(&mut self, epoch: u64) -> ClosedEpoch {
+        let config = self.chain.config().await;
+        let state = &self.primary.state;
+        let closed = epoch::close_due(&state.store, &state.ingestor, &config, &settings(), &state.registry.all().await, unix_now())
+            .await
+            .unwrap()
+            .expect("the epoch is due");
+        assert_eq!(closed.header.epoch, epoch);
+        let signer = oracle_key(&self.chain.oracles[0]);
+        state.store.add_epoch_signature(epoch, &signer.verifying_key().to_bytes(), &closed.sign(&signer)).await.unwrap();
+        closed
+    }
+
+    /// The co-signer fetches the published report, recomputes it from its own telemetry,
+    /// and hands its signature (oracle key 1) to the primary.
+    async fn cosign(&mut self, epoch: u64) -> Result<ClosedEpoch, EpochError> {
+        let report = self.primary.http.get(format!("{}/v1/epochs/{epoch}/report", self.primary.base)).send().await.unwrap();
+        assert_eq!(report.status(), 200);
+        let report = report.bytes().await.unwrap();
+        self.cosign_report(&report).await
+    }
+
+    async fn cosign_report(&mut self, report: &[u8]) -> Result<ClosedEpoch, EpochError> {
+        let config = self.chain.config().await;
+        let state = &self.cosigner.state;
+        let registry = state.registry.all().await;
+        let mine = epoch::cosign(&state.store, &state.ingestor, report, &config, &settings(), &registry, unix_now()).await?;
+        let signer = oracle_key(&self.chain.oracles[1]);
+        let body = serde_json::json!({
+            "signer": bs58::encode(signer.verifying_key().to_bytes()).into_string(),
+            "signature": bs58::encode(mine.sign(&signer)).into_string(),
+        });
+        let url = format!("{}/v1/epochs/{}/signatures", self.primary.base, mine.header.epoch);
+        let answer = self.primary.http.post(url).json(&body).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+        Ok(mine)
+    }
+
+    fn banks(&self) -> BanksChain {
+        BanksChain::new(self.chain.ctx.banks_client.clone())
+    }
+}
+
+#[tokio::test]
+async fn two_epochs_closed_cosigned_relayed_and_claimed_exactly() {
+    let mut net = network("e2e").await;
+    let start = net.spec(1).await.start_ts;
+    net.telemetry(start, start + 2 * EPOCH).await;
+
+    let mut reports = Vec::new();
+    for epoch in 1..=2 {
+        let closed = net.close(epoch).await;
+        let mine = net.cosign(epoch).await.expect("the co-signer agrees");
+        assert_eq!((mine.report.clone(), mine.root), (closed.report.clone(), closed.root), "independent closes are identical");
+        let relayed = relay::relay_pending(&net.banks(), &net.primary.state.store, &net.chain.payer()).await.unwrap();
+        assert!(matches!(relayed.as_slice(), [(e, Relayed::Posted { .. })] if *e == epoch), "{relayed:?}");
+        let on_chain = relay::posted_epoch(&net.banks(), epoch).await.unwrap().expect("epoch account");
+        assert_eq!((on_chain.root, on_chain.report_hash), (closed.root, closed.report_hash));
+        assert_eq!(on_chain.signers.len(), 2, "2 of 3 oracle signatures");
+        assert!(closed.header.cumulative_total - closed.header.previous_cumulative_total <= EMISSION);
+        reports.push(closed);
+    }
+    let config = net.chain.config().await;
+    assert_eq!((config.last_epoch, config.cumulative_total), (2, reports[1].header.cumulative_total));
+
+    // What the reports say each owner's devices earned, epoch by epoch.
+    let mut expected = [0u64; 2];
+    for line in reports.iter().flat_map(|r| &r.lines) {
+        let mut key = [0u8; 32];
+        bs58::decode(&line.device_key).onto(&mut key).unwrap();
+        expected[net.owner_of[&key]] += line.amount;
+    }
+    assert!(expected.iter().all(|&e| e > 0), "both owners earned: {expected:?}");
+
+    // Each device claims once, with the proof the oracle serves for the latest epoch.
+    let devices: Vec<[u8; 32]> = net.fleet.devices.iter().map(|d| d.device_key()).collect();
+    for key in devices {
+        let device = bs58::encode(key).into_string();
+        let body: Value =
+            net.primary.http.get(format!("{}/v1/rewards/{device}", net.primary.base)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(body["epoch"], 2, "{body}");
+        let leaf: ovpp::protocol::RewardLeaf = serde_json::from_value(body["leaf"].clone()).unwrap();
+        let proof: Vec<[u8; 32]> =
+            body["proof"].as_array().unwrap().iter().map(|h| hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap()).collect();
+        if leaf.cumulative_amount == 0 {
+            continue; // nothing to claim (e.g. a meter below the minimum quality)
+        }
+        let owner = net.owners[net.owner_of[&key]].pubkey();
+        net.chain.claim(&Pubkey::new_from_array(key), owner, leaf, proof).await.expect("claim");
+    }
+    for (i, owner) in net.owners.iter().enumerate() {
+        let owner = owner.pubkey();
+        assert_eq!(net.chain.ovpp_balance(&owner).await, expected[i], "owner {i} holds exactly what the reports say");
+    }
+}
+
+#[tokio::test]
+async fn the_cosigner_refuses_any_tampered_report() {
+    let mut net = network("tamper").await;
+    let start = net.spec(1).await.start_ts;
+    net.telemetry(start, start + EPOCH).await;
+    let closed = net.close(1).await;
+    // One flipped bit at a spread of positions: header, numbers, keys, hashes, newlines.
+    let len = closed.report.len();
+    for position in (0..len).step_by(len / 97 + 1).chain([len - 1]) {
+        let mut tampered = closed.report.clone();
+        tampered[position] ^= 0x01;
+        match net.cosign_report(&tampered).await {
+            Err(EpochError::ReportMismatch { .. } | EpochError::MalformedReport(_) | EpochError::SpecMismatch { .. }) => {}
+            Err(EpochError::NotNextToClose { .. } | EpochError::NotScheduled(_)) => {}
+            other => panic!("byte {position} changed, the co-signer answered {:?}", other.map(|c| c.root)),
+        }
+    }
+    assert!(net.primary.state.store.epoch_signatures(1).await.unwrap().len() == 1, "no co-signature was handed in");
+    // The untouched report is signed.
+    net.cosign_report(&closed.report).await.expect("the true report");
+}
+
+/// A chain that sends transactions and then never answers: the relayer process "dies"
+/// after its transaction reached the chain and before it could record it.
+struct DiesAfterSending(BanksChain);
+
+#[async_trait]
+impl Chain for DiesAfterSending {
+    async fn get_accounts(&self, keys: &[Pubkey]) -> Result<Vec<Option<ChainAccount>>, ChainError> {
+        self.0.get_accounts(keys).await
+    }
+    async fn scan(&self, program: &Pubkey, filters: &[Filter]) -> Result<Vec<(Pubkey, ChainAccount)>, ChainError> {
+        self.0.scan(program, filters).await
+    }
+    async fn latest_blockhash(&self) -> Result<Hash, ChainError> {
+        self.0.latest_blockhash().await
+    }
+    async fn send_transaction(&self, transaction: &Transaction) -> Result<(), ChainError> {
+        self.0.send_transaction(transaction).await?;
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_relayer_killed_at_any_step_resumes_to_exactly_one_posted_epoch() {
+    let mut net = network("crash").await;
+    let start = net.spec(1).await.start_ts;
+    net.telemetry(start, start + 2 * EPOCH).await;
+
+    // Killed between signing and posting: epoch 1 is closed and signed, nothing sent. The
+    // restarted relayer posts it once.
+    net.close(1).await;
+    net.cosign(1).await.unwrap();
+    let store = net.primary.state.store.clone();
+    assert_eq!(store.epoch(1).await.unwrap().unwrap().posted_at, None);
+    let relayed = relay::relay_pending(&net.banks(), &store, &net.chain.payer()).await.unwrap();
+    assert!(matches!(relayed.as_slice(), [(1, Relayed::Posted { .. })]), "{relayed:?}");
+
+    // Killed between posting and recording: epoch 2's transaction lands, the relayer never
+    // hears back (its future is dropped, as a killed process would be).
+    net.close(2).await;
+    net.cosign(2).await.unwrap();
+    let dying = DiesAfterSending(net.banks());
+    let payer = net.chain.payer();
+    let killed = tokio::time::timeout(std::time::Duration::from_secs(5), relay::relay_epoch(&dying, &store, &payer, 2)).await;
+    assert!(killed.is_err(), "the relayer was cut off");
+    assert_eq!(store.epoch(2).await.unwrap().unwrap().posted_at, None, "not recorded");
+    assert_eq!(net.chain.config().await.last_epoch, 2, "but posted");
+
+    // Restarted: it finds epoch 2 on-chain, records it, and posts nothing again.
+    let relayed = relay::relay_pending(&net.banks(), &store, &payer).await.unwrap();
+    assert!(matches!(relayed.as_slice(), [(2, Relayed::Recovered)]), "{relayed:?}");
+    assert!(store.epoch(2).await.unwrap().unwrap().posted_at.is_some());
+    assert_eq!(relay::relay_epoch(&net.banks(), &store, &payer, 2).await.unwrap(), Relayed::AlreadyPosted);
+    assert_eq!(relay::relay_pending(&net.banks(), &store, &payer).await.unwrap(), vec![]);
+    let config = net.chain.config().await;
+    assert_eq!((config.last_epoch, config.cumulative_total), (2, store.epoch(2).await.unwrap().unwrap().cumulative_total));
+}
+
+#[tokio::test]
+async fn closing_twice_gives_the_same_bytes_and_signature() {
+    let mut net = network("determinism").await;
+    let spec = net.spec(1).await;
+    // The last ten minutes of the epoch arrive only after it was closed.
+    net.telemetry(spec.start_ts, spec.end_ts - 600).await;
+    let first = net.close(1).await;
+    let state = &net.primary.state;
+    let again = epoch::close(&state.store, &spec, &ScoringRules::default(), &state.registry.all().await).await.unwrap();
+    let key = oracle_key(&net.chain.oracles[0]);
+    assert_eq!((&first.report, first.root, first.report_hash), (&again.report, again.root, again.report_hash));
+    assert_eq!(first.sign(&key), again.sign(&key));
+    // Saving the same close again is a no-op; another result for a closed epoch is refused.
+    state.store.save_epoch(&again, 1).await.unwrap();
+    let other = EpochSpec { emission: EMISSION / 2, ..spec };
+    let different = epoch::close(&state.store, &other, &ScoringRules::default(), &state.registry.all().await).await.unwrap();
+    assert!(state.store.save_epoch(&different, 2).await.is_err());
+    // Late telemetry for the closed epoch is refused, so the published report stays true.
+    let late = net.fleet.tick(spec.end_ts - 600, 300);
+    let sent = Sender::new(&net.primary.base).send(&late).await.unwrap();
+    assert_eq!(sent.reasons.get("epoch_closed"), Some(&(late.len() as u64)), "{sent:?}");
+}

@@ -2,8 +2,6 @@
 -- device in it (the next epoch starts from these), the oracle signatures collected for it,
 -- and what the relayer did with it.
 
-CREATE INDEX readings_by_start ON readings (interval_start);
-
 CREATE TABLE epochs (
     epoch             BIGINT PRIMARY KEY,
     start_ts          BIGINT NOT NULL,

@@ -1,7 +1,7 @@
 //! The live fleet map: each device's latest accepted reading, aggregated by region and by
 //! kind on request.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use ovpp::state::DeviceKind;
 use serde::Serialize;
@@ -35,9 +35,20 @@ pub struct Latest {
     pub received_at: i64,
 }
 
+/// Readings kept in memory per device for the device view (two hours of 5-minute ones).
+pub const RECENT_READINGS: usize = 24;
+/// How far back start-up reloads readings into memory.
+pub const RECENT_WINDOW_SECS: i64 = 2 * 3600;
+
+struct DeviceState {
+    /// Oldest first, at most `RECENT_READINGS`.
+    recent: VecDeque<Reading>,
+    received_at: i64,
+}
+
 #[derive(Default)]
 pub struct Fleet {
-    latest: RwLock<HashMap<DeviceKey, Latest>>,
+    devices: RwLock<HashMap<DeviceKey, DeviceState>>,
 }
 
 /// Aggregates over a set of devices. Powers in W, energies in Wh.
@@ -66,40 +77,60 @@ pub struct FleetSummary {
 }
 
 impl Fleet {
+    /// From stored readings, oldest first (see `RECENT_WINDOW_SECS`).
     pub fn from_stored(readings: Vec<StoredReading>) -> Self {
-        let latest = readings.into_iter().map(|r| (r.device_key, Latest { reading: r.reading, received_at: r.received_at })).collect();
-        Self { latest: RwLock::new(latest) }
+        let mut devices = HashMap::new();
+        for r in readings {
+            push(&mut devices, r.device_key, std::iter::once(&r.reading), r.received_at);
+        }
+        Self { devices: RwLock::new(devices) }
     }
 
     pub async fn record(&self, accepted: &[&SignedBatch], now: i64) {
-        let mut latest = self.latest.write().await;
+        let mut devices = self.devices.write().await;
         for batch in accepted {
-            if let Some(reading) = batch.batch.readings.last() {
-                latest.insert(batch.batch.device_key, Latest { reading: *reading, received_at: now });
-            }
+            push(&mut devices, batch.batch.device_key, batch.batch.readings.iter(), now);
         }
     }
 
     pub async fn latest(&self, key: &DeviceKey) -> Option<Latest> {
-        self.latest.read().await.get(key).copied()
+        let devices = self.devices.read().await;
+        let state = devices.get(key)?;
+        Some(Latest { reading: *state.recent.back()?, received_at: state.received_at })
+    }
+
+    /// The device's recent readings, newest first.
+    pub async fn recent(&self, key: &DeviceKey) -> Vec<Reading> {
+        self.devices.read().await.get(key).map(|s| s.recent.iter().rev().copied().collect()).unwrap_or_default()
     }
 
     /// Aggregates the active ones of `devices` (already filtered by the caller) as of `now`.
     pub async fn summary(&self, devices: &[RegisteredDevice], now: i64) -> FleetSummary {
-        let latest = self.latest.read().await;
+        let devices_state = self.devices.read().await;
         let mut summary = FleetSummary { as_of: now, ..FleetSummary::default() };
         for device in devices.iter().filter(|d| d.profile.status == ovpp::state::DeviceStatus::Active) {
-            let state = latest.get(&device.key).filter(|l| is_online(&l.reading, now));
+            let state = devices_state.get(&device.key).and_then(|s| s.recent.back()).filter(|r| is_online(r, now));
             for group in [
                 &mut summary.totals,
                 summary.by_region.entry(device.region.clone()).or_default(),
                 summary.by_kind.entry(kind_name(device.kind())).or_default(),
             ] {
-                add(group, device, state.map(|l| &l.reading));
+                add(group, device, state);
             }
         }
         summary
     }
+}
+
+fn push<'a>(devices: &mut HashMap<DeviceKey, DeviceState>, key: DeviceKey, readings: impl Iterator<Item = &'a Reading>, received_at: i64) {
+    let state = devices.entry(key).or_insert_with(|| DeviceState { recent: VecDeque::with_capacity(RECENT_READINGS), received_at });
+    for reading in readings {
+        if state.recent.len() == RECENT_READINGS {
+            state.recent.pop_front();
+        }
+        state.recent.push_back(*reading);
+    }
+    state.received_at = received_at;
 }
 
 /// Online: the device said so in a reading whose interval ended no more than two interval

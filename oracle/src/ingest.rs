@@ -97,7 +97,9 @@ impl Ingestor {
 
     pub async fn ingest(&self, batches: Vec<SignedBatch>) -> Result<Vec<Outcome>, IngestError> {
         let started = Instant::now();
-        let (batches, valid) = verify_signatures(batches).await;
+        let all_keys: Vec<DeviceKey> = batches.iter().map(|b| b.batch.device_key).collect();
+        let known = self.registry.verifying_keys(&all_keys).await;
+        let (batches, valid) = verify_signatures(batches, known).await;
         let keys: Vec<DeviceKey> = batches.iter().zip(&valid).filter(|(_, ok)| **ok).map(|(b, _)| b.batch.device_key).collect();
         let found = self.registry.resolve(&keys).await.map_err(|e| IngestError::ChainUnavailable(e.to_string()))?;
         if !found.is_empty() {
@@ -118,17 +120,22 @@ impl Ingestor {
 
 /// Verifies every batch's signature, returning the batches and a verdict each. One batch
 /// verification per chunk; a failing chunk is re-checked one by one to find the culprits.
-async fn verify_signatures(batches: Vec<SignedBatch>) -> (Vec<SignedBatch>, Vec<bool>) {
-    let mut chunks: Vec<Vec<SignedBatch>> = Vec::new();
-    let mut iter = batches.into_iter().peekable();
-    while iter.peek().is_some() {
-        chunks.push(iter.by_ref().take(VERIFY_CHUNK).collect());
+/// `known` holds the decompressed keys of registered devices (decompressing a key costs
+/// about half a verification).
+async fn verify_signatures(batches: Vec<SignedBatch>, known: Vec<Option<VerifyingKey>>) -> (Vec<SignedBatch>, Vec<bool>) {
+    let mut chunks: Vec<(Vec<SignedBatch>, Vec<Option<VerifyingKey>>)> = Vec::new();
+    let mut batches = batches.into_iter().peekable();
+    let mut known = known.into_iter();
+    while batches.peek().is_some() {
+        let chunk: Vec<SignedBatch> = batches.by_ref().take(VERIFY_CHUNK).collect();
+        let keys = known.by_ref().take(chunk.len()).collect();
+        chunks.push((chunk, keys));
     }
     let tasks: Vec<_> = chunks
         .into_iter()
-        .map(|chunk| {
+        .map(|(chunk, keys)| {
             tokio::task::spawn_blocking(move || {
-                let verdicts = verify_chunk(&chunk);
+                let verdicts = verify_chunk(&chunk, keys);
                 (chunk, verdicts)
             })
         })
@@ -143,9 +150,13 @@ async fn verify_signatures(batches: Vec<SignedBatch>) -> (Vec<SignedBatch>, Vec<
     out
 }
 
-pub fn verify_chunk(chunk: &[SignedBatch]) -> Vec<bool> {
-    let keys: Vec<Option<VerifyingKey>> =
-        chunk.iter().map(|b| VerifyingKey::from_bytes(&b.batch.device_key).ok().filter(|k| !k.is_weak())).collect();
+/// Verdicts for one chunk; `keys[i]` is batch i's key if already decompressed.
+pub fn verify_chunk(chunk: &[SignedBatch], keys: Vec<Option<VerifyingKey>>) -> Vec<bool> {
+    let keys: Vec<Option<VerifyingKey>> = chunk
+        .iter()
+        .zip(keys.into_iter().chain(std::iter::repeat(None)))
+        .map(|(b, known)| known.or_else(|| VerifyingKey::from_bytes(&b.batch.device_key).ok().filter(|k| !k.is_weak())))
+        .collect();
     let messages: Vec<Vec<u8>> = chunk.iter().map(|b| b.batch.signing_bytes()).collect();
     if keys.iter().all(Option::is_some) {
         let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anchor_lang::prelude::Pubkey;
 use anchor_lang::AccountDeserialize;
+use ed25519_dalek::VerifyingKey;
 use ovpp::protocol::device_address;
 use ovpp::state::{Device, DeviceKind};
 use tokio::sync::RwLock;
@@ -59,6 +60,11 @@ impl RegisteredDevice {
     }
 }
 
+/// The key as a curve point, refusing keys that do not decompress or have small order.
+fn decompress(key: &DeviceKey) -> Option<VerifyingKey> {
+    VerifyingKey::from_bytes(key).ok().filter(|k| !k.is_weak())
+}
+
 /// How long an unknown key is remembered as unknown, so a flood of batches from
 /// unregistered keys costs one chain lookup per key per minute, not one per batch.
 const NEGATIVE_TTL: Duration = Duration::from_secs(60);
@@ -66,12 +72,25 @@ const NEGATIVE_TTL: Duration = Duration::from_secs(60);
 pub struct Registry {
     chain: Arc<dyn Chain>,
     devices: RwLock<HashMap<DeviceKey, RegisteredDevice>>,
+    /// Registered devices' keys, decompressed once (ingest verifies with them).
+    verifying: RwLock<HashMap<DeviceKey, VerifyingKey>>,
     unknown: RwLock<HashMap<DeviceKey, Instant>>,
 }
 
 impl Registry {
     pub fn new(chain: Arc<dyn Chain>, cached: Vec<RegisteredDevice>) -> Self {
-        Self { chain, devices: RwLock::new(cached.into_iter().map(|d| (d.key, d)).collect()), unknown: RwLock::new(HashMap::new()) }
+        Self {
+            chain,
+            verifying: RwLock::new(cached.iter().filter_map(|d| Some((d.key, decompress(&d.key)?))).collect()),
+            devices: RwLock::new(cached.into_iter().map(|d| (d.key, d)).collect()),
+            unknown: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The decompressed key of each registered device among `keys` (`None` for others).
+    pub async fn verifying_keys(&self, keys: &[DeviceKey]) -> Vec<Option<VerifyingKey>> {
+        let verifying = self.verifying.read().await;
+        keys.iter().map(|k| verifying.get(k).copied()).collect()
     }
 
     pub async fn get(&self, key: &DeviceKey) -> Option<RegisteredDevice> {
@@ -133,6 +152,11 @@ impl Registry {
     }
 
     async fn insert(&self, devices: &[RegisteredDevice]) {
+        let fresh: Vec<(DeviceKey, VerifyingKey)> = {
+            let verifying = self.verifying.read().await;
+            devices.iter().filter(|d| !verifying.contains_key(&d.key)).filter_map(|d| Some((d.key, decompress(&d.key)?))).collect()
+        };
+        self.verifying.write().await.extend(fresh);
         let mut map = self.devices.write().await;
         for device in devices {
             map.insert(device.key, device.clone());

@@ -215,11 +215,7 @@ async fn get_device(State(state): State<AppState>, Path(key): Path<String>) -> R
         .get(&bytes)
         .await
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_device", format!("no registered device {key}")))?;
-    let recent = state
-        .store
-        .recent_readings(&bytes, 96)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", e.to_string()))?;
+    let recent = state.fleet.recent(&bytes).await;
     let latest = state.fleet.latest(&bytes).await;
     Ok(Json(json!({
         "device_key": key,
@@ -231,7 +227,7 @@ async fn get_device(State(state): State<AppState>, Path(key): Path<String>) -> R
         "energy_capacity_wh": device.profile.energy_capacity_wh,
         "online": latest.is_some_and(|l| is_online(&l.reading, unix_now())),
         "latest": latest.map(|l| l.reading),
-        "recent_readings": recent.iter().map(|r| r.reading).collect::<Vec<_>>(),
+        "recent_readings": recent,
     }))
     .into_response())
 }

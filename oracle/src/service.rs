@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::chain::Chain;
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, RECENT_WINDOW_SECS};
 use crate::ingest::{unix_now, Ingestor};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -20,7 +20,7 @@ use crate::telemetry::validate::Policy;
 pub async fn start(database_url: &str, chain: Arc<dyn Chain>, policy: Policy, registry_refresh: Duration) -> anyhow::Result<AppState> {
     let store = Store::open(database_url).await.with_context(|| format!("opening database {database_url}"))?;
     let registry = Arc::new(Registry::new(chain, store.devices().await?));
-    let fleet = Arc::new(Fleet::from_stored(store.latest_readings().await?));
+    let fleet = Arc::new(Fleet::from_stored(store.readings_between(unix_now() - RECENT_WINDOW_SECS, i64::MAX).await?));
     let metrics = Arc::new(Metrics::default());
     let ingestor = Ingestor::start(store.clone(), registry.clone(), fleet.clone(), metrics.clone(), policy).await?;
     tokio::spawn(sync_registry(registry.clone(), store.clone(), registry_refresh));

@@ -28,13 +28,30 @@ pub enum StoreError {
 
 #[derive(Clone)]
 pub struct Store {
+    /// Reads.
     pool: SqlitePool,
+    /// Writes: one connection.
+    writes: SqlitePool,
 }
 
 /// SQLite's default limit is 32766 bound variables per statement; 16 columns per reading.
-const READINGS_PER_INSERT: usize = 1_000;
-/// 4 columns per cursor.
-const CURSORS_PER_UPSERT: usize = 4_000;
+const READINGS_PER_INSERT: usize = 64;
+const CURSORS_PER_UPSERT: usize = 64;
+
+/// Splits `rows` into statement-sized chunks of power-of-two lengths up to `max`: SQLite
+/// spends more time preparing a many-row statement than running it, so the statements
+/// come in a handful of shapes that stay in sqlx's prepared-statement cache.
+fn statement_chunks<T>(mut rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let size = max.min(1 << rows.len().ilog2());
+        let (chunk, rest) = rows.split_at(size);
+        rows = rest;
+        Some(chunk)
+    })
+}
 
 pub fn key_to_text(key: &DeviceKey) -> String {
     bs58::encode(key).into_string()
@@ -78,14 +95,20 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(std::time::Duration::from_secs(10));
+            .busy_timeout(std::time::Duration::from_secs(10))
+            // Memory-mapped reads: pages come from the OS cache without a copy.
+            .pragma("mmap_size", "1073741824");
+        // All writes go through one connection whose 64 MiB page cache stays valid from one
+        // commit to the next (a pool of writers would each re-read what the others changed).
+        let writes = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone().pragma("cache_size", "-65536")).await?;
+        sqlx::migrate!("../migrations").run(&writes).await?;
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        sqlx::migrate!("../migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, writes })
     }
 
     /// Waits for every connection to close (a later open sees all commits).
     pub async fn close(&self) {
+        self.writes.close().await;
         self.pool.close().await;
     }
 
@@ -115,7 +138,7 @@ impl Store {
     }
 
     pub async fn upsert_devices(&self, devices: &[RegisteredDevice], synced_at: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         for d in devices {
             sqlx::query(
                 "INSERT INTO devices (device_key, owner, kind, status, region, rated_power_w, energy_capacity_wh, location_cell, synced_at) \
@@ -151,10 +174,9 @@ impl Store {
                     None => None,
                     Some(text) => {
                         let mut signature = [0u8; 64];
-                        match bs58::decode(&text).onto(&mut signature) {
-                            Ok(64) => Some(signature),
-                            _ => return Err(StoreError::Corrupt { table: "device_cursors", detail: format!("bad signature {text}") }),
-                        }
+                        hex::decode_to_slice(&text, &mut signature)
+                            .map_err(|_| StoreError::Corrupt { table: "device_cursors", detail: format!("bad signature {text}") })?;
+                        Some(signature)
                     }
                 };
                 let cursor = DeviceCursor {
@@ -176,16 +198,22 @@ impl Store {
         rejected: &[(DeviceKey, &'static str)],
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let rows: Vec<(&SignedBatch, &Reading)> = accepted.iter().flat_map(|b| b.batch.readings.iter().map(move |r| (*b, r))).collect();
-        for chunk in rows.chunks(READINGS_PER_INSERT) {
+        let mut tx = self.writes.begin().await?;
+        // The key's text once per batch, not per reading.
+        let keys: Vec<String> = accepted.iter().map(|b| key_to_text(&b.batch.device_key)).collect();
+        let rows: Vec<(&str, u64, &Reading)> = accepted
+            .iter()
+            .zip(&keys)
+            .flat_map(|(b, key)| b.batch.readings.iter().map(move |r| (key.as_str(), b.batch.sequence, r)))
+            .collect();
+        for chunk in statement_chunks(&rows, READINGS_PER_INSERT) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO readings (device_key, interval_start, interval_secs, energy_generated_wh, energy_consumed_wh, \
                  energy_imported_wh, energy_exported_wh, average_power_w, soc_permille, storage_available_wh, flex_up_w, \
                  flex_down_w, grid_response, online, batch_sequence, received_at) ",
             );
-            insert.push_values(chunk, |mut row, (batch, r)| {
-                row.push_bind(key_to_text(&batch.batch.device_key))
+            insert.push_values(chunk, |mut row, &(key, sequence, r)| {
+                row.push_bind(key)
                     .push_bind(r.interval_start)
                     .push_bind(i64::from(r.interval_secs))
                     .push_bind(i64::from(r.energy_generated_wh))
@@ -199,21 +227,21 @@ impl Store {
                     .push_bind(i64::from(r.flex_down_w))
                     .push_bind(r.grid_response as i64)
                     .push_bind(i64::from(r.online))
-                    .push_bind(batch.batch.sequence as i64)
+                    .push_bind(sequence as i64)
                     .push_bind(now);
             });
             insert.build().execute(&mut *tx).await?;
         }
         // One multi-row upsert per chunk; each device once (its last cursor), as PostgreSQL
         // refuses to update one row twice in a statement.
-        for chunk in cursors.chunks(CURSORS_PER_UPSERT) {
+        for chunk in statement_chunks(cursors, CURSORS_PER_UPSERT) {
             let mut upsert: QueryBuilder<Sqlite> =
                 QueryBuilder::new("INSERT INTO device_cursors (device_key, last_sequence, last_interval_end, last_signature) ");
             upsert.push_values(chunk, |mut row, (key, cursor)| {
                 row.push_bind(key_to_text(key))
                     .push_bind(cursor.last_sequence.unwrap_or_default() as i64)
                     .push_bind(cursor.last_interval_end.unwrap_or_default())
-                    .push_bind(cursor.last_signature.map(|s| bs58::encode(s).into_string()));
+                    .push_bind(cursor.last_signature.map(hex::encode));
             });
             upsert.push(
                 " ON CONFLICT (device_key) DO UPDATE SET last_sequence = excluded.last_sequence, \
@@ -236,24 +264,14 @@ impl Store {
         Ok(())
     }
 
-    /// The most recent readings of a device, newest first.
-    pub async fn recent_readings(&self, key: &DeviceKey, limit: i64) -> Result<Vec<StoredReading>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM readings WHERE device_key = $1 ORDER BY interval_start DESC LIMIT $2")
-            .bind(key_to_text(key))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(reading_from_row).collect()
-    }
-
-    /// The latest reading of every device (to rebuild the fleet view at start-up).
-    pub async fn latest_readings(&self) -> Result<Vec<StoredReading>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT r.* FROM readings r JOIN (SELECT device_key, MAX(interval_start) AS latest FROM readings GROUP BY device_key) m \
-             ON r.device_key = m.device_key AND r.interval_start = m.latest",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+    /// Every reading whose interval starts in `[start, end)`, oldest first.
+    pub async fn readings_between(&self, start: i64, end: i64) -> Result<Vec<StoredReading>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM readings WHERE interval_start >= $1 AND interval_start < $2 ORDER BY interval_start, device_key")
+                .bind(start)
+                .bind(end)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(reading_from_row).collect()
     }
 
@@ -437,7 +455,7 @@ impl Store {
                 Err(StoreError::Conflict(format!("epoch {} is already closed with another report", h.epoch)))
             };
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         sqlx::query(
             "INSERT INTO epochs (epoch, start_ts, end_ts, emission, cumulative_total, leaf_count, root, report_hash, report, closed_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -527,7 +545,7 @@ impl Store {
             .bind(epoch as i64)
             .bind(key_to_text(signer))
             .bind(bs58::encode(signature).into_string())
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(())
     }
@@ -555,7 +573,7 @@ impl Store {
             .bind(signature)
             .bind(at)
             .bind(epoch as i64)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(())
     }

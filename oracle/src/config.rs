@@ -9,6 +9,12 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 
+use std::str::FromStr;
+
+use anchor_lang::prelude::Pubkey;
+
+use crate::epoch::EpochSettings;
+use crate::score::ScoringRules;
 use crate::telemetry::validate::Policy;
 
 #[derive(Args, Debug, Default, Clone)]
@@ -37,6 +43,38 @@ pub struct ServeArgs {
     /// Oldest accepted interval start, seconds ago [default: 604800].
     #[arg(long, env = "OVPP_RETENTION_SECS")]
     pub retention_secs: Option<i64>,
+    /// Solana keypair that pays for posting epochs and auto-claims [default: ~/.config/solana/id.json].
+    #[arg(long, short = 'k', env = "OVPP_KEYPAIR")]
+    pub keypair: Option<PathBuf>,
+    /// This oracle's signing keypair (a member of the on-chain oracle set) [default: --keypair].
+    #[arg(long, env = "OVPP_ORACLE_KEYPAIR")]
+    pub oracle_keypair: Option<PathBuf>,
+    /// Close and sign epochs on the chain's schedule.
+    #[arg(long, env = "OVPP_CLOSE_EPOCHS")]
+    pub close_epochs: bool,
+    /// Co-sign the epochs published by the oracle at this URL (recompute, sign on equality,
+    /// hand the signature in), instead of closing on its own.
+    #[arg(long, env = "OVPP_COSIGN_FOR", value_name = "URL")]
+    pub cosign_for: Option<String>,
+    /// Post closed epochs on-chain once enough oracle signatures are collected.
+    #[arg(long, env = "OVPP_RELAY")]
+    pub relay: bool,
+    /// OVPP distributed per epoch (capped by the chain's emission cap) [default: 10000].
+    #[arg(long, env = "OVPP_EPOCH_EMISSION")]
+    pub epoch_emission: Option<String>,
+    /// Seconds after an epoch's end before it is closed (late readings) [default: 120].
+    #[arg(long, env = "OVPP_CLOSE_GRACE_SECS")]
+    pub close_grace_secs: Option<i64>,
+    /// TOML file with the scoring rules [default: the published rules v1].
+    #[arg(long, env = "OVPP_SCORING_RULES")]
+    pub scoring_rules: Option<PathBuf>,
+    /// Seconds between epoch checks [default: 15].
+    #[arg(long, env = "OVPP_EPOCH_POLL_SECS")]
+    pub epoch_poll_secs: Option<u64>,
+    /// Claim on behalf of this owner's devices after each posted epoch (owners who opted
+    /// in; repeatable; the relayer pays the fees).
+    #[arg(long = "auto-claim-owner", env = "OVPP_AUTO_CLAIM_OWNERS", value_delimiter = ',')]
+    pub auto_claim_owners: Vec<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -49,6 +87,16 @@ struct FileSettings {
     registry_refresh_secs: Option<u64>,
     max_clock_skew_secs: Option<i64>,
     retention_secs: Option<i64>,
+    keypair: Option<PathBuf>,
+    oracle_keypair: Option<PathBuf>,
+    close_epochs: Option<bool>,
+    cosign_for: Option<String>,
+    relay: Option<bool>,
+    epoch_emission: Option<String>,
+    close_grace_secs: Option<i64>,
+    scoring_rules: Option<PathBuf>,
+    epoch_poll_secs: Option<u64>,
+    auto_claim_owners: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +106,49 @@ pub struct Settings {
     pub rpc_url: String,
     pub registry_refresh: Duration,
     pub policy: Policy,
+    pub epochs: EpochRole,
+}
+
+/// What this oracle does about epochs.
+#[derive(Debug, Clone)]
+pub struct EpochRole {
+    pub close: bool,
+    pub cosign_for: Option<String>,
+    pub relay: bool,
+    pub keypair: PathBuf,
+    pub oracle_keypair: PathBuf,
+    pub settings: EpochSettings,
+    pub poll: Duration,
+    pub auto_claim_owners: Vec<Pubkey>,
+}
+
+impl EpochRole {
+    pub fn active(&self) -> bool {
+        self.close || self.relay || self.cosign_for.is_some()
+    }
+}
+
+/// `~/.config/solana/id.json`, where the Solana CLI keeps the default keypair.
+pub fn default_keypair_path() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    home.join(".config/solana/id.json")
+}
+
+/// Parses an OVPP amount (`12`, `0.5`, `10000.000001`) into base units (6 decimals).
+pub fn parse_ovpp(text: &str) -> anyhow::Result<u64> {
+    let decimals = u32::from(ovpp::limits::OVPP_DECIMALS);
+    let (whole, fraction) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    let bad = || anyhow::anyhow!("{text:?} is not an OVPP amount (digits, at most {decimals} decimals)");
+    if whole.is_empty() && fraction.is_empty()
+        || fraction.len() > decimals as usize
+        || !whole.chars().chain(fraction.chars()).all(|c| c.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let fraction: u64 =
+        if fraction.is_empty() { 0 } else { format!("{fraction:0<width$}", width = decimals as usize).parse().map_err(|_| bad())? };
+    whole.checked_mul(10u64.pow(decimals)).and_then(|w| w.checked_add(fraction)).ok_or_else(bad)
 }
 
 /// Solana CLI monikers for `--url`.
@@ -89,6 +180,34 @@ impl Settings {
             }
         };
         let defaults = Policy::default();
+        let keypair = args.keypair.clone().or(file.keypair).unwrap_or_else(default_keypair_path);
+        let rules = match args.scoring_rules.clone().or(file.scoring_rules) {
+            None => ScoringRules::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading scoring rules {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing scoring rules {}", path.display()))?
+            }
+        };
+        let emission = parse_ovpp(&args.epoch_emission.clone().or(file.epoch_emission).unwrap_or_else(|| "10000".into()))
+            .context("--epoch-emission")?;
+        let auto_claim_owners =
+            if args.auto_claim_owners.is_empty() { file.auto_claim_owners.unwrap_or_default() } else { args.auto_claim_owners.clone() };
+        let epochs = EpochRole {
+            close: args.close_epochs || file.close_epochs.unwrap_or(false),
+            cosign_for: args.cosign_for.clone().or(file.cosign_for),
+            relay: args.relay || file.relay.unwrap_or(false),
+            oracle_keypair: args.oracle_keypair.clone().or(file.oracle_keypair).unwrap_or_else(|| keypair.clone()),
+            keypair,
+            settings: EpochSettings { emission, rules, close_grace_secs: args.close_grace_secs.or(file.close_grace_secs).unwrap_or(120) },
+            poll: Duration::from_secs(args.epoch_poll_secs.or(file.epoch_poll_secs).unwrap_or(15).max(1)),
+            auto_claim_owners: auto_claim_owners
+                .iter()
+                .map(|o| Pubkey::from_str(o).map_err(|_| anyhow::anyhow!("--auto-claim-owner {o:?} is not a base58 public key")))
+                .collect::<anyhow::Result<_>>()?,
+        };
+        if epochs.close && epochs.cosign_for.is_some() {
+            anyhow::bail!("--close-epochs and --cosign-for exclude each other: a co-signer closes by recomputing the primary's report");
+        }
         Ok(Self {
             listen: args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8787))),
             database_url,
@@ -99,6 +218,7 @@ impl Settings {
                 retention_secs: args.retention_secs.or(file.retention_secs).unwrap_or(defaults.retention_secs),
                 ..defaults
             },
+            epochs,
         })
     }
 }

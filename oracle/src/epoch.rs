@@ -321,7 +321,7 @@ pub struct EpochSettings {
 
 /// The next epoch this oracle closes: the one after its latest closed epoch, or epoch 1.
 /// An oracle does not join a network mid-way: it needs the previous epoch's leaves.
-async fn next_epoch(store: &Store, config: &Config) -> Result<u64, EpochError> {
+pub async fn next_epoch(store: &Store, config: &Config) -> Result<u64, EpochError> {
     match store.epochs(1).await?.first() {
         Some(latest) => Ok(latest.epoch + 1),
         None if config.last_epoch == 0 => Ok(1),

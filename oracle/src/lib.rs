@@ -1,14 +1,16 @@
 //! OpenVPP oracle (crate `ovpp-oracle`).
 //!
-//! Built so far: the signed telemetry wire format and ingest rules ([`telemetry`]), the
-//! chain interface ([`chain`]), the device registry synced from chain ([`registry`]),
-//! durable storage ([`store`]), the ingest pipeline ([`ingest`]), the fleet view
-//! ([`fleet`]), metrics and the HTTP API ([`server`]). Still to come (oracle issues):
-//! dispatch, measurement, scoring, epoch close and relaying.
+//! The signed telemetry wire format and ingest rules ([`telemetry`]), the chain interface
+//! ([`chain`]), the device registry synced from chain ([`registry`]), durable storage
+//! ([`store`]), the ingest pipeline ([`ingest`]), the fleet view ([`fleet`]), metrics and
+//! the HTTP API ([`server`]), the fleet simulator ([`simulate`]), contribution scoring
+//! ([`score`]), epoch close and co-signing ([`epoch`]), the relayer ([`relay`]) and the
+//! epoch work of a running oracle ([`epoch_job`]). Still to come: dispatch and measurement.
 
 pub mod chain;
 pub mod config;
 pub mod epoch;
+pub mod epoch_job;
 pub mod fleet;
 pub mod ingest;
 pub mod metrics;

@@ -25,6 +25,25 @@ enum Command {
     Serve(ServeArgs),
     /// Simulate a fleet of devices sending signed telemetry to an oracle.
     Simulate(SimulateArgs),
+    /// One-shot epoch work (what `serve` does on a schedule).
+    #[command(subcommand)]
+    Epoch(EpochCommand),
+}
+
+#[derive(Subcommand)]
+enum EpochCommand {
+    /// Post every closed epoch that has enough signatures (idempotent: safe to re-run).
+    Relay(ServeArgs),
+    /// Recompute the epoch published by the oracle at URL from this oracle's telemetry and,
+    /// only if the report is byte-identical, sign it and hand the signature in. Run it with
+    /// this oracle's `serve` stopped, or use `serve --cosign-for URL`.
+    Cosign {
+        /// The primary oracle's base URL.
+        #[arg(long = "from", value_name = "URL")]
+        from: String,
+        #[command(flatten)]
+        settings: ServeArgs,
+    },
 }
 
 #[derive(Args)]
@@ -78,13 +97,48 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Simulate(args) => run_simulation(args).await,
+        Command::Epoch(EpochCommand::Relay(args)) => {
+            let settings = Settings::resolve(&args)?;
+            let chain = RpcChain::new(settings.rpc_url.clone());
+            let store = ovpp_oracle::store::Store::open(&settings.database_url).await?;
+            let payer = ovpp_oracle::epoch_job::read_keypair(&settings.epochs.keypair)?;
+            let done = ovpp_oracle::relay::relay_pending(&chain, &store, &payer).await?;
+            if done.is_empty() {
+                println!("nothing to relay");
+            }
+            for (epoch, outcome) in done {
+                println!("epoch {epoch}: {}", ovpp_oracle::epoch_job::describe(&outcome));
+            }
+            Ok(())
+        }
+        Command::Epoch(EpochCommand::Cosign { from, settings }) => {
+            let mut settings = Settings::resolve(&settings)?;
+            settings.epochs.cosign_for = Some(from);
+            settings.epochs.relay = false;
+            let chain: Arc<dyn ovpp_oracle::chain::Chain> = Arc::new(RpcChain::new(settings.rpc_url.clone()));
+            let state =
+                ovpp_oracle::service::start(&settings.database_url, chain.clone(), settings.policy, settings.registry_refresh).await?;
+            state.registry.refresh().await.context("reading the device registry from chain")?;
+            let job = ovpp_oracle::epoch_job::EpochJob::new(chain, state.clone(), settings.epochs)?;
+            job.step().await?;
+            match state.store.epochs(1).await?.first() {
+                Some(e) => println!("co-signed up to epoch {} (root {})", e.epoch, hex::encode(e.root)),
+                None => println!("nothing to co-sign yet"),
+            }
+            Ok(())
+        }
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(&args)?;
-    let chain = Arc::new(RpcChain::new(settings.rpc_url.clone()));
-    let state = ovpp_oracle::service::start(&settings.database_url, chain, settings.policy, settings.registry_refresh).await?;
+    let chain: Arc<dyn ovpp_oracle::chain::Chain> = Arc::new(RpcChain::new(settings.rpc_url.clone()));
+    let state = ovpp_oracle::service::start(&settings.database_url, chain.clone(), settings.policy, settings.registry_refresh).await?;
+    if settings.epochs.active() {
+        let job = ovpp_oracle::epoch_job::EpochJob::new(chain, state.clone(), settings.epochs.clone())?;
+        tracing::info!(oracle = %job.oracle_key(), close = settings.epochs.close, cosign_for = ?settings.epochs.cosign_for, relay = settings.epochs.relay, "epoch work enabled");
+        tokio::spawn(job.run());
+    }
     let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(listen = %listener.local_addr()?, database = %settings.database_url, rpc = %settings.rpc_url, "ovpp-oracle serving");
     axum::serve(listener, ovpp_oracle::server::router(state))

@@ -308,7 +308,7 @@ async fn get_epoch_report(State(state): State<AppState>, Path(epoch): Path<u64>)
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], report).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignatureBody {
     /// base58 oracle public key.

@@ -5,6 +5,7 @@
 //! safety and the co-signer's refusal of tampered reports.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use ed25519_dalek::SigningKey;
@@ -283,4 +284,63 @@ async fn closing_twice_gives_the_same_bytes_and_signature() {
     let late = net.fleet.tick(spec.end_ts - 600, 300);
     let sent = Sender::new(&net.primary.base).send(&late).await.unwrap();
     assert_eq!(sent.reasons.get("epoch_closed"), Some(&(late.len() as u64)), "{sent:?}");
+}
+
+/// The path `ovpp-oracle serve` runs: the primary's epoch job closes, signs and relays;
+/// the co-signer's job recomputes the published report and hands its signature in; the
+/// relayer posts and cranks the claims of the owner who opted in.
+#[tokio::test]
+async fn the_running_oracles_close_cosign_relay_and_auto_claim() {
+    use ovpp_oracle::config::EpochRole;
+    use ovpp_oracle::epoch_job::EpochJob;
+
+    let mut net = network("job").await;
+    let spec = net.spec(1).await;
+    net.telemetry(spec.start_ts, spec.end_ts).await;
+    let dir = std::env::temp_dir().join(format!("ovpp-job-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, key: &Keypair| {
+        let path = dir.join(name);
+        solana_sdk::signature::write_keypair_file(key, &path).unwrap();
+        path
+    };
+    let payer = write("payer.json", &net.chain.payer());
+    let role = |oracle: &str, key: &Keypair| EpochRole {
+        close: false,
+        cosign_for: None,
+        relay: false,
+        keypair: payer.clone(),
+        oracle_keypair: write(oracle, key),
+        settings: settings(),
+        poll: std::time::Duration::from_secs(1),
+        auto_claim_owners: vec![],
+    };
+    let banks = || -> Arc<dyn Chain> { Arc::new(BanksChain::new(net.chain.ctx.banks_client.clone())) };
+    let primary_role =
+        EpochRole { close: true, relay: true, auto_claim_owners: vec![net.owners[0].pubkey()], ..role("o0.json", &net.chain.oracles[0]) };
+    let cosigner_role = EpochRole { cosign_for: Some(net.primary.base.clone()), ..role("o1.json", &net.chain.oracles[1]) };
+    let primary = EpochJob::new(banks(), net.primary.state.clone(), primary_role).unwrap();
+    let cosigner = EpochJob::new(banks(), net.cosigner.state.clone(), cosigner_role).unwrap();
+
+    primary.step().await.unwrap(); // closes and signs; one signature of two: waits
+    assert_eq!(net.chain.config().await.last_epoch, 0);
+    cosigner.step().await.unwrap(); // recomputes, signs, hands in
+    primary.step().await.unwrap(); // posts, then claims for owner 0
+    assert_eq!(net.chain.config().await.last_epoch, 1);
+
+    let report = net.primary.state.store.epoch_report(1).await.unwrap().unwrap();
+    let mut earned = [0u64; 2];
+    for line in report.lines().skip(1) {
+        let line: epoch::ReportLine = serde_json::from_str(line).unwrap();
+        let mut key = [0u8; 32];
+        bs58::decode(&line.device_key).onto(&mut key).unwrap();
+        earned[net.owner_of[&key]] += line.amount;
+    }
+    assert!(earned[0] > 0);
+    assert_eq!(net.chain.ovpp_balance(&net.owners[0].pubkey()).await, earned[0], "owner 0 opted in: claimed for them");
+    assert_eq!(net.chain.ovpp_balance(&net.owners[1].pubkey()).await, 0, "owner 1 did not opt in");
+    // Another step changes nothing.
+    primary.step().await.unwrap();
+    assert_eq!(net.chain.ovpp_balance(&net.owners[0].pubkey()).await, earned[0]);
+    let _ = std::fs::remove_dir_all(&dir);
 }

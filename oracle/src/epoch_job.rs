@@ -1,0 +1,196 @@
+//! The epoch work of a running oracle, one step per poll: close and sign (primary), or
+//! recompute the primary's report and hand in a signature (co-signer); post what has
+//! enough signatures (relayer); then crank claims for owners who opted in.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anchor_lang::prelude::Pubkey;
+use anchor_lang::AccountDeserialize;
+use anyhow::{anyhow, Context};
+use ed25519_dalek::SigningKey;
+use ovpp::protocol::device_address;
+use ovpp::state::{Config, Device, DeviceStatus};
+use solana_sdk::signature::{Keypair, Signer};
+use solana_sdk::transaction::Transaction;
+
+use crate::chain::Chain;
+use crate::config::EpochRole;
+use crate::epoch::{self, EpochTree};
+use crate::ingest::unix_now;
+use crate::registry::RegisteredDevice;
+use crate::relay::{self, RelayError, Relayed};
+use crate::server::{AppState, SignatureBody};
+
+pub struct EpochJob {
+    chain: Arc<dyn Chain>,
+    state: AppState,
+    role: EpochRole,
+    oracle: SigningKey,
+    payer: Keypair,
+    http: reqwest::Client,
+    /// Latest epoch whose auto-claims were cranked.
+    auto_claimed: AtomicU64,
+}
+
+/// Reads a Solana CLI keypair file, naming the file in the error.
+pub fn read_keypair(path: &std::path::Path) -> anyhow::Result<Keypair> {
+    solana_sdk::signature::read_keypair_file(path)
+        .map_err(|e| anyhow!("cannot read keypair {}: {e} (create one with `solana-keygen new -o {}`)", path.display(), path.display()))
+}
+
+impl EpochJob {
+    pub fn new(chain: Arc<dyn Chain>, state: AppState, role: EpochRole) -> anyhow::Result<Self> {
+        let payer = read_keypair(&role.keypair)?;
+        let oracle = SigningKey::from_bytes(read_keypair(&role.oracle_keypair)?.secret_bytes());
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+        Ok(Self { chain, state, role, oracle, payer, http, auto_claimed: AtomicU64::new(0) })
+    }
+
+    pub fn oracle_key(&self) -> Pubkey {
+        Pubkey::new_from_array(self.oracle.verifying_key().to_bytes())
+    }
+
+    /// Runs `step` every poll period, forever; a failed step is logged and retried.
+    pub async fn run(self) {
+        let mut ticker = tokio::time::interval(self.role.poll);
+        loop {
+            ticker.tick().await;
+            if let Err(e) = self.step().await {
+                tracing::warn!(error = %format!("{e:#}"), "epoch step failed; retrying next poll");
+            }
+        }
+    }
+
+    pub async fn step(&self) -> anyhow::Result<()> {
+        let config = relay::read_config(self.chain.as_ref()).await?;
+        if !config.oracles.contains(&self.oracle_key()) && (self.role.close || self.role.cosign_for.is_some()) {
+            tracing::warn!(oracle = %self.oracle_key(), "this oracle key is not in the on-chain oracle set: its signatures will not count");
+        }
+        let registry = self.state.registry.all().await;
+        if let Some(primary) = &self.role.cosign_for {
+            self.cosign_step(primary, &config, &registry).await?;
+        } else if self.role.close {
+            self.close_step(&config, &registry).await?;
+        }
+        if self.role.relay {
+            match relay::relay_pending(self.chain.as_ref(), &self.state.store, &self.payer).await {
+                Ok(done) => {
+                    for (epoch, outcome) in done {
+                        tracing::info!(epoch, ?outcome, "epoch on-chain");
+                    }
+                }
+                Err(RelayError::NotEnoughSignatures { epoch, have, need }) => {
+                    tracing::info!(epoch, have, need, "waiting for co-signatures");
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if !self.role.auto_claim_owners.is_empty() {
+                self.auto_claim(&registry).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn close_step(&self, config: &Config, registry: &[RegisteredDevice]) -> anyhow::Result<()> {
+        let state = &self.state;
+        let now = unix_now();
+        if let Some(closed) = epoch::close_due(&state.store, &state.ingestor, config, &self.role.settings, registry, now).await? {
+            let signature = closed.sign(&self.oracle);
+            state.store.add_epoch_signature(closed.header.epoch, &self.oracle.verifying_key().to_bytes(), &signature).await?;
+            tracing::info!(
+                epoch = closed.header.epoch,
+                leaves = closed.header.leaf_count,
+                minted = closed.header.cumulative_total - closed.header.previous_cumulative_total,
+                root = %hex::encode(closed.root),
+                "epoch closed and signed"
+            );
+        }
+        Ok(())
+    }
+
+    async fn cosign_step(&self, primary: &str, config: &Config, registry: &[RegisteredDevice]) -> anyhow::Result<()> {
+        let primary = primary.trim_end_matches('/');
+        let state = &self.state;
+        // Hand in the signature of the latest co-signed epoch again if the primary lacks it
+        // (it was down when we signed).
+        if let Some(latest) = state.store.epochs(1).await?.into_iter().next() {
+            self.hand_in(primary, latest.epoch).await?;
+        }
+        let next = epoch::next_epoch(&state.store, config).await?;
+        let Some(spec) = epoch::EpochSpec::from_config(config, next, self.role.settings.emission) else { return Ok(()) };
+        if unix_now() < spec.end_ts.saturating_add(self.role.settings.close_grace_secs) {
+            return Ok(());
+        }
+        let response = self.http.get(format!("{primary}/v1/epochs/{next}/report")).send().await.context("fetching the primary's report")?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(()); // not closed there yet
+        }
+        let report = response.error_for_status().context("fetching the primary's report")?.bytes().await?;
+        let mine = epoch::cosign(&state.store, &state.ingestor, &report, config, &self.role.settings, registry, unix_now())
+            .await
+            .with_context(|| format!("refusing to co-sign epoch {next}"))?;
+        let signature = mine.sign(&self.oracle);
+        state.store.add_epoch_signature(next, &self.oracle.verifying_key().to_bytes(), &signature).await?;
+        tracing::info!(epoch = next, root = %hex::encode(mine.root), "recomputed the primary's report: identical; signed");
+        self.hand_in(primary, next).await
+    }
+
+    /// Posts this oracle's signature for `epoch` to the primary unless it has it already.
+    async fn hand_in(&self, primary: &str, epoch: u64) -> anyhow::Result<()> {
+        let me = bs58::encode(self.oracle.verifying_key().to_bytes()).into_string();
+        let Some((_, signature)) =
+            self.state.store.epoch_signatures(epoch).await?.into_iter().find(|(s, _)| bs58::encode(s).into_string() == me)
+        else {
+            return Ok(());
+        };
+        let status: serde_json::Value =
+            self.http.get(format!("{primary}/v1/epochs/{epoch}")).send().await?.error_for_status()?.json().await?;
+        let has = status["signatures"].as_array().is_some_and(|s| s.iter().any(|s| s["signer"] == me.as_str()));
+        if !has {
+            let body = SignatureBody { signer: me, signature: bs58::encode(signature).into_string() };
+            let answer = self.http.post(format!("{primary}/v1/epochs/{epoch}/signatures")).json(&body).send().await?;
+            if !answer.status().is_success() {
+                return Err(anyhow!("the primary refused our signature for epoch {epoch}: {}", answer.text().await.unwrap_or_default()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims for the opted-in owners' devices once per newly posted epoch.
+    async fn auto_claim(&self, registry: &[RegisteredDevice]) -> anyhow::Result<()> {
+        let store = &self.state.store;
+        let Some(latest) = store.epochs(1000).await?.into_iter().find(|e| e.posted_at.is_some()) else { return Ok(()) };
+        if self.auto_claimed.load(Ordering::Relaxed) >= latest.epoch {
+            return Ok(());
+        }
+        let tree = EpochTree::new(latest.epoch, store.epoch_leaves(latest.epoch).await?);
+        for device in registry.iter().filter(|d| self.role.auto_claim_owners.contains(&d.owner)) {
+            let Some((leaf, proof)) = tree.proof(&device.key) else { continue };
+            let device_key = Pubkey::new_from_array(device.key);
+            let Some(account) = self.chain.get_account(&device_address(&device_key).0).await? else { continue };
+            let Ok(on_chain) = Device::try_deserialize(&mut account.data.as_slice()) else { continue };
+            if on_chain.status != DeviceStatus::Active || on_chain.claimed >= leaf.cumulative_amount {
+                continue;
+            }
+            let ix = ovpp::client::claim(self.payer.pubkey(), &device_key, on_chain.owner, leaf, proof);
+            let blockhash = self.chain.latest_blockhash().await?;
+            let tx = Transaction::new_signed_with_payer(&[ix], Some(&self.payer.pubkey()), &[&self.payer], blockhash);
+            match self.chain.send_transaction(&tx).await {
+                Ok(()) => tracing::info!(device = %device_key, amount = leaf.cumulative_amount - on_chain.claimed, "auto-claimed"),
+                Err(e) => tracing::warn!(device = %device_key, error = %e, "auto-claim failed"),
+            }
+        }
+        self.auto_claimed.store(latest.epoch, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// What a one-shot command reports.
+pub fn describe(outcome: &Relayed) -> String {
+    match outcome {
+        Relayed::Posted { signature } => format!("posted ({signature})"),
+        Relayed::Recovered => "found on-chain, recorded".into(),
+        Relayed::AlreadyPosted => "already posted".into(),
+    }
+}

@@ -1,11 +1,7 @@
-//! `ovpp`: the owner and operator CLI. Not built yet: it says so and exits non-zero rather
-//! than pretend to run. The instruction builders it will use live in `ovpp::client`.
+//! `ovpp`: the OpenVPP command line (see `ovpp --help`).
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "ovpp {}: the command-line interface is not implemented yet (device registration, \
-         claims and operator commands arrive with the CLI issue)",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::ExitCode::from(2)
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let code = ovpp_cli::main_with(std::env::args_os(), None, &mut std::io::stdout(), &mut std::io::stderr()).await;
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

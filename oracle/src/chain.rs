@@ -5,7 +5,7 @@
 use anchor_lang::prelude::Pubkey;
 use async_trait::async_trait;
 use solana_sdk::hash::Hash;
-use solana_sdk::transaction::Transaction;
+use solana_sdk::transaction::{Transaction, TransactionError};
 
 /// The part of an account the oracle needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,10 +21,7 @@ pub enum ChainError {
     /// The chain processed the transaction and it failed (e.g. a program error): sending
     /// the same again would fail the same way.
     #[error("transaction failed: {0}")]
-    Rejected(String),
-    /// BanksClient cannot scan program accounts; callers fall back to point lookups.
-    #[error("this chain connection cannot scan program accounts")]
-    ScanUnsupported,
+    Rejected(TransactionError),
 }
 
 /// A memcmp filter: `bytes` at `offset` of the account data.
@@ -57,8 +54,14 @@ pub struct RpcChain {
 }
 
 impl RpcChain {
+    /// At the RPC client's default commitment (finalized).
     pub fn new(url: String) -> Self {
         Self { client: solana_rpc_client::nonblocking::rpc_client::RpcClient::new(url) }
+    }
+
+    /// At `commitment` (`processed`, `confirmed` or `finalized`, as `--commitment`).
+    pub fn with_commitment(url: String, commitment: solana_commitment_config::CommitmentConfig) -> Self {
+        Self { client: solana_rpc_client::nonblocking::rpc_client::RpcClient::new_with_commitment(url, commitment) }
     }
 }
 
@@ -107,7 +110,7 @@ impl Chain for RpcChain {
         match self.client.send_and_confirm_transaction(transaction).await {
             Ok(_) => Ok(()),
             Err(e) => match e.get_transaction_error() {
-                Some(failure) => Err(ChainError::Rejected(failure.to_string())),
+                Some(failure) => Err(ChainError::Rejected(failure)),
                 None => Err(ChainError::Request(e.to_string())),
             },
         }
@@ -115,16 +118,23 @@ impl Chain for RpcChain {
 }
 
 /// The in-process test/demo bank. (solana-banks-client 3.x marks itself "unstable API"
-/// ahead of v4; it is the in-process chain of DESIGN.md §4.)
+/// ahead of v4; it is the in-process chain of DESIGN.md §4.) The bank cannot list program
+/// accounts, so this connection scans the accounts it has seen: every account of every
+/// transaction it sent and every account it was asked for (an indexer of its own traffic).
 #[allow(deprecated)]
 pub struct BanksChain {
     client: solana_banks_client::BanksClient,
+    seen: std::sync::Mutex<std::collections::BTreeSet<Pubkey>>,
 }
 
 #[allow(deprecated)]
 impl BanksChain {
     pub fn new(client: solana_banks_client::BanksClient) -> Self {
-        Self { client }
+        Self { client, seen: Default::default() }
+    }
+
+    fn see(&self, keys: &[Pubkey]) {
+        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(keys.iter().copied());
     }
 }
 
@@ -132,6 +142,7 @@ impl BanksChain {
 #[async_trait]
 impl Chain for BanksChain {
     async fn get_accounts(&self, keys: &[Pubkey]) -> Result<Vec<Option<ChainAccount>>, ChainError> {
+        self.see(keys);
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let account = self.client.get_account(*key).await.map_err(|e| ChainError::Request(e.to_string()))?;
@@ -140,8 +151,17 @@ impl Chain for BanksChain {
         Ok(out)
     }
 
-    async fn scan(&self, _program: &Pubkey, _filters: &[Filter]) -> Result<Vec<(Pubkey, ChainAccount)>, ChainError> {
-        Err(ChainError::ScanUnsupported)
+    async fn scan(&self, program: &Pubkey, filters: &[Filter]) -> Result<Vec<(Pubkey, ChainAccount)>, ChainError> {
+        let seen: Vec<Pubkey> = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().copied().collect();
+        let accounts = self.get_accounts(&seen).await?;
+        Ok(seen
+            .into_iter()
+            .zip(accounts)
+            .filter_map(|(key, account)| Some((key, account?)))
+            .filter(|(_, a)| {
+                a.owner == *program && filters.iter().all(|(at, bytes)| a.data.get(*at..*at + bytes.len()) == Some(bytes.as_slice()))
+            })
+            .collect())
     }
 
     async fn latest_blockhash(&self) -> Result<Hash, ChainError> {
@@ -150,10 +170,11 @@ impl Chain for BanksChain {
 
     async fn send_transaction(&self, transaction: &Transaction) -> Result<(), ChainError> {
         use solana_banks_client::BanksClientError;
+        self.see(&transaction.message.account_keys);
         match self.client.process_transaction(transaction.clone()).await {
             Ok(()) => Ok(()),
-            Err(e @ (BanksClientError::TransactionError(_) | BanksClientError::SimulationError { .. })) => {
-                Err(ChainError::Rejected(e.to_string()))
+            Err(BanksClientError::TransactionError(failure) | BanksClientError::SimulationError { err: failure, .. }) => {
+                Err(ChainError::Rejected(failure))
             }
             Err(e) => Err(ChainError::Request(e.to_string())),
         }

@@ -205,6 +205,9 @@ impl Settings {
                 .map(|o| Pubkey::from_str(o).map_err(|_| anyhow::anyhow!("--auto-claim-owner {o:?} is not a base58 public key")))
                 .collect::<anyhow::Result<_>>()?,
         };
+        if epochs.settings.close_grace_secs < 0 {
+            anyhow::bail!("--close-grace-secs must be 0 or more (an epoch is never closed before it ends)");
+        }
         if epochs.close && epochs.cosign_for.is_some() {
             anyhow::bail!("--close-epochs and --cosign-for exclude each other: a co-signer closes by recomputing the primary's report");
         }

@@ -105,8 +105,8 @@ pub enum EpochError {
     Store(#[from] StoreError),
     #[error("epoch {0} cannot be closed before epoch {1} is closed here")]
     PreviousNotClosed(u64, u64),
-    #[error("epoch {epoch} has no device to put in a leaf (no telemetry and no earlier leaves)")]
-    Empty { epoch: u64 },
+    #[error("epoch {epoch} starts at {start_ts} on the chain's schedule, but epoch {previous} closed here ended at {previous_end}: the schedule changed under an unposted epoch")]
+    ScheduleChanged { epoch: u64, start_ts: i64, previous: u64, previous_end: i64 },
     #[error("epoch {epoch}: end {end_ts} is not after start {start_ts}")]
     BadSpec { epoch: u64, start_ts: i64, end_ts: i64 },
     #[error("cumulative total overflows u64")]
@@ -152,9 +152,11 @@ pub fn compute(
         return Err(EpochError::BadSpec { epoch: spec.epoch, start_ts: spec.start_ts, end_ts: spec.end_ts });
     }
     let epoch_secs = (spec.end_ts - spec.start_ts) as u64;
-    let devices: BTreeSet<DeviceKey> = previous.keys().chain(inputs.keys().filter(|k| registry.contains_key(*k))).copied().collect();
+    let mut devices: BTreeSet<DeviceKey> = previous.keys().chain(inputs.keys().filter(|k| registry.contains_key(*k))).copied().collect();
     if devices.is_empty() {
-        return Err(EpochError::Empty { epoch: spec.epoch });
+        // The program needs at least one leaf: an epoch before any device reported gets a
+        // zero-amount leaf for the all-zero key, which no device can ever hold.
+        devices.insert([0; 32]);
     }
     struct Row {
         key: DeviceKey,
@@ -218,7 +220,7 @@ pub fn compute(
             leaf_hash: hex::encode(hash),
         });
     }
-    let tree = MerkleTree::new(leaf_hashes).ok_or(EpochError::Empty { epoch: spec.epoch })?;
+    let tree = MerkleTree::new(leaf_hashes).expect("at least one leaf");
     let root = tree.root();
     let header = ReportHeader {
         version: REPORT_VERSION.into(),
@@ -329,6 +331,24 @@ pub async fn next_epoch(store: &Store, config: &Config) -> Result<u64, EpochErro
     }
 }
 
+/// The spec of `epoch` on the chain's schedule, checked to start where the previous epoch
+/// closed here ended (an epoch-length change re-bases the schedule from the last *posted*
+/// epoch; an epoch closed but not yet posted would otherwise overlap or leave a gap).
+async fn scheduled(store: &Store, config: &Config, epoch: u64, emission: u64) -> Result<EpochSpec, EpochError> {
+    let spec = EpochSpec::from_config(config, epoch, emission).ok_or(EpochError::NotScheduled(epoch))?;
+    if let Some(previous) = store.epoch(epoch - 1).await? {
+        if previous.end_ts != spec.start_ts {
+            return Err(EpochError::ScheduleChanged {
+                epoch,
+                start_ts: spec.start_ts,
+                previous: previous.epoch,
+                previous_end: previous.end_ts,
+            });
+        }
+    }
+    Ok(spec)
+}
+
 /// Closes the next epoch if it ended at least the grace period ago (so late devices had
 /// time to send): stops ingest for it, computes, and stores it. `None` while not yet due.
 pub async fn close_due(
@@ -340,7 +360,7 @@ pub async fn close_due(
     now: i64,
 ) -> Result<Option<ClosedEpoch>, EpochError> {
     let epoch = next_epoch(store, config).await?;
-    let spec = EpochSpec::from_config(config, epoch, settings.emission).ok_or(EpochError::NotScheduled(epoch))?;
+    let spec = scheduled(store, config, epoch, settings.emission).await?;
     if now < spec.end_ts.saturating_add(settings.close_grace_secs) {
         return Ok(None);
     }
@@ -369,7 +389,7 @@ pub async fn cosign(
     if header.epoch != next {
         return Err(EpochError::NotNextToClose { epoch: header.epoch, next });
     }
-    let expected = EpochSpec::from_config(config, header.epoch, settings.emission).ok_or(EpochError::NotScheduled(header.epoch))?;
+    let expected = scheduled(store, config, header.epoch, settings.emission).await?;
     if claimed != expected {
         return Err(EpochError::SpecMismatch { claimed, expected });
     }

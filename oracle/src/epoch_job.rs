@@ -95,6 +95,7 @@ impl EpochJob {
     async fn close_step(&self, config: &Config, registry: &[RegisteredDevice]) -> anyhow::Result<()> {
         let state = &self.state;
         let now = unix_now();
+        self.sign_latest_if_missing().await?;
         if let Some(closed) = epoch::close_due(&state.store, &state.ingestor, config, &self.role.settings, registry, now).await? {
             let signature = closed.sign(&self.oracle);
             state.store.add_epoch_signature(closed.header.epoch, &self.oracle.verifying_key().to_bytes(), &signature).await?;
@@ -112,13 +113,14 @@ impl EpochJob {
     async fn cosign_step(&self, primary: &str, config: &Config, registry: &[RegisteredDevice]) -> anyhow::Result<()> {
         let primary = primary.trim_end_matches('/');
         let state = &self.state;
+        self.sign_latest_if_missing().await?;
         // Hand in the signature of the latest co-signed epoch again if the primary lacks it
         // (it was down when we signed).
         if let Some(latest) = state.store.epochs(1).await?.into_iter().next() {
             self.hand_in(primary, latest.epoch).await?;
         }
         let next = epoch::next_epoch(&state.store, config).await?;
-        let Some(spec) = epoch::EpochSpec::from_config(config, next, self.role.settings.emission) else { return Ok(()) };
+        let spec = epoch::EpochSpec::from_config(config, next, self.role.settings.emission).ok_or(epoch::EpochError::NotScheduled(next))?;
         if unix_now() < spec.end_ts.saturating_add(self.role.settings.close_grace_secs) {
             return Ok(());
         }
@@ -134,6 +136,21 @@ impl EpochJob {
         state.store.add_epoch_signature(next, &self.oracle.verifying_key().to_bytes(), &signature).await?;
         tracing::info!(epoch = next, root = %hex::encode(mine.root), "recomputed the primary's report: identical; signed");
         self.hand_in(primary, next).await
+    }
+
+    /// An oracle that stopped between storing an epoch and signing it signs it now (the
+    /// stored epoch is one it computed, or recomputed and found identical).
+    async fn sign_latest_if_missing(&self) -> anyhow::Result<()> {
+        let store = &self.state.store;
+        let Some(latest) = store.epochs(1).await?.into_iter().next() else { return Ok(()) };
+        let me = self.oracle.verifying_key().to_bytes();
+        if !store.epoch_signatures(latest.epoch).await?.iter().any(|(signer, _)| *signer == me) {
+            let message = ovpp::client::epoch_message_for(&epoch::record_args(&latest));
+            let signature = ed25519_dalek::Signer::sign(&self.oracle, &message).to_bytes();
+            store.add_epoch_signature(latest.epoch, &me, &signature).await?;
+            tracing::info!(epoch = latest.epoch, "signed a stored epoch left unsigned by a restart");
+        }
+        Ok(())
     }
 
     /// Posts this oracle's signature for `epoch` to the primary unless it has it already.

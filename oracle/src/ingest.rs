@@ -229,7 +229,10 @@ impl Writer {
                         accepted.push(batch);
                     }
                     Ok(Accepted::AlreadyStored) => {}
-                    Err(reason) => rejected.push((key, reason.code())),
+                    // Held against the device (data quality) only when the device itself sent
+                    // it: a valid signature, and not a replay, which anyone can send.
+                    Err(reason) if *signature_ok && reason != Reject::ReplayedSequence => rejected.push((key, reason.code())),
+                    Err(_) => {}
                 }
                 job_outcomes.push(outcome);
             }

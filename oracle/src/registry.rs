@@ -130,17 +130,10 @@ impl Registry {
         Ok(found)
     }
 
-    /// Re-reads every device: by a filtered program scan where the chain supports it,
-    /// else by point lookups of the devices already known. Returns the current set.
+    /// Re-reads every device by a filtered program scan. Returns the current set.
     pub async fn refresh(&self) -> Result<Vec<RegisteredDevice>, ChainError> {
-        let fresh = match self.chain.scan(&ovpp::ID, &[ovpp::client::device_discriminator_filter()]).await {
-            Ok(accounts) => accounts.iter().filter_map(|(_, a)| RegisteredDevice::from_account(a)).collect(),
-            Err(ChainError::ScanUnsupported) => {
-                let known: Vec<DeviceKey> = self.devices.read().await.keys().copied().collect();
-                self.fetch(&known).await?
-            }
-            Err(e) => return Err(e),
-        };
+        let accounts = self.chain.scan(&ovpp::ID, &[ovpp::client::device_discriminator_filter()]).await?;
+        let fresh: Vec<RegisteredDevice> = accounts.iter().filter_map(|(_, a)| RegisteredDevice::from_account(a)).collect();
         self.insert(&fresh).await;
         Ok(fresh)
     }

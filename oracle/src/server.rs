@@ -31,6 +31,7 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub proofs: Arc<ProofCache>,
+    pub chain: Arc<dyn crate::chain::Chain>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -332,6 +333,12 @@ async fn post_epoch_signature(
     {
         return Err(bad("signer must be base58 of 32 bytes and signature base58 of 64 bytes"));
     }
+    let config = crate::relay::read_config(state.chain.as_ref())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", e.to_string()))?;
+    if !config.oracles.iter().any(|o| o.to_bytes() == signer) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "not_an_oracle", format!("{} is not in the on-chain oracle set", body.signer)));
+    }
     let message = ovpp::client::epoch_message_for(&crate::epoch::record_args(&record));
     let valid = ed25519_dalek::VerifyingKey::from_bytes(&signer)
         .is_ok_and(|k| k.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature)).is_ok());
@@ -349,8 +356,14 @@ pub struct ProofCache {
 }
 
 impl ProofCache {
-    async fn latest(&self, store: &Store) -> Result<Option<Arc<EpochTree>>, ApiError> {
-        let Some(record) = store.epochs(1000).await?.into_iter().find(|e| e.posted_at.is_some()) else { return Ok(None) };
+    /// The tree of the latest epoch closed here that the chain has posted with this root
+    /// (read from the chain, so co-signers that do not relay serve proofs too).
+    async fn latest(&self, store: &Store, chain: &dyn crate::chain::Chain) -> Result<Option<Arc<EpochTree>>, ApiError> {
+        let config = crate::relay::read_config(chain)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", e.to_string()))?;
+        let posted = |e: &EpochRecord| e.epoch <= config.last_epoch && config.root_for(e.epoch) == Some(e.root);
+        let Some(record) = store.epochs(ovpp::state::ROOT_RING_LEN as i64).await?.into_iter().find(posted) else { return Ok(None) };
         if let Some(tree) = self.tree.read().await.as_ref().filter(|t| t.epoch == record.epoch) {
             return Ok(Some(tree.clone()));
         }
@@ -363,11 +376,9 @@ impl ProofCache {
 /// What a wallet needs to claim: the device's leaf in the latest posted epoch and its proof.
 async fn get_rewards(State(state): State<AppState>, Path(key): Path<String>) -> Result<Response, ApiError> {
     let device = parse_key(&key)?;
-    let tree = state
-        .proofs
-        .latest(&state.store)
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_posted_epoch", "no epoch has been posted on-chain yet"))?;
+    let tree = state.proofs.latest(&state.store, state.chain.as_ref()).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "no_posted_epoch", "no epoch closed here is among the chain's recent posted roots")
+    })?;
     let (leaf, proof) = tree
         .proof(&device)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_rewards", format!("device {key} has no leaf in epoch {}", tree.epoch)))?;

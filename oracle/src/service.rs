@@ -19,12 +19,12 @@ use crate::telemetry::validate::Policy;
 /// the registry sync task.
 pub async fn start(database_url: &str, chain: Arc<dyn Chain>, policy: Policy, registry_refresh: Duration) -> anyhow::Result<AppState> {
     let store = Store::open(database_url).await.with_context(|| format!("opening database {database_url}"))?;
-    let registry = Arc::new(Registry::new(chain, store.devices().await?));
+    let registry = Arc::new(Registry::new(chain.clone(), store.devices().await?));
     let fleet = Arc::new(Fleet::from_stored(store.readings_between(unix_now() - RECENT_WINDOW_SECS, i64::MAX).await?));
     let metrics = Arc::new(Metrics::default());
     let ingestor = Ingestor::start(store.clone(), registry.clone(), fleet.clone(), metrics.clone(), policy).await?;
     tokio::spawn(sync_registry(registry.clone(), store.clone(), registry_refresh));
-    Ok(AppState { ingestor, registry, fleet, store, metrics, proofs: Default::default() })
+    Ok(AppState { ingestor, registry, fleet, store, metrics, proofs: Default::default(), chain })
 }
 
 /// Refreshes the registry now and then every `period`; a failed sync keeps the last known

@@ -35,19 +35,21 @@ fn oracle_key(k: &Keypair) -> SigningKey {
     SigningKey::from_bytes(k.secret_bytes())
 }
 
-struct Network {
-    chain: TestChain,
-    fleet: Fleet,
-    owners: Vec<Keypair>,
+pub struct Network {
+    pub chain: TestChain,
+    pub fleet: Fleet,
+    pub owners: Vec<Keypair>,
     /// Device key -> its owner's index.
-    owner_of: HashMap<[u8; 32], usize>,
-    primary: Oracle,
-    cosigner: Oracle,
+    pub owner_of: HashMap<[u8; 32], usize>,
+    pub primary: Oracle,
+    pub cosigner: Oracle,
+    /// A chain connection that has seen every device account (as an RPC node's index has).
+    pub view: Arc<BanksChain>,
 }
 
 /// A chain whose epoch schedule started three epochs ago, 14 simulated devices (two of
 /// every kind) registered by two owners, and two oracles.
-async fn network(name: &str) -> Network {
+pub async fn network(name: &str) -> Network {
     let mut chain = TestChain::initialized_since(3, 2, 3 * EPOCH).await;
     let owners = vec![chain.new_owner().await, chain.new_owner().await];
     let fleet = Fleet::new(14, 9, 48.1, 11.6);
@@ -65,12 +67,16 @@ async fn network(name: &str) -> Network {
         let keys: Vec<_> = fleet.devices.iter().map(|d| d.device_key()).collect();
         oracle.state.registry.resolve(&keys).await.unwrap();
     }
-    Network { chain, fleet, owners, owner_of, primary, cosigner }
+    let view = Arc::new(BanksChain::new(chain.ctx.banks_client.clone()));
+    let addresses: Vec<Pubkey> =
+        fleet.devices.iter().map(|d| ovpp::protocol::device_address(&Pubkey::new_from_array(d.device_key())).0).collect();
+    view.get_accounts(&addresses).await.unwrap();
+    Network { chain, fleet, owners, owner_of, primary, cosigner, view }
 }
 
 impl Network {
     /// Sends the fleet's telemetry for `[from, to)` to both oracles, 5-minute intervals.
-    async fn telemetry(&mut self, from: i64, to: i64) {
+    pub async fn telemetry(&mut self, from: i64, to: i64) {
         let senders = [Sender::new(&self.primary.base), Sender::new(&self.cosigner.base)];
         let mut t = from;
         while t < to {
@@ -83,12 +89,12 @@ impl Network {
         }
     }
 
-    async fn spec(&mut self, epoch: u64) -> EpochSpec {
+    pub async fn spec(&mut self, epoch: u64) -> EpochSpec {
         EpochSpec::from_config(&self.chain.config().await, epoch, EMISSION).unwrap()
     }
 
     /// The primary closes `epoch` (the next one, due), stores it and signs with oracle key 0.
-    async fn close(&mut self, epoch: u64) -> ClosedEpoch {
+    pub async fn close(&mut self, epoch: u64) -> ClosedEpoch {
         let config = self.chain.config().await;
         let state = &self.primary.state;
         let closed = epoch::close_due(&state.store, &state.ingestor, &config, &settings(), &state.registry.all().await, unix_now())
@@ -103,14 +109,14 @@ impl Network {
 
     /// The co-signer fetches the published report, recomputes it from its own telemetry,
     /// and hands its signature (oracle key 1) to the primary.
-    async fn cosign(&mut self, epoch: u64) -> Result<ClosedEpoch, EpochError> {
+    pub async fn cosign(&mut self, epoch: u64) -> Result<ClosedEpoch, EpochError> {
         let report = self.primary.http.get(format!("{}/v1/epochs/{epoch}/report", self.primary.base)).send().await.unwrap();
         assert_eq!(report.status(), 200);
         let report = report.bytes().await.unwrap();
         self.cosign_report(&report).await
     }
 
-    async fn cosign_report(&mut self, report: &[u8]) -> Result<ClosedEpoch, EpochError> {
+    pub async fn cosign_report(&mut self, report: &[u8]) -> Result<ClosedEpoch, EpochError> {
         let config = self.chain.config().await;
         let state = &self.cosigner.state;
         let registry = state.registry.all().await;

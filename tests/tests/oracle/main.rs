@@ -10,6 +10,7 @@ use ovpp_oracle::server::{router, AppState};
 use ovpp_oracle::telemetry::validate::Policy;
 use ovpp_tests::TestChain;
 
+mod cli;
 mod epochs;
 mod ingest;
 mod simulate;

@@ -1,0 +1,352 @@
+//! `ovpp device ...`: keys, registration (owner and device key both sign), changes,
+//! and reading device accounts.
+
+use std::path::PathBuf;
+
+use anchor_lang::prelude::Pubkey;
+use anchor_lang::AccountDeserialize;
+use clap::{Subcommand, ValueEnum};
+use ovpp::instructions::DeviceParams;
+use ovpp::protocol::device_address;
+use ovpp::state::{Device, DeviceKind, DeviceStatus};
+use serde_json::{json, Value};
+use solana_sdk::signature::{Keypair, Signer};
+
+use crate::error::local_check;
+use crate::units::{format_ovpp, parse_energy, parse_power};
+use crate::{parse_pubkey, read_keypair, CliError, Context};
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCommand {
+    /// Create a device keypair (Solana's JSON format, readable by you only).
+    Keygen {
+        /// Where to write it.
+        #[arg(long, short = 'o')]
+        outfile: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Register a device you own: signed by you (--keypair) and by the device key.
+    Register {
+        /// The device's keypair (the key that signs its telemetry).
+        #[arg(long)]
+        device_keypair: PathBuf,
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// Rated power: `7400`, `11kW`, `2MW`.
+        #[arg(long, value_parser = parse_power, allow_hyphen_values = true)]
+        power: u64,
+        /// Usable energy capacity: `13.5kWh`; 0 for devices without storage.
+        #[arg(long, value_parser = parse_energy, allow_hyphen_values = true, default_value = "0")]
+        capacity: u64,
+        /// ISO 3166 region: `DE`, `DE-BY`, `AU-NSW`.
+        #[arg(long)]
+        region: String,
+        /// H3 cell index of the site (coarse; 0 = none).
+        #[arg(long, default_value_t = 0)]
+        location_cell: u64,
+    },
+    /// Change declared parameters (the kind is fixed for life).
+    Update {
+        /// Device key.
+        device: String,
+        #[arg(long, value_parser = parse_power, allow_hyphen_values = true)]
+        power: Option<u64>,
+        #[arg(long, value_parser = parse_energy, allow_hyphen_values = true)]
+        capacity: Option<u64>,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        location_cell: Option<u64>,
+    },
+    /// Give the device to another owner, who receives every later claim (claim first).
+    Transfer {
+        /// Device key.
+        device: String,
+        /// The new owner's public key.
+        new_owner: String,
+    },
+    /// Retire the device for good: no more telemetry, no more claims, the key never again.
+    Retire {
+        /// Device key.
+        device: String,
+        /// Confirm that retiring is final.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Show a device's on-chain record.
+    Show {
+        /// Device key.
+        device: String,
+    },
+    /// List devices, filtered by owner, kind and region.
+    List {
+        /// Owner public key (`me` for --keypair's).
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long, value_enum)]
+        kind: Option<Kind>,
+        #[arg(long)]
+        region: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    Ev,
+    EvCharger,
+    HomeBattery,
+    CiStorage,
+    RooftopSolar,
+    SmartMeter,
+    Ems,
+}
+
+impl From<Kind> for DeviceKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Ev => DeviceKind::Ev,
+            Kind::EvCharger => DeviceKind::EvCharger,
+            Kind::HomeBattery => DeviceKind::HomeBattery,
+            Kind::CiStorage => DeviceKind::CiStorage,
+            Kind::RooftopSolar => DeviceKind::RooftopSolar,
+            Kind::SmartMeter => DeviceKind::SmartMeter,
+            Kind::Ems => DeviceKind::EnergyManagementSystem,
+        }
+    }
+}
+
+/// `DE-BY` as the program stores it: ASCII, zero padded to 8 bytes, checked by the
+/// program's own rule.
+fn region_bytes(region: &str) -> Result<[u8; 8], CliError> {
+    let mut out = [0u8; 8];
+    if region.len() > 8 || !region.is_ascii() {
+        return Err(CliError::Invalid(format!("region {region:?} must be an ISO 3166 code of at most 8 characters, e.g. DE-BY")));
+    }
+    out[..region.len()].copy_from_slice(region.as_bytes());
+    local_check(ovpp::limits::check_region(&out))?;
+    Ok(out)
+}
+
+fn region_text(region: &[u8; 8]) -> String {
+    String::from_utf8_lossy(&region[..region.iter().position(|&b| b == 0).unwrap_or(8)]).into_owned()
+}
+
+fn status_name(status: DeviceStatus) -> &'static str {
+    match status {
+        DeviceStatus::Active => "active",
+        DeviceStatus::Suspended => "suspended",
+        DeviceStatus::Retired => "retired",
+    }
+}
+
+/// The device account of `device_key`, or a clear "not registered".
+pub async fn fetch_device(ctx: &Context<'_>, device_key: &Pubkey) -> Result<Device, CliError> {
+    let account = ctx
+        .chain
+        .get_account(&device_address(device_key).0)
+        .await?
+        .ok_or_else(|| CliError::NotFound(format!("device {device_key} is not registered")))?;
+    if account.owner != ovpp::ID {
+        return Err(CliError::NotFound(format!("device {device_key} is not registered")));
+    }
+    Device::try_deserialize(&mut account.data.as_slice()).map_err(|e| CliError::Rpc(format!("device account {device_key}: {e}")))
+}
+
+pub fn device_json(d: &Device) -> Value {
+    json!({
+        "device_key": d.device_key.to_string(),
+        "address": device_address(&d.device_key).0.to_string(),
+        "owner": d.owner.to_string(),
+        "kind": ovpp_oracle::fleet::kind_name(d.kind),
+        "status": status_name(d.status),
+        "region": region_text(&d.region),
+        "rated_power_w": d.rated_power_w,
+        "energy_capacity_wh": d.energy_capacity_wh,
+        "location_cell": d.location_cell,
+        "registered_at": d.registered_at,
+        "updated_at": d.updated_at,
+        "transfers": d.transfers,
+        "reputation_bps": d.credit.reputation_bps,
+        "epochs_active": d.credit.epochs_active,
+        "faults": d.credit.faults,
+        "credit_as_of_epoch": d.credit.as_of_epoch,
+        "energy_delivered_wh": d.contribution.energy_delivered_wh,
+        "flexibility_delivered_wh": d.contribution.flexibility_delivered_wh,
+        "claimed": format_ovpp(d.claimed),
+    })
+}
+
+fn device_display(d: &Device) -> String {
+    format!(
+        "Device {}\n  Address:        {}\n  Owner:          {}\n  Kind:           {}\n  Status:         {}\n  Region:         {}\n  Rated power:    {} W\n  Capacity:       {} Wh\n  Reputation:     {} bps ({} epochs active, {} faults)\n  Delivered:      {} Wh energy, {} Wh flexibility\n  Claimed:        {} OVPP",
+        d.device_key,
+        device_address(&d.device_key).0,
+        d.owner,
+        ovpp_oracle::fleet::kind_name(d.kind),
+        status_name(d.status),
+        region_text(&d.region),
+        d.rated_power_w,
+        d.energy_capacity_wh,
+        d.credit.reputation_bps,
+        d.credit.epochs_active,
+        d.credit.faults,
+        d.contribution.energy_delivered_wh,
+        d.contribution.flexibility_delivered_wh,
+        format_ovpp(d.claimed),
+    )
+}
+
+/// Every device account matching the filters.
+pub async fn list_devices(
+    ctx: &Context<'_>,
+    owner: Option<Pubkey>,
+    kind: Option<DeviceKind>,
+    region: Option<[u8; 8]>,
+) -> Result<Vec<Device>, CliError> {
+    let mut filters = vec![ovpp::client::device_discriminator_filter()];
+    filters.extend(owner.map(|o| ovpp::client::device_owner_filter(&o)));
+    filters.extend(kind.map(ovpp::client::device_kind_filter));
+    filters.extend(region.map(|r| ovpp::client::device_region_filter(&r)));
+    let accounts = ctx.chain.scan(&ovpp::ID, &filters).await?;
+    let mut devices: Vec<Device> = accounts.iter().filter_map(|(_, a)| Device::try_deserialize(&mut a.data.as_slice()).ok()).collect();
+    devices.sort_by_key(|d| d.device_key.to_string());
+    Ok(devices)
+}
+
+pub async fn run(ctx: &mut Context<'_>, command: &DeviceCommand) -> Result<(), CliError> {
+    match command {
+        DeviceCommand::Keygen { outfile, force } => keygen(ctx, outfile, *force),
+        DeviceCommand::Register { device_keypair, kind, power, capacity, region, location_cell } => {
+            let owner = ctx.keypair()?;
+            let device = read_keypair(device_keypair)?;
+            let kind = DeviceKind::from(*kind);
+            let params = DeviceParams {
+                rated_power_w: *power,
+                energy_capacity_wh: *capacity,
+                region: region_bytes(region)?,
+                location_cell: *location_cell,
+            };
+            local_check(ovpp::limits::check_declared(kind, params.rated_power_w, params.energy_capacity_wh))?;
+            if let Ok(existing) = fetch_device(ctx, &device.pubkey()).await {
+                return Err(CliError::Invalid(format!(
+                    "device {} is already registered (owner {}); a device key registers once",
+                    existing.device_key, existing.owner
+                )));
+            }
+            let ix = ovpp::client::register_device(owner.pubkey(), device.pubkey(), kind, params);
+            let signature = ctx.send(&[ix], &[&owner, &device]).await?;
+            let address = device_address(&device.pubkey()).0;
+            ctx.emit(
+                json!({"device_key": device.pubkey().to_string(), "address": address.to_string(), "owner": owner.pubkey().to_string(), "signature": signature}),
+                format!("Registered device {} (account {address})\nSignature: {signature}", device.pubkey()),
+            )
+        }
+        DeviceCommand::Update { device, power, capacity, region, location_cell } => {
+            let owner = ctx.keypair()?;
+            let key = parse_pubkey(device, "device")?;
+            let current = fetch_device(ctx, &key).await?;
+            let params = DeviceParams {
+                rated_power_w: power.unwrap_or(current.rated_power_w),
+                energy_capacity_wh: capacity.unwrap_or(current.energy_capacity_wh),
+                region: region.as_deref().map(region_bytes).transpose()?.unwrap_or(current.region),
+                location_cell: location_cell.unwrap_or(current.location_cell),
+            };
+            local_check(ovpp::limits::check_declared(current.kind, params.rated_power_w, params.energy_capacity_wh))?;
+            owned_by(&current, &owner)?;
+            let signature = ctx.send(&[ovpp::client::update_device(owner.pubkey(), &key, params)], &[&owner]).await?;
+            ctx.emit(
+                json!({"device_key": key.to_string(), "signature": signature}),
+                format!("Updated device {key}\nSignature: {signature}"),
+            )
+        }
+        DeviceCommand::Transfer { device, new_owner } => {
+            let owner = ctx.keypair()?;
+            let key = parse_pubkey(device, "device")?;
+            let new_owner = parse_pubkey(new_owner, "new owner")?;
+            owned_by(&fetch_device(ctx, &key).await?, &owner)?;
+            let signature = ctx.send(&[ovpp::client::transfer_device(owner.pubkey(), &key, new_owner)], &[&owner]).await?;
+            ctx.emit(
+                json!({"device_key": key.to_string(), "new_owner": new_owner.to_string(), "signature": signature}),
+                format!("Transferred device {key} to {new_owner}\nSignature: {signature}"),
+            )
+        }
+        DeviceCommand::Retire { device, yes } => {
+            let key = parse_pubkey(device, "device")?;
+            if !yes {
+                return Err(CliError::Invalid(format!(
+                    "retiring {key} is final (no more claims, the key can never register again): pass --yes"
+                )));
+            }
+            let owner = ctx.keypair()?;
+            owned_by(&fetch_device(ctx, &key).await?, &owner)?;
+            let signature = ctx.send(&[ovpp::client::retire_device(owner.pubkey(), &key)], &[&owner]).await?;
+            ctx.emit(
+                json!({"device_key": key.to_string(), "signature": signature}),
+                format!("Retired device {key}\nSignature: {signature}"),
+            )
+        }
+        DeviceCommand::Show { device } => {
+            let d = fetch_device(ctx, &parse_pubkey(device, "device")?).await?;
+            ctx.emit(device_json(&d), device_display(&d))
+        }
+        DeviceCommand::List { owner, kind, region } => {
+            let owner = match owner.as_deref() {
+                None => None,
+                Some("me") => Some(ctx.keypair()?.pubkey()),
+                Some(text) => Some(parse_pubkey(text, "owner")?),
+            };
+            let region = region.as_deref().map(region_bytes).transpose()?;
+            let devices = list_devices(ctx, owner, kind.map(DeviceKind::from), region).await?;
+            let mut display =
+                format!("{:<44}  {:<13}  {:<9}  {:<8}  {:>10}  {:>11}", "DEVICE", "KIND", "STATUS", "REGION", "POWER W", "CAPACITY Wh");
+            for d in &devices {
+                display += &format!(
+                    "\n{:<44}  {:<13}  {:<9}  {:<8}  {:>10}  {:>11}",
+                    d.device_key.to_string(),
+                    ovpp_oracle::fleet::kind_name(d.kind),
+                    status_name(d.status),
+                    region_text(&d.region),
+                    d.rated_power_w,
+                    d.energy_capacity_wh
+                );
+            }
+            display += &format!("\n{} device(s)", devices.len());
+            ctx.emit(Value::Array(devices.iter().map(device_json).collect()), display)
+        }
+    }
+}
+
+/// Refuses early, with the owner named, when --keypair does not own the device.
+fn owned_by(device: &Device, owner: &Keypair) -> Result<(), CliError> {
+    if device.owner != owner.pubkey() {
+        return Err(CliError::Invalid(format!(
+            "device {} is owned by {}, not by your keypair {}",
+            device.device_key,
+            device.owner,
+            owner.pubkey()
+        )));
+    }
+    Ok(())
+}
+
+fn keygen(ctx: &mut Context<'_>, outfile: &PathBuf, force: bool) -> Result<(), CliError> {
+    use std::io::Write;
+    if outfile.exists() && !force {
+        return Err(CliError::Invalid(format!("{} exists; pass --force to overwrite it", outfile.display())));
+    }
+    let keypair = Keypair::new();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(outfile).map_err(|e| CliError::Invalid(format!("cannot write {}: {e}", outfile.display())))?;
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(serde_json::to_string(&keypair.to_bytes().to_vec()).expect("bytes serialize").as_bytes())?;
+    ctx.emit(
+        json!({"device_key": keypair.pubkey().to_string(), "path": outfile.display().to_string()}),
+        format!("Wrote device keypair {}\nDevice key: {}", outfile.display(), keypair.pubkey()),
+    )
+}

@@ -1,0 +1,82 @@
+//! What can go wrong, each with a message that names the cause. Program failures are
+//! decoded with the program's own IDL (error name and message).
+
+use ovpp_oracle::chain::ChainError;
+use solana_sdk::instruction::InstructionError;
+use solana_sdk::transaction::TransactionError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot read keypair {path}: {reason} (create one with `solana-keygen new -o {path}`)")]
+    Keypair { path: String, reason: String },
+    #[error("the program refused: {name} ({code}): {message}")]
+    Program { code: u32, name: String, message: String },
+    #[error("the transaction failed: {0}")]
+    Transaction(TransactionError),
+    #[error("the RPC endpoint did not answer as expected: {0}")]
+    Rpc(String),
+    #[error("the oracle at {url}: {message}")]
+    Oracle { url: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<ChainError> for CliError {
+    fn from(e: ChainError) -> Self {
+        match e {
+            ChainError::Request(message) => CliError::Rpc(message),
+            ChainError::Rejected(failure) => decode(failure),
+        }
+    }
+}
+
+/// Anchor's framework errors a user can cause with this CLI (the rest show their code).
+const ANCHOR_ERRORS: &[(u32, &str, &str)] = &[
+    (2006, "ConstraintSeeds", "an account is not the address the program derives"),
+    (3002, "AccountDiscriminatorMismatch", "an account is not of the expected type"),
+    (3007, "AccountOwnedByWrongProgram", "an account is not owned by the program"),
+    (3010, "AccountNotSigner", "a required signature is missing"),
+    (3012, "AccountNotInitialized", "an account the instruction needs does not exist"),
+];
+
+fn decode(failure: TransactionError) -> CliError {
+    let TransactionError::InstructionError(_, InstructionError::Custom(code)) = failure else {
+        return CliError::Transaction(failure);
+    };
+    if let Some((name, message)) = program_error(code) {
+        return CliError::Program { code, name, message };
+    }
+    if let Some((_, name, message)) = ANCHOR_ERRORS.iter().find(|(c, _, _)| *c == code) {
+        return CliError::Program { code, name: (*name).into(), message: (*message).into() };
+    }
+    if code == 0 {
+        // The system program's AccountAlreadyInUse, from an `init`.
+        return CliError::Program { code, name: "AccountAlreadyInUse".into(), message: "the account already exists".into() };
+    }
+    CliError::Transaction(TransactionError::InstructionError(0, InstructionError::Custom(code)))
+}
+
+/// The program's error `code` as named in its IDL.
+pub fn program_error(code: u32) -> Option<(String, String)> {
+    let idl: serde_json::Value = serde_json::from_str(include_str!("../../programs/ovpp/idl/ovpp.json")).ok()?;
+    idl["errors"]
+        .as_array()?
+        .iter()
+        .find(|e| e["code"].as_u64() == Some(u64::from(code)))
+        .map(|e| (e["name"].as_str().unwrap_or_default().to_string(), e["msg"].as_str().unwrap_or_default().to_string()))
+}
+
+/// A program-side check run locally (the same function the program runs), as a CLI error.
+pub fn local_check(result: anchor_lang::Result<()>) -> Result<(), CliError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(anchor_lang::error::Error::AnchorError(e)) => {
+            Err(CliError::Invalid(format!("{} ({}): {}", e.error_name, e.error_code_number, e.error_msg)))
+        }
+        Err(e) => Err(CliError::Invalid(e.to_string())),
+    }
+}

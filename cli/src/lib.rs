@@ -1,0 +1,179 @@
+//! `ovpp`, the OpenVPP command line for device owners and operators. The commands build
+//! instructions with `ovpp::client` (shared with the oracle) and go through the chain
+//! interface of `ovpp_oracle::chain`: JSON-RPC for clusters, the in-process bank in tests.
+//! [`main_with`] is the whole program, so tests drive exactly what users run.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ovpp_oracle::chain::Chain;
+use serde_json::Value;
+use solana_sdk::instruction::Instruction;
+use solana_sdk::signature::{Keypair, Signer};
+use solana_sdk::transaction::Transaction;
+
+mod admin;
+mod device;
+pub mod error;
+mod network;
+mod rewards;
+pub mod units;
+
+pub use error::CliError;
+
+#[derive(Parser, Debug)]
+#[command(name = "ovpp", version, about = "OpenVPP: register devices, claim OVPP, operate the network")]
+pub struct Cli {
+    /// Solana cluster: mainnet-beta, devnet, testnet, localhost, or an RPC URL.
+    #[arg(long = "url", short = 'u', global = true, env = "OVPP_RPC_URL", default_value = "localhost")]
+    pub url: String,
+    /// Keypair that signs and pays (the owner, or the operator) [default: ~/.config/solana/id.json].
+    #[arg(long, short = 'k', global = true, env = "OVPP_KEYPAIR")]
+    pub keypair: Option<PathBuf>,
+    /// Commitment level of reads and confirmations.
+    #[arg(long, global = true, default_value = "confirmed", value_parser = ["processed", "confirmed", "finalized"])]
+    pub commitment: String,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Display)]
+    pub output: OutputFormat,
+    /// Base URL of an OpenVPP oracle (for rewards and proofs).
+    #[arg(long, global = true, env = "OVPP_ORACLE_URL", default_value = "http://127.0.0.1:8787")]
+    pub oracle: String,
+    /// The program id this CLI talks to; it is built for one program and refuses another.
+    #[arg(long, global = true, env = "OVPP_PROGRAM_ID")]
+    pub program_id: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Display,
+    Json,
+    JsonCompact,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Device identity: keys, registration, changes, listing.
+    #[command(subcommand)]
+    Device(device::DeviceCommand),
+    /// OVPP earned by devices: what is claimable, and claiming it.
+    #[command(subcommand)]
+    Rewards(rewards::RewardsCommand),
+    /// Posted epochs.
+    #[command(subcommand)]
+    Epoch(network::EpochCommand),
+    /// The network's on-chain configuration.
+    #[command(subcommand)]
+    Config(network::ConfigCommand),
+    /// Operator commands (signed by the authority).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+}
+
+/// What every command works with.
+pub struct Context<'a> {
+    pub cli: &'a Cli,
+    pub chain: Arc<dyn Chain>,
+    pub out: &'a mut dyn Write,
+}
+
+impl Context<'_> {
+    /// `--keypair`, or the Solana CLI's default keypair.
+    pub fn keypair(&self) -> Result<Keypair, CliError> {
+        let path = self.cli.keypair.clone().unwrap_or_else(ovpp_oracle::config::default_keypair_path);
+        read_keypair(&path)
+    }
+
+    /// Prints `json` (with `--output json`) or `display`.
+    pub fn emit(&mut self, json: Value, display: impl std::fmt::Display) -> Result<(), CliError> {
+        match self.cli.output {
+            OutputFormat::Display => writeln!(self.out, "{display}")?,
+            OutputFormat::Json => writeln!(self.out, "{}", serde_json::to_string_pretty(&json).expect("JSON values serialize"))?,
+            OutputFormat::JsonCompact => writeln!(self.out, "{json}")?,
+        }
+        Ok(())
+    }
+
+    /// Signs `instructions` with `signers` (the first pays) and sends them; returns the
+    /// transaction signature once confirmed.
+    pub async fn send(&self, instructions: &[Instruction], signers: &[&Keypair]) -> Result<String, CliError> {
+        let blockhash = self.chain.latest_blockhash().await?;
+        let transaction = build_transaction(instructions, signers, blockhash);
+        self.chain.send_transaction(&transaction).await?;
+        Ok(transaction.signatures[0].to_string())
+    }
+}
+
+/// The one way this CLI builds a transaction, whatever the chain connection.
+pub fn build_transaction(instructions: &[Instruction], signers: &[&Keypair], blockhash: solana_sdk::hash::Hash) -> Transaction {
+    Transaction::new_signed_with_payer(instructions, Some(&signers[0].pubkey()), signers, blockhash)
+}
+
+pub fn read_keypair(path: &std::path::Path) -> Result<Keypair, CliError> {
+    let reason = match std::fs::read_to_string(path) {
+        Err(e) => e.to_string(),
+        Ok(text) => match serde_json::from_str::<Vec<u8>>(&text) {
+            Ok(bytes) if bytes.len() == 64 => match Keypair::try_from(bytes.as_slice()) {
+                Ok(keypair) => return Ok(keypair),
+                Err(e) => format!("not a valid ed25519 keypair: {e}"),
+            },
+            _ => "not a Solana keypair file (a JSON array of 64 bytes)".to_string(),
+        },
+    };
+    Err(CliError::Keypair { path: path.display().to_string(), reason })
+}
+
+pub fn parse_pubkey(text: &str, what: &str) -> Result<anchor_lang::prelude::Pubkey, CliError> {
+    text.parse().map_err(|_| CliError::Invalid(format!("{what} {text:?} is not a base58 public key")))
+}
+
+/// Runs the CLI on `args` (program name first) against `chain` (`None`: JSON-RPC at
+/// `--url`), writing to `stdout`/`stderr`. Returns the process exit code: 0, 1 for a
+/// failed command, 2 for bad usage.
+pub async fn main_with<I, T>(args: I, chain: Option<Arc<dyn Chain>>, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = if code == 0 { write!(stdout, "{}", e.render()) } else { write!(stderr, "{}", e.render()) };
+            return code;
+        }
+    };
+    let chain = chain.unwrap_or_else(|| {
+        let commitment = cli.commitment.parse().unwrap_or_default();
+        Arc::new(ovpp_oracle::chain::RpcChain::with_commitment(ovpp_oracle::config::cluster_url(&cli.url), commitment))
+    });
+    let mut ctx = Context { cli: &cli, chain, out: stdout };
+    match run(&mut ctx).await {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(stderr, "error: {e}");
+            1
+        }
+    }
+}
+
+async fn run(ctx: &mut Context<'_>) -> Result<(), CliError> {
+    if let Some(id) = &ctx.cli.program_id {
+        if parse_pubkey(id, "--program-id")? != ovpp::ID {
+            return Err(CliError::Invalid(format!("this ovpp CLI is built for program {}, not {id}", ovpp::ID)));
+        }
+    }
+    let cli = ctx.cli;
+    match &cli.command {
+        Command::Device(command) => device::run(ctx, command).await,
+        Command::Rewards(command) => rewards::run(ctx, command).await,
+        Command::Epoch(command) => network::run_epoch(ctx, command).await,
+        Command::Config(command) => network::run_config(ctx, command).await,
+        Command::Admin(command) => admin::run(ctx, command).await,
+    }
+}

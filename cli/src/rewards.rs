@@ -1,0 +1,179 @@
+//! `ovpp rewards ...`: what a device earned (the oracle's latest leaf) against what it has
+//! claimed (its on-chain account), and claiming the difference with proofs checked locally
+//! against the chain's roots before anything is sent.
+
+use anchor_lang::prelude::Pubkey;
+use clap::Subcommand;
+use ovpp::protocol::{leaf_hash, root_from_proof, Hash32, RewardLeaf};
+use ovpp::state::{Config, Device, DeviceStatus};
+use serde_json::{json, Value};
+use solana_sdk::instruction::Instruction;
+use solana_sdk::signature::Signer;
+
+use crate::device::{fetch_device, list_devices};
+use crate::units::format_ovpp;
+use crate::{parse_pubkey, CliError, Context};
+
+#[derive(Subcommand, Debug)]
+pub enum RewardsCommand {
+    /// Earned, claimed and claimable OVPP of a device, or of all your devices.
+    Show {
+        /// Device key [default: every device owned by --keypair].
+        device: Option<String>,
+    },
+    /// Claim for a device, or for all your devices with --all (several per transaction).
+    Claim {
+        /// Device key.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        device: Option<String>,
+        /// Every device owned by --keypair.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// A device's latest leaf and proof, as the oracle serves them.
+struct Earned {
+    leaf: RewardLeaf,
+    proof: Vec<Hash32>,
+}
+
+async fn fetch_earned(ctx: &Context<'_>, device: &Pubkey) -> Result<Option<Earned>, CliError> {
+    let base = ctx.cli.oracle.trim_end_matches('/');
+    let oracle_error = |message: String| CliError::Oracle { url: base.to_string(), message };
+    let response = reqwest::get(format!("{base}/v1/rewards/{device}")).await.map_err(|e| oracle_error(format!("no answer: {e}")))?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !response.status().is_success() {
+        let status = response.status();
+        return Err(oracle_error(format!("HTTP {status}: {}", response.text().await.unwrap_or_default())));
+    }
+    let body: Value = response.json().await.map_err(|e| oracle_error(format!("unreadable answer: {e}")))?;
+    let leaf: RewardLeaf = serde_json::from_value(body["leaf"].clone()).map_err(|e| oracle_error(format!("bad leaf: {e}")))?;
+    let proof = body["proof"]
+        .as_array()
+        .ok_or_else(|| oracle_error("no proof in the answer".into()))?
+        .iter()
+        .map(|h| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h.as_str().unwrap_or_default(), &mut out).map(|()| out).map_err(|_| oracle_error("bad proof hash".into()))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Some(Earned { leaf, proof }))
+}
+
+/// The proof must lead to the root the chain holds for the leaf's epoch.
+fn check_proof(config: &Config, device: &Pubkey, earned: &Earned) -> Result<(), CliError> {
+    let root = config.root_for(earned.leaf.epoch).ok_or_else(|| {
+        CliError::Invalid(format!(
+            "the oracle's leaf is for epoch {}, which is not among the chain's recent roots (the oracle is out of date)",
+            earned.leaf.epoch
+        ))
+    })?;
+    if root_from_proof(leaf_hash(&ovpp::ID, device, &earned.leaf), &earned.proof) != root {
+        return Err(CliError::Invalid(format!(
+            "the oracle's proof for {device} does not lead to the chain's root of epoch {}: not sending it",
+            earned.leaf.epoch
+        )));
+    }
+    Ok(())
+}
+
+async fn devices_of(ctx: &Context<'_>, device: &Option<String>) -> Result<Vec<Device>, CliError> {
+    match device {
+        Some(key) => Ok(vec![fetch_device(ctx, &parse_pubkey(key, "device")?).await?]),
+        None => list_devices(ctx, Some(ctx.keypair()?.pubkey()), None, None).await,
+    }
+}
+
+pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), CliError> {
+    match command {
+        RewardsCommand::Show { device } => {
+            let devices = devices_of(ctx, device).await?;
+            let mut rows = Vec::new();
+            let mut display =
+                format!("{:<44}  {:>6}  {:>20}  {:>20}  {:>20}", "DEVICE", "EPOCH", "EARNED OVPP", "CLAIMED OVPP", "CLAIMABLE OVPP");
+            for d in &devices {
+                let earned = fetch_earned(ctx, &d.device_key).await?;
+                let total = earned.as_ref().map_or(0, |e| e.leaf.cumulative_amount);
+                let claimable = if d.status == DeviceStatus::Active { total.saturating_sub(d.claimed) } else { 0 };
+                let epoch = earned.as_ref().map(|e| e.leaf.epoch);
+                rows.push(json!({
+                    "device_key": d.device_key.to_string(),
+                    "epoch": epoch,
+                    "earned": format_ovpp(total),
+                    "claimed": format_ovpp(d.claimed),
+                    "claimable": format_ovpp(claimable),
+                }));
+                display += &format!(
+                    "\n{:<44}  {:>6}  {:>20}  {:>20}  {:>20}",
+                    d.device_key.to_string(),
+                    epoch.map_or("-".into(), |e| e.to_string()),
+                    format_ovpp(total),
+                    format_ovpp(d.claimed),
+                    format_ovpp(claimable)
+                );
+            }
+            ctx.emit(Value::Array(rows), display)
+        }
+        RewardsCommand::Claim { device, all: _ } => {
+            let payer = ctx.keypair()?;
+            let config = crate::network::fetch_config(ctx).await?;
+            let devices = devices_of(ctx, device).await?;
+            let mut claims: Vec<(Pubkey, u64, Instruction)> = Vec::new();
+            for d in &devices {
+                if d.status != DeviceStatus::Active {
+                    if device.is_some() {
+                        let status = if d.status == DeviceStatus::Retired { "retired" } else { "suspended" };
+                        return Err(CliError::Invalid(format!("device {} is {status}: it cannot claim", d.device_key)));
+                    }
+                    continue;
+                }
+                let Some(earned) = fetch_earned(ctx, &d.device_key).await? else { continue };
+                if earned.leaf.cumulative_amount <= d.claimed {
+                    continue;
+                }
+                check_proof(&config, &d.device_key, &earned)?;
+                let amount = earned.leaf.cumulative_amount - d.claimed;
+                let ix = ovpp::client::claim(payer.pubkey(), &d.device_key, d.owner, earned.leaf, earned.proof);
+                claims.push((d.device_key, amount, ix));
+            }
+            if claims.is_empty() {
+                return ctx.emit(json!({"claims": []}), "Nothing to claim");
+            }
+            let mut results = Vec::new();
+            let mut display = String::new();
+            for batch in pack(&claims, &payer.pubkey()) {
+                let ixs: Vec<Instruction> = batch.iter().map(|(_, _, ix)| ix.clone()).collect();
+                let signature = ctx.send(&ixs, &[&payer]).await?;
+                for (key, amount, _) in batch {
+                    results.push(json!({"device_key": key.to_string(), "amount": format_ovpp(*amount), "signature": signature}));
+                    display += &format!("Claimed {} OVPP for {key}\n", format_ovpp(*amount));
+                }
+                display += &format!("Signature: {signature}\n");
+            }
+            ctx.emit(json!({"claims": results}), display.trim_end())
+        }
+    }
+}
+
+/// Groups claims into transactions that fit a packet (1232 bytes).
+fn pack<'a>(claims: &'a [(Pubkey, u64, Instruction)], payer: &Pubkey) -> Vec<&'a [(Pubkey, u64, Instruction)]> {
+    let fits = |batch: &[(Pubkey, u64, Instruction)]| {
+        let ixs: Vec<Instruction> = batch.iter().map(|(_, _, ix)| ix.clone()).collect();
+        let message = solana_sdk::message::Message::new(&ixs, Some(payer));
+        1 + 64 * usize::from(message.header.num_required_signatures) + message.serialize().len() <= 1232
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < claims.len() {
+        let mut end = start + 1;
+        while end < claims.len() && fits(&claims[start..=end]) {
+            end += 1;
+        }
+        out.push(&claims[start..end]);
+        start = end;
+    }
+    out
+}

@@ -1,0 +1,202 @@
+//! The `ovpp` CLI driven as a user would (arguments in, output and exit code out) against
+//! the program-test chain, and claiming with proofs from a running oracle.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ovpp_oracle::chain::{BanksChain, Chain};
+use ovpp_tests::TestChain;
+use serde_json::Value;
+use solana_sdk::signature::{Keypair, Signer};
+
+use crate::epochs::network;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        assert_eq!(self.code, 0, "stderr: {}", self.stderr);
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+
+    fn fails_with(&self, code: i32, text: &str) {
+        assert_eq!(self.code, code, "stdout: {} stderr: {}", self.stdout, self.stderr);
+        assert!(self.stderr.contains(text), "expected {text:?} in: {}", self.stderr);
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+    }
+}
+
+async fn ovpp(chain: &Arc<dyn Chain>, args: &[&str]) -> Run {
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let args = std::iter::once("ovpp").chain(args.iter().copied());
+    let code = ovpp_cli::main_with(args, Some(chain.clone()), &mut stdout, &mut stderr).await;
+    Run { code, stdout: String::from_utf8(stdout).unwrap(), stderr: String::from_utf8(stderr).unwrap() }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ovpp-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn keypair_file(dir: &Path, name: &str, key: &Keypair) -> String {
+    let path = dir.join(name);
+    solana_sdk::signature::write_keypair_file(key, &path).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn an_owner_manages_a_device_through_the_cli() {
+    let mut test_chain = TestChain::initialized(1, 1).await;
+    let chain: Arc<dyn Chain> = Arc::new(BanksChain::new(test_chain.ctx.banks_client.clone()));
+    let dir = temp_dir("owner");
+    let alice = test_chain.new_owner().await;
+    let bob = test_chain.new_owner().await;
+    let alice_file = keypair_file(&dir, "alice.json", &alice);
+    let bob_file = keypair_file(&dir, "bob.json", &bob);
+    let device_file = dir.join("battery.json").display().to_string();
+
+    // keygen: a Solana keypair file, for the owner's eyes only.
+    let key = ovpp(&chain, &["device", "keygen", "-o", &device_file, "--output", "json"]).await.json();
+    let device = key["device_key"].as_str().unwrap().to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&device_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert_eq!(ovpp_cli::read_keypair(Path::new(&device_file)).unwrap().pubkey().to_string(), device);
+    ovpp(&chain, &["device", "keygen", "-o", &device_file]).await.fails_with(1, "exists; pass --force");
+
+    // Bad input is refused before anything is sent, with the reason.
+    let register = |kind: &'static str, power: &'static str, capacity: &'static str| {
+        vec![
+            "-k",
+            &alice_file,
+            "device",
+            "register",
+            "--device-keypair",
+            &device_file,
+            "--kind",
+            kind,
+            "--power",
+            power,
+            "--capacity",
+            capacity,
+            "--region",
+            "DE-BY",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| {
+        let chain = chain.clone();
+        async move { ovpp(&chain, &args.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+    run(register("toaster", "5kW", "13.5kWh")).await.fails_with(2, "invalid value 'toaster'");
+    run(register("home-battery", "-5", "13.5kWh")).await.fails_with(2, "power cannot be negative");
+    run(register("home-battery", "5kW", "0")).await.fails_with(1, "EnergyCapacityOutOfRange");
+    run(register("smart-meter", "5kW", "10kWh")).await.fails_with(1, "EnergyCapacityOutOfRange");
+    let mut missing = register("home-battery", "5kW", "13.5kWh");
+    missing[1] = "/nonexistent/id.json".into();
+    run(missing).await.fails_with(1, "cannot read keypair /nonexistent/id.json");
+
+    // Register, show, list.
+    let mut args = register("home-battery", "5kW", "13.5kWh");
+    args.extend(["--output".into(), "json".into()]);
+    let registered = run(args).await.json();
+    assert_eq!(registered["device_key"], device.as_str());
+    let shown = ovpp(&chain, &["device", "show", &device, "--output", "json"]).await.json();
+    assert_eq!(
+        (shown["kind"].as_str(), shown["rated_power_w"].as_u64(), shown["energy_capacity_wh"].as_u64()),
+        (Some("home_battery"), Some(5_000), Some(13_500))
+    );
+    assert_eq!(shown["owner"], alice.pubkey().to_string().as_str());
+    let mine = ovpp(&chain, &["-k", &alice_file, "device", "list", "--owner", "me", "--output", "json"]).await.json();
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    let evs = ovpp(&chain, &["device", "list", "--kind", "ev", "--output", "json"]).await.json();
+    assert_eq!(evs.as_array().unwrap().len(), 0);
+    let display = ovpp(&chain, &["device", "list", "--region", "DE-BY"]).await;
+    assert!(display.stdout.contains(&device) && display.stdout.contains("1 device(s)"), "{}", display.stdout);
+
+    // Someone else's device key: Bob cannot register Alice's device again.
+    let mut again = register("home-battery", "5kW", "13.5kWh");
+    again[1] = bob_file.clone();
+    run(again).await.fails_with(1, "already registered");
+
+    // Update, then transfer to Bob: Alice can no longer change it.
+    ovpp(&chain, &["-k", &alice_file, "device", "update", &device, "--power", "6kW"]).await.json_or_display_ok();
+    assert_eq!(ovpp(&chain, &["device", "show", &device, "--output", "json"]).await.json()["rated_power_w"], 6_000);
+    ovpp(&chain, &["-k", &alice_file, "device", "transfer", &device, &bob.pubkey().to_string()]).await.json_or_display_ok();
+    ovpp(&chain, &["-k", &alice_file, "device", "update", &device, "--power", "4kW"]).await.fails_with(1, "is owned by");
+
+    // Retire: final, so it must be confirmed; a retired device cannot claim.
+    ovpp(&chain, &["-k", &bob_file, "device", "retire", &device]).await.fails_with(1, "pass --yes");
+    ovpp(&chain, &["-k", &bob_file, "device", "retire", &device, "--yes"]).await.json_or_display_ok();
+    assert_eq!(ovpp(&chain, &["device", "show", &device, "--output", "json"]).await.json()["status"], "retired");
+    ovpp(&chain, &["-k", &bob_file, "rewards", "claim", &device]).await.fails_with(1, "is retired: it cannot claim");
+    ovpp(&chain, &["-k", &bob_file, "device", "update", &device, "--power", "4kW"]).await.fails_with(1, "DeviceRetired");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+impl Run {
+    fn json_or_display_ok(&self) {
+        assert_eq!(self.code, 0, "stdout: {} stderr: {}", self.stdout, self.stderr);
+        assert!(self.stdout.contains("Signature: "), "{}", self.stdout);
+    }
+}
+
+#[tokio::test]
+async fn owners_see_and_claim_their_rewards_with_the_oracles_proofs() {
+    let mut net = network("cli-claim").await;
+    let spec = net.spec(1).await;
+    net.telemetry(spec.start_ts, spec.end_ts).await;
+    let closed = net.close(1).await;
+    net.cosign(1).await.unwrap();
+    ovpp_oracle::relay::relay_pending(net.view.as_ref(), &net.primary.state.store, &net.chain.payer()).await.unwrap();
+    let chain: Arc<dyn Chain> = net.view.clone();
+    let dir = temp_dir("claim");
+    let owner_file = keypair_file(&dir, "owner0.json", &net.owners[0]);
+    let oracle = net.primary.base.clone();
+
+    let earned: u64 = closed
+        .lines
+        .iter()
+        .filter(|l| {
+            let mut key = [0u8; 32];
+            bs58::decode(&l.device_key).onto(&mut key).unwrap();
+            net.owner_of[&key] == 0
+        })
+        .map(|l| l.amount)
+        .sum();
+    assert!(earned > 0);
+
+    let shown = ovpp(&chain, &["-k", &owner_file, "--oracle", &oracle, "rewards", "show", "--output", "json"]).await.json();
+    let claimable: u64 =
+        shown.as_array().unwrap().iter().map(|r| ovpp_cli::units::parse_ovpp(r["claimable"].as_str().unwrap()).unwrap()).sum();
+    assert_eq!(claimable, earned);
+
+    let claimed = ovpp(&chain, &["-k", &owner_file, "--oracle", &oracle, "rewards", "claim", "--all", "--output", "json"]).await.json();
+    let claims = claimed["claims"].as_array().unwrap();
+    assert!(!claims.is_empty());
+    let signatures: std::collections::BTreeSet<&str> = claims.iter().map(|c| c["signature"].as_str().unwrap()).collect();
+    assert!(signatures.len() < claims.len(), "several claims share a transaction: {claimed}");
+    assert_eq!(net.chain.ovpp_balance(&net.owners[0].pubkey()).await, earned);
+
+    // Claiming again has nothing to do; the network commands read the chain.
+    let again = ovpp(&chain, &["-k", &owner_file, "--oracle", &oracle, "rewards", "claim", "--all"]).await;
+    assert_eq!((again.code, again.stdout.trim()), (0, "Nothing to claim"));
+    let epochs = ovpp(&chain, &["epoch", "list", "--output", "json"]).await.json();
+    assert_eq!(epochs[0]["epoch"], 1);
+    assert_eq!(epochs[0]["root"], hex::encode(closed.root).as_str());
+    let config = ovpp(&chain, &["config", "show", "--output", "json"]).await.json();
+    assert_eq!(config["last_epoch"], 1);
+    assert_eq!(config["threshold"], 2);
+    ovpp(&chain, &["epoch", "show", "7"]).await.fails_with(1, "epoch 7 is not posted");
+    let _ = std::fs::remove_dir_all(&dir);
+}

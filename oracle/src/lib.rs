@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod registry;
 pub mod relay;
+pub mod rpc_bridge;
 pub mod score;
 pub mod server;
 pub mod service;

@@ -200,3 +200,120 @@ async fn owners_see_and_claim_their_rewards_with_the_oracles_proofs() {
     ovpp(&chain, &["epoch", "show", "7"]).await.fails_with(1, "epoch 7 is not posted");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Builds and records transactions without sending them: what the test path would send.
+struct Recording {
+    inner: BanksChain,
+    sent: tokio::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+#[async_trait::async_trait]
+impl Chain for Recording {
+    async fn get_accounts(
+        &self,
+        keys: &[solana_sdk::pubkey::Pubkey],
+    ) -> Result<Vec<Option<ovpp_oracle::chain::ChainAccount>>, ovpp_oracle::chain::ChainError> {
+        self.inner.get_accounts(keys).await
+    }
+    async fn scan(
+        &self,
+        program: &solana_sdk::pubkey::Pubkey,
+        filters: &[ovpp_oracle::chain::Filter],
+    ) -> Result<Vec<(solana_sdk::pubkey::Pubkey, ovpp_oracle::chain::ChainAccount)>, ovpp_oracle::chain::ChainError> {
+        self.inner.scan(program, filters).await
+    }
+    async fn latest_blockhash(&self) -> Result<solana_sdk::hash::Hash, ovpp_oracle::chain::ChainError> {
+        self.inner.latest_blockhash().await
+    }
+    async fn send_transaction(&self, transaction: &solana_sdk::transaction::Transaction) -> Result<(), ovpp_oracle::chain::ChainError> {
+        self.sent.lock().await.push(bincode::serialize(transaction).unwrap());
+        Ok(())
+    }
+}
+
+/// The CLI over real JSON-RPC (the local endpoint in front of the bank): the transactions
+/// it sends are byte for byte those the test path builds, and reads work the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_rpc_path_sends_the_transactions_of_the_test_path() {
+    let mut test_chain = TestChain::initialized(1, 1).await;
+    let bridge = ovpp_oracle::rpc_bridge::Bridge::new(test_chain.ctx.banks_client.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = bridge.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let dir = temp_dir("rpc");
+    let alice = test_chain.new_owner().await;
+    let alice_file = keypair_file(&dir, "alice.json", &alice);
+    let device = Keypair::new();
+    let device_file = keypair_file(&dir, "device.json", &device);
+    let recording = Arc::new(Recording { inner: BanksChain::new(test_chain.ctx.banks_client.clone()), sent: Default::default() });
+    let test_path: Arc<dyn Chain> = recording.clone();
+
+    let register = [
+        "-k",
+        &alice_file,
+        "device",
+        "register",
+        "--device-keypair",
+        &device_file,
+        "--kind",
+        "ev",
+        "--power",
+        "11kW",
+        "--capacity",
+        "77kWh",
+        "--region",
+        "DE-BW",
+    ];
+    let transfer_to = Keypair::new().pubkey().to_string();
+    let transfer = ["-k", &alice_file, "device", "transfer", &device.pubkey().to_string(), &transfer_to];
+    for command in [&register[..], &transfer[..]] {
+        // The test path builds it (and records it instead of sending) ...
+        assert_eq!(ovpp(&test_path, command).await.code, 0);
+        // ... then the JSON-RPC path sends it for real.
+        let mut args = vec!["-u", &url];
+        args.extend_from_slice(command);
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let code = ovpp_cli::main_with(std::iter::once("ovpp").chain(args), None, &mut stdout, &mut stderr).await;
+        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&stderr));
+    }
+    // The bank moves to a new blockhash now and then, so each path may have signed over a
+    // different one; everything else (instructions, accounts, signers, order) is identical,
+    // and each transaction's signatures verify over its own message.
+    let normalized = |raw: &Vec<Vec<u8>>| -> Vec<Vec<u8>> {
+        raw.iter()
+            .map(|bytes| {
+                let tx: solana_sdk::transaction::Transaction = bincode::deserialize(bytes).unwrap();
+                tx.verify().expect("signatures verify");
+                let mut message = tx.message.clone();
+                message.recent_blockhash = Default::default();
+                message.serialize()
+            })
+            .collect()
+    };
+    let (test_path_sent, rpc_sent) = (recording.sent.lock().await.clone(), bridge.received.lock().await.clone());
+    assert_eq!(rpc_sent.len(), 2);
+    assert_eq!(normalized(&test_path_sent), normalized(&rpc_sent), "the same transactions on both paths");
+
+    // Reads over JSON-RPC: the device as registered and transferred, and listed by kind.
+    let rpc = |args: Vec<String>| async move {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let code = ovpp_cli::main_with(std::iter::once("ovpp".to_string()).chain(args), None, &mut stdout, &mut stderr).await;
+        Run { code, stdout: String::from_utf8(stdout).unwrap(), stderr: String::from_utf8(stderr).unwrap() }
+    };
+    let shown =
+        rpc(vec!["-u".into(), url.clone(), "device".into(), "show".into(), device.pubkey().to_string(), "--output".into(), "json".into()])
+            .await
+            .json();
+    assert_eq!((shown["owner"].as_str(), shown["kind"].as_str()), (Some(transfer_to.as_str()), Some("ev")));
+    let listed =
+        rpc(vec!["-u".into(), url.clone(), "device".into(), "list".into(), "--kind".into(), "ev".into(), "--output".into(), "json".into()])
+            .await
+            .json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    // A program error over JSON-RPC is named as the program names it.
+    let update = rpc(vec!["-u".into(), url.clone(), "-k".into(), alice_file.clone(), "admin".into(), "pause".into()]).await;
+    update.fails_with(1, "NotAuthority");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -47,7 +47,7 @@ fn decode(failure: TransactionError) -> CliError {
     let TransactionError::InstructionError(_, InstructionError::Custom(code)) = failure else {
         return CliError::Transaction(failure);
     };
-    if let Some((name, message)) = program_error(code) {
+    if let Some((name, message)) = ovpp_oracle::chain::program_error(code) {
         return CliError::Program { code, name, message };
     }
     if let Some((_, name, message)) = ANCHOR_ERRORS.iter().find(|(c, _, _)| *c == code) {
@@ -58,16 +58,6 @@ fn decode(failure: TransactionError) -> CliError {
         return CliError::Program { code, name: "AccountAlreadyInUse".into(), message: "the account already exists".into() };
     }
     CliError::Transaction(TransactionError::InstructionError(0, InstructionError::Custom(code)))
-}
-
-/// The program's error `code` as named in its IDL.
-pub fn program_error(code: u32) -> Option<(String, String)> {
-    let idl: serde_json::Value = serde_json::from_str(include_str!("../../programs/ovpp/idl/ovpp.json")).ok()?;
-    idl["errors"]
-        .as_array()?
-        .iter()
-        .find(|e| e["code"].as_u64() == Some(u64::from(code)))
-        .map(|e| (e["name"].as_str().unwrap_or_default().to_string(), e["msg"].as_str().unwrap_or_default().to_string()))
 }
 
 /// A program-side check run locally (the same function the program runs), as a CLI error.

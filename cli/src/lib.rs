@@ -41,7 +41,7 @@ pub struct Cli {
     pub output: OutputFormat,
     /// Base URL of an OpenVPP oracle (for rewards and proofs).
     #[arg(long, global = true, env = "OVPP_ORACLE_URL", default_value = "http://127.0.0.1:8787")]
-    pub oracle: String,
+    pub oracle_url: String,
     /// The program id this CLI talks to; it is built for one program and refuses another.
     #[arg(long, global = true, env = "OVPP_PROGRAM_ID")]
     pub program_id: Option<String>,
@@ -175,5 +175,15 @@ async fn run(ctx: &mut Context<'_>) -> Result<(), CliError> {
         Command::Epoch(command) => network::run_epoch(ctx, command).await,
         Command::Config(command) => network::run_config(ctx, command).await,
         Command::Admin(command) => admin::run(ctx, command).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        // Clap checks names, conflicts and defaults of every subcommand here, not at run time
+        // in release builds.
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

@@ -39,7 +39,7 @@ struct Earned {
 }
 
 async fn fetch_earned(ctx: &Context<'_>, device: &Pubkey) -> Result<Option<Earned>, CliError> {
-    let base = ctx.cli.oracle.trim_end_matches('/');
+    let base = ctx.cli.oracle_url.trim_end_matches('/');
     let oracle_error = |message: String| CliError::Oracle { url: base.to_string(), message };
     let response = reqwest::get(format!("{base}/v1/rewards/{device}")).await.map_err(|e| oracle_error(format!("no answer: {e}")))?;
     if response.status() == reqwest::StatusCode::NOT_FOUND {

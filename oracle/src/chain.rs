@@ -20,8 +20,28 @@ pub enum ChainError {
     Request(String),
     /// The chain processed the transaction and it failed (e.g. a program error): sending
     /// the same again would fail the same way.
-    #[error("transaction failed: {0}")]
+    #[error("transaction failed: {}", describe_failure(.0))]
     Rejected(TransactionError),
+}
+
+/// The program's error `code` as its IDL names it: `(name, message)`.
+pub fn program_error(code: u32) -> Option<(String, String)> {
+    let idl: serde_json::Value = serde_json::from_str(include_str!("../../programs/ovpp/idl/ovpp.json")).ok()?;
+    idl["errors"]
+        .as_array()?
+        .iter()
+        .find(|e| e["code"].as_u64() == Some(u64::from(code)))
+        .map(|e| (e["name"].as_str().unwrap_or_default().to_string(), e["msg"].as_str().unwrap_or_default().to_string()))
+}
+
+/// A failed transaction, with the program's own error name where there is one.
+pub fn describe_failure(failure: &TransactionError) -> String {
+    if let TransactionError::InstructionError(index, solana_sdk::instruction::InstructionError::Custom(code)) = failure {
+        if let Some((name, message)) = program_error(*code) {
+            return format!("instruction {index}: {name} ({code}): {message}");
+        }
+    }
+    failure.to_string()
 }
 
 /// A memcmp filter: `bytes` at `offset` of the account data.

@@ -11,10 +11,11 @@ use anyhow::{anyhow, Context};
 use ed25519_dalek::SigningKey;
 use ovpp::protocol::device_address;
 use ovpp::state::{Config, Device, DeviceStatus};
+use solana_sdk::instruction::InstructionError;
 use solana_sdk::signature::{Keypair, Signer};
-use solana_sdk::transaction::Transaction;
+use solana_sdk::transaction::{Transaction, TransactionError};
 
-use crate::chain::Chain;
+use crate::chain::{Chain, ChainError};
 use crate::config::EpochRole;
 use crate::epoch::{self, EpochTree};
 use crate::ingest::unix_now;
@@ -82,6 +83,11 @@ impl EpochJob {
                 }
                 Err(RelayError::NotEnoughSignatures { epoch, have, need }) => {
                     tracing::info!(epoch, have, need, "waiting for co-signatures");
+                }
+                Err(RelayError::Chain(ChainError::Rejected(TransactionError::InstructionError(_, InstructionError::Custom(code)))))
+                    if code == u32::from(ovpp::errors::OvppError::EpochNotEnded) =>
+                {
+                    tracing::info!("the chain's clock has not reached the epoch's end yet; posting next poll");
                 }
                 Err(e) => return Err(e.into()),
             }

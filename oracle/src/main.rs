@@ -205,3 +205,11 @@ async fn run_simulation(args: SimulateArgs) -> anyhow::Result<()> {
     println!("accepted {} batches, rejected {} {:?}", totals.accepted, totals.rejected, totals.reasons);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}

@@ -104,7 +104,11 @@ pub struct TestChain {
 impl TestChain {
     /// A bank with the program deployed (upgrade authority = `authority`), not yet initialized.
     pub async fn new(oracle_count: usize) -> Self {
-        let authority = Keypair::new();
+        Self::new_with_authority(oracle_count, Keypair::new()).await
+    }
+
+    /// `new` with a given upgrade authority (funded here).
+    pub async fn new_with_authority(oracle_count: usize, authority: Keypair) -> Self {
         let mut test = ProgramTest::new("ovpp", ovpp::ID, processor!(ovpp_entry));
         test.prefer_bpf(false);
         test.add_account(client::program_data_address(), program_data_account(&authority.pubkey()));

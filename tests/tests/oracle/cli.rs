@@ -176,12 +176,12 @@ async fn owners_see_and_claim_their_rewards_with_the_oracles_proofs() {
         .sum();
     assert!(earned > 0);
 
-    let shown = ovpp(&chain, &["-k", &owner_file, "--oracle", &oracle, "rewards", "show", "--output", "json"]).await.json();
+    let shown = ovpp(&chain, &["-k", &owner_file, "--oracle-url", &oracle, "rewards", "show", "--output", "json"]).await.json();
     let claimable: u64 =
         shown.as_array().unwrap().iter().map(|r| ovpp_cli::units::parse_ovpp(r["claimable"].as_str().unwrap()).unwrap()).sum();
     assert_eq!(claimable, earned);
 
-    let claimed = ovpp(&chain, &["-k", &owner_file, "--oracle", &oracle, "rewards", "claim", "--all", "--output", "json"]).await.json();
+    let claimed = ovpp(&chain, &["-k", &owner_file, "--oracle-url", &oracle, "rewards", "claim", "--all", "--output", "json"]).await.json();
     let claims = claimed["claims"].as_array().unwrap();
     assert!(!claims.is_empty());
     let signatures: std::collections::BTreeSet<&str> = claims.iter().map(|c| c["signature"].as_str().unwrap()).collect();
@@ -189,7 +189,7 @@ async fn owners_see_and_claim_their_rewards_with_the_oracles_proofs() {
     assert_eq!(net.chain.ovpp_balance(&net.owners[0].pubkey()).await, earned);
 
     // Claiming again has nothing to do; the network commands read the chain.
-    let again = ovpp(&chain, &["-k", &owner_file, "--oracle", &oracle, "rewards", "claim", "--all"]).await;
+    let again = ovpp(&chain, &["-k", &owner_file, "--oracle-url", &oracle, "rewards", "claim", "--all"]).await;
     assert_eq!((again.code, again.stdout.trim()), (0, "Nothing to claim"));
     let epochs = ovpp(&chain, &["epoch", "list", "--output", "json"]).await.json();
     assert_eq!(epochs[0]["epoch"], 1);

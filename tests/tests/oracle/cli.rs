@@ -317,3 +317,75 @@ async fn the_json_rpc_path_sends_the_transactions_of_the_test_path() {
     update.fails_with(1, "NotAuthority");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An operator initializes the network and changes its parameters; others cannot.
+#[tokio::test]
+async fn an_operator_initializes_and_governs_through_the_cli() {
+    let mut test_chain = TestChain::new(0).await;
+    let chain: Arc<dyn Chain> = Arc::new(BanksChain::new(test_chain.ctx.banks_client.clone()));
+    let dir = temp_dir("admin");
+    let operator = keypair_file(&dir, "operator.json", &test_chain.authority);
+    let (o1, o2, o3) = (Keypair::new().pubkey().to_string(), Keypair::new().pubkey().to_string(), Keypair::new().pubkey().to_string());
+    let stranger = test_chain.new_owner().await;
+    let stranger = keypair_file(&dir, "stranger.json", &stranger);
+
+    // Parameters are checked locally with the program's rules.
+    ovpp(&chain, &["-k", &operator, "admin", "init", "--oracle", &o1, "--threshold", "2", "--emission-cap", "1000"])
+        .await
+        .fails_with(1, "InvalidThreshold");
+    ovpp(&chain, &["-k", &operator, "admin", "init", "--oracle", &o1, "--threshold", "1", "--emission-cap", "0"])
+        .await
+        .fails_with(1, "InvalidEmissionCap");
+    // Only the upgrade authority initializes.
+    ovpp(&chain, &["-k", &stranger, "admin", "init", "--oracle", &o1, "--threshold", "1", "--emission-cap", "1000"])
+        .await
+        .fails_with(1, "NotUpgradeAuthority");
+    ovpp(
+        &chain,
+        &[
+            "-k",
+            &operator,
+            "admin",
+            "init",
+            "--oracle",
+            &o1,
+            "--oracle",
+            &o2,
+            "--threshold",
+            "2",
+            "--epoch-length",
+            "3600",
+            "--emission-cap",
+            "2500.5",
+        ],
+    )
+    .await
+    .json_or_display_ok();
+    let config = ovpp(&chain, &["config", "show", "--output", "json"]).await.json();
+    assert_eq!((config["threshold"].as_u64(), config["emission_cap_per_epoch"].as_str()), (Some(2), Some("2500.500000")));
+    assert_eq!(config["authority"], test_chain.authority.pubkey().to_string().as_str());
+
+    ovpp(&chain, &["-k", &operator, "admin", "set-oracles", "--oracle", &o1, "--oracle", &o2, "--oracle", &o3, "--threshold", "2"])
+        .await
+        .json_or_display_ok();
+    ovpp(&chain, &["-k", &operator, "admin", "set-params", "--emission-cap", "10", "--epoch-length", "120"]).await.json_or_display_ok();
+    ovpp(&chain, &["-k", &operator, "admin", "set-params"]).await.fails_with(1, "nothing to change");
+    ovpp(&chain, &["-k", &stranger, "admin", "pause"]).await.fails_with(1, "NotAuthority");
+    ovpp(&chain, &["-k", &operator, "admin", "pause"]).await.json_or_display_ok();
+    let config = ovpp(&chain, &["config", "show", "--output", "json"]).await.json();
+    assert_eq!((config["paused"].as_bool(), config["oracles"].as_array().map(Vec::len)), (Some(true), Some(3)));
+    assert_eq!((config["epoch_length_secs"].as_u64(), config["emission_cap_per_epoch"].as_str()), (Some(120), Some("10.000000")));
+    ovpp(&chain, &["-k", &operator, "admin", "unpause"]).await.json_or_display_ok();
+
+    // Two-step hand-over: only the proposed key accepts.
+    let successor = Keypair::new();
+    test_chain.fund(&successor.pubkey(), 1_000_000_000).await;
+    let successor_file = keypair_file(&dir, "successor.json", &successor);
+    ovpp(&chain, &["-k", &operator, "admin", "propose-authority", &successor.pubkey().to_string()]).await.json_or_display_ok();
+    ovpp(&chain, &["-k", &stranger, "admin", "accept-authority"]).await.fails_with(1, "NotPendingAuthority");
+    ovpp(&chain, &["-k", &successor_file, "admin", "accept-authority"]).await.json_or_display_ok();
+    let config = ovpp(&chain, &["config", "show", "--output", "json"]).await.json();
+    assert_eq!(config["authority"], successor.pubkey().to_string().as_str());
+    ovpp(&chain, &["-k", &operator, "admin", "pause"]).await.fails_with(1, "NotAuthority");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,7 +1,5 @@
 //! Quantities as people type them: `11kW`, `7400`, `13.5kWh`, OVPP with decimals.
 
-use ovpp::limits::OVPP_DECIMALS;
-
 /// Parses `<number>[unit]` where unit is one of `units` (`(suffix, multiplier)`); a bare
 /// number is in the base unit. Fractions are allowed down to the base unit.
 fn parse_with_units(text: &str, what: &str, units: &[(&str, u64)]) -> Result<u64, String> {
@@ -49,8 +47,4 @@ pub fn parse_ovpp(text: &str) -> Result<u64, String> {
     ovpp_oracle::config::parse_ovpp(text).map_err(|e| e.to_string())
 }
 
-/// Base units as OVPP with all decimals: `1234.500000`.
-pub fn format_ovpp(base_units: u64) -> String {
-    let scale = 10u64.pow(u32::from(OVPP_DECIMALS));
-    format!("{}.{:0width$}", base_units / scale, base_units % scale, width = OVPP_DECIMALS as usize)
-}
+pub use ovpp_oracle::config::format_ovpp;

@@ -153,6 +153,11 @@ impl BanksChain {
         Self { client, seen: Default::default() }
     }
 
+    /// The accounts this connection has seen.
+    pub fn seen(&self) -> Vec<Pubkey> {
+        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().copied().collect()
+    }
+
     fn see(&self, keys: &[Pubkey]) {
         self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(keys.iter().copied());
     }

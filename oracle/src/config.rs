@@ -134,6 +134,13 @@ pub fn default_keypair_path() -> PathBuf {
     home.join(".config/solana/id.json")
 }
 
+/// Base units as OVPP with all decimals: `1234.500000`.
+pub fn format_ovpp(base_units: u64) -> String {
+    let decimals = u32::from(ovpp::limits::OVPP_DECIMALS);
+    let scale = 10u64.pow(decimals);
+    format!("{}.{:0width$}", base_units / scale, base_units % scale, width = decimals as usize)
+}
+
 /// Parses an OVPP amount (`12`, `0.5`, `10000.000001`) into base units (6 decimals).
 pub fn parse_ovpp(text: &str) -> anyhow::Result<u64> {
     let decimals = u32::from(ovpp::limits::OVPP_DECIMALS);

@@ -13,6 +13,7 @@ pub mod epoch;
 pub mod epoch_job;
 pub mod fleet;
 pub mod ingest;
+pub mod localnet;
 pub mod metrics;
 pub mod registry;
 pub mod relay;

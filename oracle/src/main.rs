@@ -25,6 +25,8 @@ enum Command {
     Serve(ServeArgs),
     /// Simulate a fleet of devices sending signed telemetry to an oracle.
     Simulate(SimulateArgs),
+    /// A whole local network in one command: chain, oracle, simulated fleet, epochs.
+    Localnet(ovpp_oracle::localnet::LocalnetArgs),
     /// One-shot epoch work (what `serve` does on a schedule).
     #[command(subcommand)]
     Epoch(EpochCommand),
@@ -92,11 +94,29 @@ struct SimulateArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        // The in-process chain's own crates are chatty at info (one line per RPC call).
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            "info,tarpc=error,solana_runtime=warn,solana_program_test=warn,solana_metrics=warn,solana_banks_server=warn,solana_accounts_db=warn".into()
+        }))
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Simulate(args) => run_simulation(args).await,
+        Command::Localnet(args) => {
+            let report = ovpp_oracle::localnet::run(args, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+            println!(
+                "{} devices, {} readings accepted this run, last epoch {}, {} OVPP earned, {} claimed",
+                report.devices_registered,
+                report.readings_accepted,
+                report.last_epoch,
+                ovpp_oracle::config::format_ovpp(report.cumulative_total),
+                ovpp_oracle::config::format_ovpp(report.total_claimed)
+            );
+            Ok(())
+        }
         Command::Epoch(EpochCommand::Relay(args)) => {
             let settings = Settings::resolve(&args)?;
             let chain = RpcChain::new(settings.rpc_url.clone());

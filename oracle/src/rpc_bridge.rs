@@ -47,6 +47,11 @@ impl Bridge {
         let _ = self.chain.get_accounts(keys).await;
     }
 
+    /// Every account this endpoint has seen (what the local network saves at shutdown).
+    pub async fn seen(&self) -> Vec<Pubkey> {
+        self.chain.seen()
+    }
+
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new().route("/", post(handle)).with_state(self.clone())
     }

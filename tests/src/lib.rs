@@ -10,7 +10,7 @@ use ovpp::errors::OvppError;
 use ovpp::instructions::{DeviceParams, InitializeArgs, PostEpochArgs};
 use ovpp::protocol::{config_address, device_address, RewardLeaf};
 use ovpp::state::{Config, Device, DeviceKind};
-use solana_program_test::{processor, BanksClientError, ProgramTest, ProgramTestContext};
+use solana_program_test::{BanksClientError, ProgramTestContext};
 use solana_sdk::account::Account;
 use solana_sdk::clock::Clock;
 use solana_sdk::instruction::{Instruction, InstructionError};
@@ -19,35 +19,6 @@ use solana_sdk::signature::{Keypair, Signer};
 use solana_sdk::transaction::{Transaction, TransactionError};
 
 pub use ovpp;
-
-/// Anchor's `entry` ties the account slice and the accounts to one lifetime, which the
-/// builtin function pointer type of `processor!` cannot express; the accounts outlive
-/// the call, so widening the lifetime is sound. This is the only unsafe in the tests.
-fn ovpp_entry(
-    program_id: &Pubkey,
-    accounts: &[anchor_lang::prelude::AccountInfo],
-    data: &[u8],
-) -> anchor_lang::solana_program::entrypoint::ProgramResult {
-    let accounts: &[anchor_lang::prelude::AccountInfo] = unsafe { std::mem::transmute(accounts) };
-    ovpp::entry(program_id, accounts, data)
-}
-
-/// Serialized `UpgradeableLoaderState::ProgramData` (bincode: u32 tag 3, slot, Option<Pubkey>)
-/// so `initialize` can check the upgrade authority as it does on a real cluster.
-fn program_data_account(upgrade_authority: &Pubkey) -> Account {
-    let mut data = Vec::with_capacity(45);
-    data.extend_from_slice(&3u32.to_le_bytes());
-    data.extend_from_slice(&0u64.to_le_bytes());
-    data.push(1);
-    data.extend_from_slice(upgrade_authority.as_ref());
-    Account {
-        lamports: 1_000_000_000,
-        data,
-        owner: anchor_lang::solana_program::bpf_loader_upgradeable::ID,
-        executable: false,
-        rent_epoch: 0,
-    }
-}
 
 /// The Anchor custom error code of an `OvppError`.
 pub fn code(err: OvppError) -> u32 {
@@ -109,10 +80,7 @@ impl TestChain {
 
     /// `new` with a given upgrade authority (funded here).
     pub async fn new_with_authority(oracle_count: usize, authority: Keypair) -> Self {
-        let mut test = ProgramTest::new("ovpp", ovpp::ID, processor!(ovpp_entry));
-        test.prefer_bpf(false);
-        test.add_account(client::program_data_address(), program_data_account(&authority.pubkey()));
-        let ctx = test.start_with_context().await;
+        let ctx = ovpp_oracle::localnet::chain::start(&authority.pubkey(), vec![]).await;
         let mut chain = Self { ctx, authority, oracles: (0..oracle_count).map(|_| Keypair::new()).collect(), nonce: 0 };
         let authority = chain.authority.pubkey();
         chain.fund(&authority, 10_000_000_000).await;

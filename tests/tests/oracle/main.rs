@@ -13,6 +13,7 @@ use ovpp_tests::TestChain;
 mod cli;
 mod epochs;
 mod ingest;
+mod localnet;
 mod simulate;
 
 pub struct Oracle {

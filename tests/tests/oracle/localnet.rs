@@ -1,0 +1,105 @@
+//! The local network end to end, for a short bounded time with a small fleet: devices
+//! registered on-chain by their owners, readings accepted, epochs posted, an owner's claim
+//! through the CLI over JSON-RPC raising their balance by exactly the reports' amounts, and
+//! a restart continuing from the saved state.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ovpp_oracle::chain::{Chain, RpcChain};
+use ovpp_oracle::localnet::{self, LocalnetArgs};
+use serde_json::Value;
+use solana_sdk::signature::{read_keypair_file, Signer};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn cli(args: &[&str]) -> Value {
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let code = ovpp_cli::main_with(std::iter::once("ovpp").chain(args.iter().copied()), None, &mut stdout, &mut stderr).await;
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&stderr));
+    serde_json::from_slice(&stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_network_runs_pays_and_continues_after_a_restart() {
+    let dir = std::env::temp_dir().join(format!("ovpp-localnet-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (rpc_port, api_port) = (free_port(), free_port());
+    let args = LocalnetArgs {
+        state_dir: dir.clone(),
+        devices: 14,
+        epoch_secs: 60,
+        interval_secs: 10,
+        rpc_port,
+        api_port,
+        backfill_epochs: 2,
+        for_secs: None,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let network = tokio::spawn(localnet::run(args.clone(), async {
+        let _ = stopped.await;
+    }));
+    let rpc = format!("http://127.0.0.1:{rpc_port}");
+    let api = format!("http://127.0.0.1:{api_port}");
+
+    // Wait for the two backfilled epochs to be posted.
+    let chain = RpcChain::new(rpc.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if ovpp_oracle::relay::read_config(&chain).await.is_ok_and(|c| c.last_epoch >= 2) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline && !network.is_finished(), "no epoch posted in time");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The fleet is on-chain, and its telemetry was accepted.
+    let devices = cli(&["-u", &rpc, "device", "list", "--output", "json"]).await;
+    assert_eq!(devices.as_array().unwrap().len(), 14);
+    let metrics = reqwest::get(format!("{api}/metrics")).await.unwrap().text().await.unwrap();
+    let readings: u64 =
+        metrics.lines().find_map(|l| l.strip_prefix("ovpp_ingest_readings_accepted_total ")).and_then(|n| n.parse().ok()).unwrap();
+    assert!(readings >= 14 * 12, "two epochs of readings: {readings}");
+
+    // Owner 0 claims by hand; what they get is what the published reports say.
+    let owner_file = localnet::owner_keypair_path(&dir, 0).display().to_string();
+    let owner = read_keypair_file(&owner_file).unwrap().pubkey();
+    let shown = cli(&["-u", &rpc, "-k", &owner_file, "--oracle-url", &api, "rewards", "show", "--output", "json"]).await;
+    let epoch = shown.as_array().unwrap().iter().filter_map(|r| r["epoch"].as_u64()).max().unwrap();
+    let mine: Vec<String> = shown.as_array().unwrap().iter().map(|r| r["device_key"].as_str().unwrap().to_string()).collect();
+    let mut expected = 0u64;
+    for n in 1..=epoch {
+        let report = reqwest::get(format!("{api}/v1/epochs/{n}/report")).await.unwrap().text().await.unwrap();
+        for line in report.lines().skip(1) {
+            let line: Value = serde_json::from_str(line).unwrap();
+            if mine.iter().any(|k| k == line["device_key"].as_str().unwrap()) {
+                expected += line["amount"].as_u64().unwrap();
+            }
+        }
+    }
+    assert!(expected > 0, "owner 0 earned something");
+    let claimed = cli(&["-u", &rpc, "-k", &owner_file, "--oracle-url", &api, "rewards", "claim", "--all", "--output", "json"]).await;
+    assert!(!claimed["claims"].as_array().unwrap().is_empty());
+    let token_account = chain.get_account(&ovpp::client::owner_token_account(&owner)).await.unwrap().expect("owner's OVPP account");
+    use anchor_spl::token_2022::spl_token_2022::extension::StateWithExtensions;
+    use anchor_spl::token_2022::spl_token_2022::state::Account as TokenAccount;
+    let balance = StateWithExtensions::<TokenAccount>::unpack(&token_account.data).unwrap().base.amount;
+    assert_eq!(balance, expected, "the balance is exactly the reports' amounts");
+
+    // Stop; the state is saved; a restart continues with the same chain.
+    stop.send(()).unwrap();
+    let report = network.await.unwrap().unwrap();
+    assert_eq!(report.devices_registered, 14);
+    assert!(report.last_epoch >= 2);
+    assert!(dir.join("chain-accounts.jsonl").exists());
+    let before: BTreeMap<&str, u64> = [("last_epoch", report.last_epoch), ("claimed", report.total_claimed)].into();
+    let again =
+        localnet::run(LocalnetArgs { rpc_port: free_port(), api_port: free_port(), for_secs: Some(2), ..args }, std::future::pending())
+            .await
+            .unwrap();
+    assert_eq!(again.devices_registered, 14);
+    assert!(again.last_epoch >= before["last_epoch"] && again.total_claimed >= before["claimed"], "{again:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -188,6 +188,7 @@ impl EpochJob {
             return Ok(());
         }
         let tree = EpochTree::new(latest.epoch, store.epoch_leaves(latest.epoch).await?);
+        let (mut claims, mut total) = (0u64, 0u64);
         for device in registry.iter().filter(|d| self.role.auto_claim_owners.contains(&d.owner)) {
             let Some((leaf, proof)) = tree.proof(&device.key) else { continue };
             let device_key = Pubkey::new_from_array(device.key);
@@ -200,9 +201,17 @@ impl EpochJob {
             let blockhash = self.chain.latest_blockhash().await?;
             let tx = Transaction::new_signed_with_payer(&[ix], Some(&self.payer.pubkey()), &[&self.payer], blockhash);
             match self.chain.send_transaction(&tx).await {
-                Ok(()) => tracing::info!(device = %device_key, amount = leaf.cumulative_amount - on_chain.claimed, "auto-claimed"),
+                Ok(()) => {
+                    let amount = leaf.cumulative_amount - on_chain.claimed;
+                    tracing::debug!(device = %device_key, amount, "auto-claimed");
+                    claims += 1;
+                    total += amount;
+                }
                 Err(e) => tracing::warn!(device = %device_key, error = %e, "auto-claim failed"),
             }
+        }
+        if claims > 0 {
+            tracing::info!(epoch = latest.epoch, claims, ovpp = %crate::config::format_ovpp(total), "auto-claimed for the owners who opted in");
         }
         self.auto_claimed.store(latest.epoch, Ordering::Relaxed);
         Ok(())

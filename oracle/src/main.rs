@@ -93,13 +93,17 @@ struct SimulateArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The in-process chain's own crates are chatty at info; the local network has its own
+    // status line instead of the simulator's line per interval.
+    let mut filter = "info,tarpc=error,solana_runtime=warn,solana_program_test=warn,solana_metrics=warn,solana_banks_server=warn,solana_accounts_db=warn".to_string();
+    if matches!(cli.command, Command::Localnet(_)) {
+        filter.push_str(",ovpp_oracle::simulate=warn");
+    }
     tracing_subscriber::fmt()
-        // The in-process chain's own crates are chatty at info (one line per RPC call).
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            "info,tarpc=error,solana_runtime=warn,solana_program_test=warn,solana_metrics=warn,solana_banks_server=warn,solana_accounts_db=warn".into()
-        }))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()))
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Simulate(args) => run_simulation(args).await,
         Command::Localnet(args) => {

@@ -55,7 +55,7 @@ pub struct LocalnetArgs {
     pub api_port: u16,
     /// Start the epoch schedule this many epochs in the past and replay their telemetry
     /// (first start only): rewards from the first minute.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 1)]
     pub backfill_epochs: u32,
     /// Stop after this many seconds [default: run until Ctrl-C].
     #[arg(long)]
@@ -267,7 +267,8 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     let missing: Vec<usize> = existing.iter().enumerate().filter(|(_, a)| a.is_none()).map(|(i, _)| i).collect();
     let mut done = 0;
     for (o, owner) in owners.iter().enumerate() {
-        let mine: Vec<usize> = missing.iter().copied().filter(|i| i % owners.len() == o).collect();
+        // Owners hold ten consecutive devices each: a household's mix of every kind.
+        let mine: Vec<usize> = missing.iter().copied().filter(|i| (i / 10).min(owners.len() - 1) == o).collect();
         for group in mine.chunks(3) {
             let keys: Vec<Keypair> = group.iter().map(|&i| Keypair::new_from_array(fleet.devices[i].key.to_bytes())).collect();
             let ixs: Vec<_> = group
@@ -343,7 +344,9 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     // A status line until told to stop.
     let deadline = args.for_secs.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let mut stop = std::pin::pin!(stop);
-    let mut ticker = tokio::time::interval(Duration::from_secs(5));
+    // One line per metering interval (at least every 5 s), the rate over that interval.
+    let period = u64::from(args.interval_secs).max(5);
+    let mut ticker = tokio::time::interval(Duration::from_secs(period));
     let mut last_readings = 0u64;
     loop {
         tokio::select! {
@@ -359,7 +362,7 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
             "devices online {}/{} | {:.1} readings/s | flexibility up: {} | epoch {} posted | {} OVPP earned, {} claimed",
             summary.totals.devices_online,
             summary.totals.devices,
-            (readings - last_readings) as f64 / 5.0,
+            (readings - last_readings) as f64 / period as f64,
             flex.join(", "),
             config.as_ref().map_or(0, |c| c.last_epoch),
             crate::config::format_ovpp(config.as_ref().map_or(0, |c| c.cumulative_total)),

@@ -64,6 +64,7 @@ fn compute_and_sign(c: &mut Criterion) {
                 demand_response_wh: 0,
                 accepted_batches: 96 - i % 7,
                 rejected_batches: i % 3,
+                through_sequence: 96,
             };
             (device_key(i), inputs)
         })
@@ -103,7 +104,7 @@ fn compute_and_sign(c: &mut Criterion) {
         store
     });
     group.bench_function("aggregate_sql_10k_x_96", |b| {
-        b.iter(|| runtime.block_on(store.epoch_inputs(SPEC.start_ts, SPEC.end_ts, rules.stress_hours_utc)).unwrap())
+        b.iter(|| runtime.block_on(store.epoch_inputs(SPEC.start_ts, SPEC.end_ts, rules.stress_hours_utc, None)).unwrap())
     });
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);

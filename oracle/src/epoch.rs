@@ -119,6 +119,8 @@ pub enum EpochError {
     NotNextToClose { epoch: u64, next: u64 },
     #[error("the report claims {claimed:?}, the chain's schedule and this oracle's emission give {expected:?}")]
     SpecMismatch { claimed: EpochSpec, expected: EpochSpec },
+    #[error("the report leaves out data of device {device} that arrived here in time (up to batch {sequence})")]
+    OmitsTimelyData { device: String, sequence: u64 },
     #[error("ingest: {0}")]
     Ingest(String),
     #[error("the report is malformed: {0}")]
@@ -285,6 +287,20 @@ impl ClosedEpoch {
     }
 }
 
+/// Per device, the last batch sequence a published report used.
+fn report_cutoff(report: &[u8]) -> Result<HashMap<DeviceKey, u64>, EpochError> {
+    let mut cutoff = HashMap::new();
+    for (i, line) in report.split(|&b| b == b'\n').skip(1).filter(|l| !l.is_empty()).enumerate() {
+        let line: ReportLine = serde_json::from_slice(line).map_err(|e| EpochError::MalformedReport(format!("line {}: {e}", i + 2)))?;
+        let mut key = [0u8; 32];
+        if bs58::decode(&line.device_key).onto(&mut key).ok() != Some(32) {
+            return Err(EpochError::MalformedReport(format!("line {}: bad device key", i + 2)));
+        }
+        cutoff.insert(key, line.inputs.through_sequence);
+    }
+    Ok(cutoff)
+}
+
 /// Parses a published report's header (enough to know which epoch and span it claims).
 pub fn parse_header(report: &[u8]) -> Result<ReportHeader, EpochError> {
     let first = report.split(|&b| b == b'\n').next().unwrap_or_default();
@@ -298,6 +314,7 @@ pub async fn close(
     spec: &EpochSpec,
     rules: &ScoringRules,
     registry: &[RegisteredDevice],
+    cutoff: Option<&HashMap<DeviceKey, u64>>,
 ) -> Result<ClosedEpoch, EpochError> {
     let (previous, previous_total) = if spec.epoch <= 1 {
         (Leaves::new(), 0)
@@ -305,7 +322,7 @@ pub async fn close(
         let record = store.epoch(spec.epoch - 1).await?.ok_or(EpochError::PreviousNotClosed(spec.epoch, spec.epoch - 1))?;
         (store.epoch_leaves(spec.epoch - 1).await?.into_iter().collect(), record.cumulative_total)
     };
-    let inputs = store.epoch_inputs(spec.start_ts, spec.end_ts, rules.stress_hours_utc).await?;
+    let inputs = store.epoch_inputs(spec.start_ts, spec.end_ts, rules.stress_hours_utc, cutoff).await?;
     let registry: HashMap<DeviceKey, RegisteredDevice> = registry.iter().map(|d| (d.key, d.clone())).collect();
     compute(spec, rules, &registry, &previous, previous_total, &inputs)
 }
@@ -365,7 +382,7 @@ pub async fn close_due(
         return Ok(None);
     }
     ingestor.close_until(spec.end_ts).await.map_err(|e| EpochError::Ingest(e.to_string()))?;
-    let closed = close(store, &spec, &settings.rules, registry).await?;
+    let closed = close(store, &spec, &settings.rules, registry, None).await?;
     store.save_epoch(&closed, now).await?;
     Ok(Some(closed))
 }
@@ -396,8 +413,18 @@ pub async fn cosign(
     if now < expected.end_ts {
         return Err(EpochError::NotEnded { epoch: expected.epoch, end_ts: expected.end_ts });
     }
+    // The report names, per device, the last batch it used. Whatever reached this oracle by
+    // the deadline must be in it (a primary cannot leave out data it had in time); later
+    // batches are left out exactly as the primary left them out.
+    let cutoff = report_cutoff(report)?;
+    let deadline = expected.end_ts.saturating_add(settings.close_grace_secs);
+    for (device, timely) in store.timely_sequences(expected.start_ts, expected.end_ts, deadline).await? {
+        if registry.iter().any(|d| d.key == device) && cutoff.get(&device).is_none_or(|&used| used < timely) {
+            return Err(EpochError::OmitsTimelyData { device: bs58::encode(device).into_string(), sequence: timely });
+        }
+    }
     ingestor.close_until(expected.end_ts).await.map_err(|e| EpochError::Ingest(e.to_string()))?;
-    let mine = close(store, &expected, &settings.rules, registry).await?;
+    let mine = close(store, &expected, &settings.rules, registry, Some(&cutoff)).await?;
     if mine.report != report {
         let ours: Vec<&[u8]> = mine.report.split(|&b| b == b'\n').collect();
         let theirs: Vec<&[u8]> = report.split(|&b| b == b'\n').collect();

@@ -85,6 +85,9 @@ pub struct EpochInputs {
     pub demand_response_wh: u64,
     pub accepted_batches: u64,
     pub rejected_batches: u64,
+    /// The highest batch sequence included: with it, anyone holding the batches selects
+    /// exactly the readings these inputs were computed from.
+    pub through_sequence: u64,
 }
 
 /// Points and standing of one device for one epoch.

@@ -382,33 +382,66 @@ macro_rules! select_epochs {
 impl Store {
     /// Per-device sums over the readings whose interval starts in `[start, end)` and the
     /// rejections received in the minutes `[start / 60, end / 60)`: the inputs of scoring.
+    /// With `cutoff`, only devices in it count, and of each only the batches up to its
+    /// sequence there (a co-signer recomputing exactly what the primary used).
     pub async fn epoch_inputs(
         &self,
         start: i64,
         end: i64,
         stress_hours_utc: [u8; 2],
+        cutoff: Option<&HashMap<DeviceKey, u64>>,
     ) -> Result<HashMap<DeviceKey, crate::score::EpochInputs>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT device_key, \
-               CAST(SUM(interval_secs) AS BIGINT) AS covered_secs, \
-               CAST(SUM(CASE WHEN online <> 0 THEN interval_secs ELSE 0 END) AS BIGINT) AS online_secs, \
-               CAST(SUM(energy_generated_wh) AS BIGINT) AS generated_wh, \
-               CAST(SUM(CASE WHEN energy_exported_wh > energy_generated_wh THEN energy_exported_wh - energy_generated_wh ELSE 0 END) \
-                 AS BIGINT) AS discharged_wh, \
-               CAST(SUM(CASE WHEN online <> 0 AND storage_available_wh IS NOT NULL THEN storage_available_wh * interval_secs ELSE 0 END) \
-                 AS BIGINT) AS storage_wh_secs, \
-               CAST(SUM(CASE WHEN online <> 0 AND interval_start % 86400 >= $3 AND interval_start % 86400 < $4 \
-                 THEN (flex_up_w + flex_down_w) * interval_secs ELSE 0 END) AS BIGINT) AS stress_flex_w_secs, \
-               CAST(SUM(CASE WHEN grid_response = 3 THEN 1 ELSE 0 END) AS BIGINT) AS fault_intervals, \
-               COUNT(DISTINCT batch_sequence) AS accepted_batches \
-             FROM readings WHERE interval_start >= $1 AND interval_start < $2 GROUP BY device_key",
-        )
-        .bind(start)
-        .bind(end)
-        .bind(i64::from(stress_hours_utc[0]) * 3600)
-        .bind(i64::from(stress_hours_utc[1]) * 3600)
-        .fetch_all(&self.pool)
-        .await?;
+        // sqlx wants static SQL: the same aggregate over all readings, or joined to the cutoff.
+        macro_rules! aggregate {
+            ($from:literal) => {
+                concat!(
+                    "SELECT r.device_key AS device_key, \
+                       CAST(SUM(r.interval_secs) AS BIGINT) AS covered_secs, \
+                       CAST(SUM(CASE WHEN r.online <> 0 THEN r.interval_secs ELSE 0 END) AS BIGINT) AS online_secs, \
+                       CAST(SUM(r.energy_generated_wh) AS BIGINT) AS generated_wh, \
+                       CAST(SUM(CASE WHEN r.energy_exported_wh > r.energy_generated_wh \
+                         THEN r.energy_exported_wh - r.energy_generated_wh ELSE 0 END) AS BIGINT) AS discharged_wh, \
+                       CAST(SUM(CASE WHEN r.online <> 0 AND r.storage_available_wh IS NOT NULL \
+                         THEN r.storage_available_wh * r.interval_secs ELSE 0 END) AS BIGINT) AS storage_wh_secs, \
+                       CAST(SUM(CASE WHEN r.online <> 0 AND r.interval_start % 86400 >= $3 AND r.interval_start % 86400 < $4 \
+                         THEN (r.flex_up_w + r.flex_down_w) * r.interval_secs ELSE 0 END) AS BIGINT) AS stress_flex_w_secs, \
+                       CAST(SUM(CASE WHEN r.grid_response = 3 THEN 1 ELSE 0 END) AS BIGINT) AS fault_intervals, \
+                       COUNT(DISTINCT r.batch_sequence) AS accepted_batches, \
+                       MAX(r.batch_sequence) AS through_sequence ",
+                    $from,
+                    " GROUP BY r.device_key"
+                )
+            };
+        }
+        let mut conn = self.pool.acquire().await?;
+        let query = match cutoff {
+            None => sqlx::query(aggregate!("FROM readings r WHERE r.interval_start >= $1 AND r.interval_start < $2")),
+            Some(cutoff) => {
+                sqlx::query("CREATE TEMP TABLE IF NOT EXISTS epoch_cutoff (device_key TEXT PRIMARY KEY, through BIGINT NOT NULL)")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("DELETE FROM epoch_cutoff").execute(&mut *conn).await?;
+                let rows: Vec<(&DeviceKey, &u64)> = cutoff.iter().collect();
+                for chunk in statement_chunks(&rows, 256) {
+                    let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO epoch_cutoff (device_key, through) ");
+                    insert.push_values(chunk, |mut row, (key, through)| {
+                        row.push_bind(key_to_text(key)).push_bind(**through as i64);
+                    });
+                    insert.build().execute(&mut *conn).await?;
+                }
+                sqlx::query(aggregate!(
+                    "FROM readings r JOIN epoch_cutoff c ON r.device_key = c.device_key \
+                     WHERE r.interval_start >= $1 AND r.interval_start < $2 AND r.batch_sequence <= c.through"
+                ))
+            }
+        };
+        let rows = query
+            .bind(start)
+            .bind(end)
+            .bind(i64::from(stress_hours_utc[0]) * 3600)
+            .bind(i64::from(stress_hours_utc[1]) * 3600)
+            .fetch_all(&mut *conn)
+            .await?;
         let mut out = HashMap::with_capacity(rows.len());
         for row in &rows {
             let col = |name: &str| -> Result<u64, StoreError> {
@@ -426,6 +459,7 @@ impl Store {
                 demand_response_wh: 0,
                 accepted_batches: col("accepted_batches")?,
                 rejected_batches: 0,
+                through_sequence: row.try_get::<i64, _>("through_sequence")? as u64,
             };
             out.insert(key_from_text("readings", &row.try_get::<String, _>("device_key")?)?, inputs);
         }
@@ -438,10 +472,30 @@ impl Store {
         .await?;
         for row in &rejections {
             let key = key_from_text("rejection_minutes", &row.try_get::<String, _>("device_key")?)?;
+            if cutoff.is_some_and(|c| !c.contains_key(&key)) {
+                continue;
+            }
             // Rejections of devices with no accepted reading in the epoch count too.
             out.entry(key).or_default().rejected_batches = row.try_get::<i64, _>("n")? as u64;
         }
         Ok(out)
+    }
+
+    /// Per device, the highest batch sequence among readings of `[start, end)` that arrived
+    /// here by `deadline`: what a report of that epoch must not leave out.
+    pub async fn timely_sequences(&self, start: i64, end: i64, deadline: i64) -> Result<HashMap<DeviceKey, u64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT device_key, MAX(batch_sequence) AS through FROM readings \
+             WHERE interval_start >= $1 AND interval_start < $2 AND received_at <= $3 GROUP BY device_key",
+        )
+        .bind(start)
+        .bind(end)
+        .bind(deadline)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((key_from_text("readings", &row.try_get::<String, _>("device_key")?)?, row.try_get::<i64, _>("through")? as u64)))
+            .collect()
     }
 
     /// Stores a closed epoch and its leaves in one transaction. Closing the same epoch

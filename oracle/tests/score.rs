@@ -98,7 +98,7 @@ proptest! {
     #[test]
     fn scoring_never_panics(inputs in any::<[u64; 10]>(), epoch_secs in any::<u64>()) {
         let [covered_secs, online_secs, generated_wh, discharged_wh, storage_available_wh_hours, stress_flex_wh, fault_intervals, demand_response_wh, accepted_batches, rejected_batches] = inputs;
-        let i = EpochInputs { covered_secs, online_secs, generated_wh, discharged_wh, storage_available_wh_hours, stress_flex_wh, fault_intervals, demand_response_wh, accepted_batches, rejected_batches };
+        let i = EpochInputs { covered_secs, online_secs, generated_wh, discharged_wh, storage_available_wh_hours, stress_flex_wh, fault_intervals, demand_response_wh, accepted_batches, rejected_batches, through_sequence: 0 };
         let rules = ScoringRules::default();
         let s = score(&i, epoch_secs, &rules);
         prop_assert!(s.quality_bps <= 10_000);

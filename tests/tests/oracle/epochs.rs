@@ -277,14 +277,14 @@ async fn closing_twice_gives_the_same_bytes_and_signature() {
     net.telemetry(spec.start_ts, spec.end_ts - 600).await;
     let first = net.close(1).await;
     let state = &net.primary.state;
-    let again = epoch::close(&state.store, &spec, &ScoringRules::default(), &state.registry.all().await).await.unwrap();
+    let again = epoch::close(&state.store, &spec, &ScoringRules::default(), &state.registry.all().await, None).await.unwrap();
     let key = oracle_key(&net.chain.oracles[0]);
     assert_eq!((&first.report, first.root, first.report_hash), (&again.report, again.root, again.report_hash));
     assert_eq!(first.sign(&key), again.sign(&key));
     // Saving the same close again is a no-op; another result for a closed epoch is refused.
     state.store.save_epoch(&again, 1).await.unwrap();
     let other = EpochSpec { emission: EMISSION / 2, ..spec };
-    let different = epoch::close(&state.store, &other, &ScoringRules::default(), &state.registry.all().await).await.unwrap();
+    let different = epoch::close(&state.store, &other, &ScoringRules::default(), &state.registry.all().await, None).await.unwrap();
     assert!(state.store.save_epoch(&different, 2).await.is_err());
     // Late telemetry for the closed epoch is refused, so the published report stays true.
     let late = net.fleet.tick(spec.end_ts - 600, 300);
@@ -349,4 +349,33 @@ async fn the_running_oracles_close_cosign_relay_and_auto_claim() {
     primary.step().await.unwrap();
     assert_eq!(net.chain.ovpp_balance(&net.owners[0].pubkey()).await, earned[0]);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The report names the last batch it used per device: a co-signer that received a batch
+/// after the primary closed still signs (it leaves that batch out too), but one that had
+/// data in time which the report leaves out refuses.
+#[tokio::test]
+async fn a_cosigner_holds_the_primary_to_the_data_it_had_in_time() {
+    let mut net = network("cutoff").await;
+    let spec = net.spec(1).await;
+    net.telemetry(spec.start_ts, spec.end_ts - 300).await;
+    let closed = net.close(1).await;
+    // The epoch's last interval reaches only the co-signer, after the primary closed.
+    let late = net.fleet.tick(spec.end_ts - 300, 300);
+    let sent = Sender::new(&net.cosigner.base).send(&late).await.unwrap();
+    assert_eq!(sent.accepted, late.len() as u64);
+
+    let config = net.chain.config().await;
+    let state = &net.cosigner.state;
+    let registry = state.registry.all().await;
+    // Had the deadline been later (a long grace), that batch would have been in time, and
+    // a report without it leaves out data: refused.
+    let patient = EpochSettings { close_grace_secs: 100 * EPOCH, ..settings() };
+    match epoch::cosign(&state.store, &state.ingestor, &closed.report, &config, &patient, &registry, unix_now()).await {
+        Err(EpochError::OmitsTimelyData { .. }) => {}
+        other => panic!("expected a refusal, got {:?}", other.map(|c| c.root)),
+    }
+    // With the network's grace the batch came late: left out on both sides, same report.
+    let mine = epoch::cosign(&state.store, &state.ingestor, &closed.report, &config, &settings(), &registry, unix_now()).await.unwrap();
+    assert_eq!((mine.report, mine.root), (closed.report.clone(), closed.root));
 }

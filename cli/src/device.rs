@@ -333,18 +333,24 @@ fn owned_by(device: &Device, owner: &Keypair) -> Result<(), CliError> {
 
 fn keygen(ctx: &mut Context<'_>, outfile: &PathBuf, force: bool) -> Result<(), CliError> {
     use std::io::Write;
-    if outfile.exists() && !force {
-        return Err(CliError::Invalid(format!("{} exists; pass --force to overwrite it", outfile.display())));
-    }
     let keypair = Keypair::new();
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    // Never over another key by accident: a new file unless --force.
+    if force {
+        options.write(true).create(true).truncate(true);
+    } else {
+        options.write(true).create_new(true);
+    }
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(outfile).map_err(|e| CliError::Invalid(format!("cannot write {}: {e}", outfile.display())))?;
+    let mut file = options.open(outfile).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => CliError::Invalid(format!("{} exists; pass --force to overwrite it", outfile.display())),
+        _ => CliError::Invalid(format!("cannot write {}: {e}", outfile.display())),
+    })?;
+    let write_error = |e: std::io::Error| CliError::Invalid(format!("cannot write {}: {e}", outfile.display()));
     #[cfg(unix)]
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    file.write_all(serde_json::to_string(&keypair.to_bytes().to_vec()).expect("bytes serialize").as_bytes())?;
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(write_error)?;
+    file.write_all(serde_json::to_string(&keypair.to_bytes().to_vec()).expect("bytes serialize").as_bytes()).map_err(write_error)?;
     ctx.emit(
         json!({"device_key": keypair.pubkey().to_string(), "path": outfile.display().to_string()}),
         format!("Wrote device keypair {}\nDevice key: {}", outfile.display(), keypair.pubkey()),

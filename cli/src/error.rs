@@ -11,8 +11,8 @@ pub enum CliError {
     Invalid(String),
     #[error("cannot read keypair {path}: {reason} (create one with `solana-keygen new -o {path}`)")]
     Keypair { path: String, reason: String },
-    #[error("the program refused: {name} ({code}): {message}")]
-    Program { code: u32, name: String, message: String },
+    #[error("the program refused instruction {instruction}: {name} ({code}): {message}")]
+    Program { instruction: u8, code: u32, name: String, message: String },
     #[error("the transaction failed: {0}")]
     Transaction(TransactionError),
     #[error("the RPC endpoint did not answer as expected: {0}")]
@@ -44,20 +44,20 @@ const ANCHOR_ERRORS: &[(u32, &str, &str)] = &[
 ];
 
 fn decode(failure: TransactionError) -> CliError {
-    let TransactionError::InstructionError(_, InstructionError::Custom(code)) = failure else {
+    let TransactionError::InstructionError(instruction, InstructionError::Custom(code)) = failure else {
         return CliError::Transaction(failure);
     };
     if let Some((name, message)) = ovpp_oracle::chain::program_error(code) {
-        return CliError::Program { code, name, message };
+        return CliError::Program { instruction, code, name, message };
     }
     if let Some((_, name, message)) = ANCHOR_ERRORS.iter().find(|(c, _, _)| *c == code) {
-        return CliError::Program { code, name: (*name).into(), message: (*message).into() };
+        return CliError::Program { instruction, code, name: (*name).into(), message: (*message).into() };
     }
     if code == 0 {
         // The system program's AccountAlreadyInUse, from an `init`.
-        return CliError::Program { code, name: "AccountAlreadyInUse".into(), message: "the account already exists".into() };
+        return CliError::Program { instruction, code, name: "AccountAlreadyInUse".into(), message: "the account already exists".into() };
     }
-    CliError::Transaction(TransactionError::InstructionError(0, InstructionError::Custom(code)))
+    CliError::Transaction(TransactionError::InstructionError(instruction, InstructionError::Custom(code)))
 }
 
 /// A program-side check run locally (the same function the program runs), as a CLI error.

@@ -13,7 +13,7 @@ use crate::{CliError, Context};
 pub enum EpochCommand {
     /// The most recent posted epochs.
     List {
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         limit: u64,
     },
     /// One posted epoch.

@@ -41,15 +41,17 @@ struct Earned {
 async fn fetch_earned(ctx: &Context<'_>, device: &Pubkey) -> Result<Option<Earned>, CliError> {
     let base = ctx.cli.oracle_url.trim_end_matches('/');
     let oracle_error = |message: String| CliError::Oracle { url: base.to_string(), message };
-    let response = reqwest::get(format!("{base}/v1/rewards/{device}")).await.map_err(|e| oracle_error(format!("no answer: {e}")))?;
-    if response.status() == reqwest::StatusCode::NOT_FOUND {
-        return Ok(None);
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(|e| oracle_error(e.to_string()))?;
+    let response = http.get(format!("{base}/v1/rewards/{device}")).send().await.map_err(|e| oracle_error(format!("no answer: {e}")))?;
+    let status = response.status();
+    let body: Value = response.json().await.map_err(|e| oracle_error(format!("HTTP {status}, not an oracle's answer: {e}")))?;
+    if !status.is_success() {
+        // Only the oracle's own "nothing for this device yet" means nothing earned.
+        return match body["error"]["code"].as_str() {
+            Some("no_rewards" | "no_posted_epoch") => Ok(None),
+            _ => Err(oracle_error(format!("HTTP {status}: {body}"))),
+        };
     }
-    if !response.status().is_success() {
-        let status = response.status();
-        return Err(oracle_error(format!("HTTP {status}: {}", response.text().await.unwrap_or_default())));
-    }
-    let body: Value = response.json().await.map_err(|e| oracle_error(format!("unreadable answer: {e}")))?;
     let leaf: RewardLeaf = serde_json::from_value(body["leaf"].clone()).map_err(|e| oracle_error(format!("bad leaf: {e}")))?;
     let proof = body["proof"]
         .as_array()
@@ -122,6 +124,7 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
             let config = crate::network::fetch_config(ctx).await?;
             let devices = devices_of(ctx, device).await?;
             let mut claims: Vec<(Pubkey, u64, Instruction)> = Vec::new();
+            let mut epochs = std::collections::HashMap::new();
             for d in &devices {
                 if d.status != DeviceStatus::Active {
                     if device.is_some() {
@@ -136,6 +139,7 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
                 }
                 check_proof(&config, &d.device_key, &earned)?;
                 let amount = earned.leaf.cumulative_amount - d.claimed;
+                epochs.insert(d.device_key, earned.leaf.epoch);
                 let ix = ovpp::client::claim(payer.pubkey(), &d.device_key, d.owner, earned.leaf, earned.proof);
                 claims.push((d.device_key, amount, ix));
             }
@@ -143,17 +147,32 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
                 return ctx.emit(json!({"claims": []}), "Nothing to claim");
             }
             let mut results = Vec::new();
-            let mut display = String::new();
             for batch in pack(&claims, &payer.pubkey()) {
                 let ixs: Vec<Instruction> = batch.iter().map(|(_, _, ix)| ix.clone()).collect();
-                let signature = ctx.send(&ixs, &[&payer]).await?;
+                let signature = match ctx.send(&ixs, &[&payer]).await {
+                    Ok(signature) => signature,
+                    Err(e) => {
+                        // What landed before stays landed: say so, then why this batch failed.
+                        let devices: Vec<String> = batch.iter().map(|(key, _, _)| key.to_string()).collect();
+                        if !results.is_empty() {
+                            ctx.emit(json!({"claims": results}), "(the claims above landed)")?;
+                        }
+                        return Err(CliError::Invalid(format!("claiming for {}: {e}", devices.join(", "))));
+                    }
+                };
+                let mut display = String::new();
                 for (key, amount, _) in batch {
-                    results.push(json!({"device_key": key.to_string(), "amount": format_ovpp(*amount), "signature": signature}));
+                    results.push(json!({"device_key": key.to_string(), "amount": format_ovpp(*amount), "epoch": epochs.get(key), "signature": signature}));
                     display += &format!("Claimed {} OVPP for {key}\n", format_ovpp(*amount));
                 }
-                display += &format!("Signature: {signature}\n");
+                if ctx.cli.output == crate::OutputFormat::Display {
+                    writeln!(ctx.out, "{display}Signature: {signature}")?;
+                }
             }
-            ctx.emit(json!({"claims": results}), display.trim_end())
+            if ctx.cli.output == crate::OutputFormat::Display {
+                return Ok(());
+            }
+            ctx.emit(json!({"claims": results}), "")
         }
     }
 }

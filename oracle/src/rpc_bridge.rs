@@ -27,6 +27,9 @@ use tokio::sync::Mutex;
 
 use crate::chain::{BanksChain, Chain, ChainError};
 
+/// The most bytes a transaction may have on the wire.
+const PACKET_DATA_SIZE: usize = 1232;
+
 #[allow(deprecated)]
 pub struct Bridge {
     banks: solana_banks_client::BanksClient,
@@ -34,12 +37,26 @@ pub struct Bridge {
     statuses: Mutex<HashMap<Signature, Result<(), TransactionError>>>,
     /// Raw transactions as received, for tests that compare what clients build.
     pub received: Mutex<Vec<Vec<u8>>>,
+    /// Transactions run one at a time, as a leader's do for conflicting accounts (the bank
+    /// behind would otherwise answer AccountInUse), and the local clock moves between them.
+    serial: Mutex<()>,
 }
 
 #[allow(deprecated)]
 impl Bridge {
     pub fn new(banks: solana_banks_client::BanksClient) -> Arc<Self> {
-        Arc::new(Self { chain: BanksChain::new(banks.clone()), banks, statuses: Mutex::default(), received: Mutex::default() })
+        Arc::new(Self {
+            chain: BanksChain::new(banks.clone()),
+            banks,
+            statuses: Mutex::default(),
+            received: Mutex::default(),
+            serial: Mutex::default(),
+        })
+    }
+
+    /// Holds off transactions while the caller changes the bank (e.g. its clock).
+    pub async fn exclusive(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.serial.lock().await
     }
 
     /// Lets `getProgramAccounts` find accounts created before this endpoint existed.
@@ -205,15 +222,24 @@ async fn dispatch(bridge: &Bridge, method: &str, params: &Value) -> Result<Value
         "sendTransaction" => {
             let encoded =
                 params.get(0).and_then(Value::as_str).ok_or_else(|| Failure::Invalid("param 0 must be the encoded transaction".into()))?;
-            let base58 = params.get(1).and_then(|c| c["encoding"].as_str()) == Some("base58");
+            // Solana's default encoding for sendTransaction is base58.
+            let base58 = params.get(1).and_then(|c| c["encoding"].as_str()).is_none_or(|e| e == "base58");
             let bytes = if base58 {
                 bs58::decode(encoded).into_vec().map_err(|e| Failure::Invalid(e.to_string()))?
             } else {
                 base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|e| Failure::Invalid(e.to_string()))?
             };
             bridge.received.lock().await.push(bytes.clone());
+            // What a validator checks before anything runs: size and signatures.
+            if bytes.len() > PACKET_DATA_SIZE {
+                return Err(Failure::Invalid(format!("transaction of {} bytes is above the {PACKET_DATA_SIZE}-byte limit", bytes.len())));
+            }
             let transaction: Transaction = bincode_transaction(&bytes).map_err(Failure::Invalid)?;
             let signature = *transaction.signatures.first().ok_or_else(|| Failure::Invalid("unsigned transaction".into()))?;
+            if transaction.verify().is_err() {
+                return Err(Failure::Preflight(TransactionError::SignatureFailure, vec![]));
+            }
+            let _serial = bridge.serial.lock().await;
             let outcome = bridge.banks.process_transaction_with_metadata(transaction.clone()).await.map_err(internal)?;
             let logs = outcome.metadata.map(|m| m.log_messages).unwrap_or_default();
             bridge.see(&transaction.message.account_keys).await;

@@ -136,6 +136,8 @@ fn load_accounts(state_dir: &Path) -> anyhow::Result<Vec<(Pubkey, Account)>> {
 /// next start provides those), atomically.
 #[allow(deprecated)]
 async fn save_accounts(state_dir: &Path, bridge: &Bridge, banks: &solana_banks_client::BanksClient) -> anyhow::Result<usize> {
+    // No transaction runs while the accounts are read: the saved state is one moment's.
+    let _serial = bridge.exclusive().await;
     let skip_owners = [solana_sdk::sysvar::ID, solana_sdk::native_loader::ID, anchor_lang::solana_program::bpf_loader_upgradeable::ID];
     let mut out = String::new();
     let mut count = 0;
@@ -171,7 +173,13 @@ async fn send(chain: &dyn Chain, instructions: &[solana_sdk::instruction::Instru
 
 /// Runs the local network until `stop` resolves (or `--for-secs` passes).
 #[allow(deprecated)]
-pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<Report> {
+pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<Report> {
+    // Watch for the stop request from the very start (a Ctrl-C during set-up counts too).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop.await;
+        let _ = stop_tx.send(true);
+    });
     if args.epoch_secs < ovpp::limits::MIN_EPOCH_LENGTH_SECS {
         bail!("--epoch-secs must be at least {} (the program's minimum)", ovpp::limits::MIN_EPOCH_LENGTH_SECS);
     }
@@ -250,12 +258,15 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
             .await
             .context("initializing the program")?;
     }
-    // The clock runs on from here (on the wall clock), on a task of its own.
+    // The clock runs on from here (on the wall clock), on a task of its own, between
+    // transactions.
     chain::advance_clock_to(&mut ctx, unix_now()).await;
+    let clock_bridge = bridge.clone();
     let clock_task = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         loop {
             ticker.tick().await;
+            let _serial = clock_bridge.exclusive().await;
             chain::advance_clock_to(&mut ctx, unix_now()).await;
         }
     });
@@ -270,6 +281,9 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         // Owners hold ten consecutive devices each: a household's mix of every kind.
         let mine: Vec<usize> = missing.iter().copied().filter(|i| (i / 10).min(owners.len() - 1) == o).collect();
         for group in mine.chunks(3) {
+            if *stop_rx.borrow() {
+                break;
+            }
             let keys: Vec<Keypair> = group.iter().map(|&i| Keypair::new_from_array(fleet.devices[i].key.to_bytes())).collect();
             let ixs: Vec<_> = group
                 .iter()
@@ -292,6 +306,15 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     // The oracle, over JSON-RPC like any client.
     let database = format!("sqlite://{}", dir.join("oracle.db").display());
     let state = crate::service::start(&database, chain.clone(), Policy::default(), Duration::from_secs(30)).await?;
+    let chain_epoch = crate::relay::read_config(chain.as_ref()).await?.last_epoch;
+    if let Some(latest) = state.store.epochs(1).await?.first().filter(|e| e.epoch > chain_epoch + 1) {
+        bail!(
+            "the oracle's database has epoch {} but the saved chain only {chain_epoch}: the chain's state in {} is older \
+             (the last run did not stop cleanly). Remove the directory to start a new local network.",
+            latest.epoch,
+            dir.display()
+        );
+    }
     state.registry.refresh().await?;
     let api_listener = tokio::net::TcpListener::bind(("127.0.0.1", args.api_port))
         .await
@@ -330,10 +353,10 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
 
     // The fleet, in real time from here.
     let clock = Clock { start: now_aligned, interval_secs: args.interval_secs, speed: 1.0, end: None };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (sim_stop, sim_stopped) = tokio::sync::oneshot::channel::<()>();
     let sim = tokio::spawn(async move {
         let outcome = simulate::run(&mut fleet, &sender, clock, 256, async {
-            let _ = stop_rx.await;
+            let _ = sim_stopped.await;
         })
         .await;
         if let Err(e) = outcome {
@@ -343,7 +366,7 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
 
     // A status line until told to stop.
     let deadline = args.for_secs.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-    let mut stop = std::pin::pin!(stop);
+    let mut stop_watch = stop_rx.clone();
     // One line per metering interval (at least every 5 s), the rate over that interval.
     let period = u64::from(args.interval_secs).max(5);
     let mut ticker = tokio::time::interval(Duration::from_secs(period));
@@ -351,7 +374,7 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = &mut stop => break,
+            _ = stop_watch.wait_for(|stopped| *stopped) => break,
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
         }
         let readings = state.metrics.readings_accepted.load(Ordering::Relaxed);
@@ -369,15 +392,20 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
             crate::config::format_ovpp(config.as_ref().map_or(0, |c| c.total_claimed)),
         );
         last_readings = readings;
+        // Saved as it goes, so that even a killed run loses at most one interval of chain.
+        if let Err(e) = save_accounts(dir, &bridge, &banks).await {
+            tracing::warn!(error = %e, "could not save the chain's state");
+        }
     }
 
     // Stop cleanly: the fleet, the epoch work, then save the chain.
-    let _ = stop_tx.send(());
+    let _ = sim_stop.send(());
     let _ = sim.await;
     epochs_task.abort();
-    let config = crate::relay::read_config(chain.as_ref()).await?;
+    let _ = epochs_task.await;
     let saved = save_accounts(dir, &bridge, &banks).await?;
     clock_task.abort();
+    let config = crate::relay::read_config(chain.as_ref()).await?;
     println!("stopped; saved {saved} chain accounts in {} (run again to continue)", dir.display());
     Ok(Report {
         devices_registered: registered,

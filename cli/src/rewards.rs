@@ -121,7 +121,7 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
         }
         RewardsCommand::Claim { device, all: _ } => {
             let payer = ctx.keypair()?;
-            let config = crate::network::fetch_config(ctx).await?;
+            let mut config = crate::network::fetch_config(ctx).await?;
             let devices = devices_of(ctx, device).await?;
             let mut claims: Vec<(Pubkey, u64, Instruction)> = Vec::new();
             let mut epochs = std::collections::HashMap::new();
@@ -137,7 +137,11 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
                 if earned.leaf.cumulative_amount <= d.claimed {
                     continue;
                 }
-                check_proof(&config, &d.device_key, &earned)?;
+                if check_proof(&config, &d.device_key, &earned).is_err() {
+                    // An epoch may have been posted since the configuration was read.
+                    config = crate::network::fetch_config(ctx).await?;
+                    check_proof(&config, &d.device_key, &earned)?;
+                }
                 let amount = earned.leaf.cumulative_amount - d.claimed;
                 epochs.insert(d.device_key, earned.leaf.epoch);
                 let ix = ovpp::client::claim(payer.pubkey(), &d.device_key, d.owner, earned.leaf, earned.proof);

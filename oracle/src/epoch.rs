@@ -121,6 +121,8 @@ pub enum EpochError {
     SpecMismatch { claimed: EpochSpec, expected: EpochSpec },
     #[error("the report leaves out data of device {device} that arrived here in time (up to batch {sequence})")]
     OmitsTimelyData { device: String, sequence: u64 },
+    #[error("the report offered for epoch {epoch} is not the one posted on-chain (hash, root or totals differ)")]
+    NotThePostedReport { epoch: u64 },
     #[error("ingest: {0}")]
     Ingest(String),
     #[error("the report is malformed: {0}")]
@@ -299,6 +301,39 @@ fn report_cutoff(report: &[u8]) -> Result<HashMap<DeviceKey, u64>, EpochError> {
         cutoff.insert(key, line.inputs.through_sequence);
     }
     Ok(cutoff)
+}
+
+/// Takes in an epoch another oracle published, after checking it against the chain: the
+/// epoch is posted, the report's sha256 is the report hash the chain holds, its totals are
+/// the chain's, and its leaves (recomputed from its lines) give the chain's root. This is
+/// how an oracle joins a running network, or recovers a lost database: it starts from the
+/// latest posted epoch instead of from genesis.
+pub async fn import_posted(store: &Store, report: &[u8], on_chain: &ovpp::state::Epoch, now: i64) -> Result<ClosedEpoch, EpochError> {
+    let header = parse_header(report)?;
+    let report_hash: Hash32 = Sha256::digest(report).into();
+    if header.epoch != on_chain.epoch || report_hash != on_chain.report_hash {
+        return Err(EpochError::NotThePostedReport { epoch: header.epoch });
+    }
+    let mut lines = Vec::new();
+    let mut hashes = Vec::new();
+    for (i, line) in report.split(|&b| b == b'\n').skip(1).filter(|l| !l.is_empty()).enumerate() {
+        let line: ReportLine = serde_json::from_slice(line).map_err(|e| EpochError::MalformedReport(format!("line {}: {e}", i + 2)))?;
+        let mut key = [0u8; 32];
+        if bs58::decode(&line.device_key).onto(&mut key).ok() != Some(32) {
+            return Err(EpochError::MalformedReport(format!("line {}: bad device key", i + 2)));
+        }
+        hashes.push(leaf_hash(&ovpp::ID, &Pubkey::new_from_array(key), &line.leaf));
+        lines.push(line);
+    }
+    let tree = MerkleTree::new(hashes).ok_or_else(|| EpochError::MalformedReport("no leaves".into()))?;
+    let root = tree.root();
+    if root != on_chain.root || header.cumulative_total != on_chain.cumulative_total || lines.len() as u64 != on_chain.leaf_count {
+        return Err(EpochError::NotThePostedReport { epoch: header.epoch });
+    }
+    let closed = ClosedEpoch { header, lines, report: report.to_vec(), report_hash, root, tree };
+    store.save_epoch(&closed, now).await?;
+    store.mark_epoch_posted(closed.header.epoch, None, on_chain.posted_at).await?;
+    Ok(closed)
 }
 
 /// Parses a published report's header (enough to know which epoch and span it claims).

@@ -125,7 +125,16 @@ impl EpochJob {
         if let Some(latest) = state.store.epochs(1).await?.into_iter().next() {
             self.hand_in(primary, latest.epoch).await?;
         }
-        let next = epoch::next_epoch(&state.store, config).await?;
+        let next = match epoch::next_epoch(&state.store, config).await {
+            Ok(next) => next,
+            // Joining a running network (or after losing the database): start from the
+            // latest posted epoch, as published by the primary and checked against the chain.
+            Err(epoch::EpochError::PreviousNotClosed(_, last)) => {
+                self.import_from(primary, last).await?;
+                last + 1
+            }
+            Err(e) => return Err(e.into()),
+        };
         let spec = epoch::EpochSpec::from_config(config, next, self.role.settings.emission).ok_or(epoch::EpochError::NotScheduled(next))?;
         if unix_now() < spec.end_ts.saturating_add(self.role.settings.close_grace_secs) {
             return Ok(());
@@ -144,11 +153,30 @@ impl EpochJob {
         self.hand_in(primary, next).await
     }
 
+    /// Imports posted epoch `epoch` from the oracle at `base` (verified against the chain).
+    pub async fn import_from(&self, base: &str, epoch: u64) -> anyhow::Result<()> {
+        let on_chain =
+            relay::posted_epoch(self.chain.as_ref(), epoch).await?.ok_or_else(|| anyhow!("epoch {epoch} is not posted on-chain"))?;
+        let report = self
+            .http
+            .get(format!("{}/v1/epochs/{epoch}/report", base.trim_end_matches('/')))
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        epoch::import_posted(&self.state.store, &report, &on_chain, unix_now()).await?;
+        self.state.ingestor.close_until(on_chain_end(&relay::read_config(self.chain.as_ref()).await?, epoch)).await?;
+        tracing::info!(epoch, "imported the posted epoch from {base} (checked against the chain)");
+        Ok(())
+    }
+
     /// An oracle that stopped between storing an epoch and signing it signs it now (the
     /// stored epoch is one it computed, or recomputed and found identical).
     async fn sign_latest_if_missing(&self) -> anyhow::Result<()> {
         let store = &self.state.store;
-        let Some(latest) = store.epochs(1).await?.into_iter().next() else { return Ok(()) };
+        // Only an epoch still to be posted needs signatures (an imported one is posted).
+        let Some(latest) = store.epochs(1).await?.into_iter().next().filter(|e| e.posted_at.is_none()) else { return Ok(()) };
         let me = self.oracle.verifying_key().to_bytes();
         if !store.epoch_signatures(latest.epoch).await?.iter().any(|(signer, _)| *signer == me) {
             let message = ovpp::client::epoch_message_for(&epoch::record_args(&latest));
@@ -216,6 +244,11 @@ impl EpochJob {
         self.auto_claimed.store(latest.epoch, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// The end of posted epoch `epoch` on the chain's schedule (for the ingest cut-off).
+fn on_chain_end(config: &Config, epoch: u64) -> i64 {
+    config.epoch_end_ts(epoch).unwrap_or(i64::MIN)
 }
 
 /// What a one-shot command reports.

@@ -39,6 +39,18 @@ enum EpochCommand {
     /// Recompute the epoch published by the oracle at URL from this oracle's telemetry and,
     /// only if the report is byte-identical, sign it and hand the signature in. Run it with
     /// this oracle's `serve` stopped, or use `serve --cosign-for URL`.
+    /// Take in a posted epoch published by the oracle at URL, checked against the chain
+    /// (hash, root, totals), to start from it: how an oracle joins a running network or
+    /// recovers a lost database. (`serve --cosign-for` does this by itself.)
+    Import {
+        #[arg(long = "from", value_name = "URL")]
+        from: String,
+        /// The epoch [default: the chain's last posted epoch].
+        #[arg(long)]
+        epoch: Option<u64>,
+        #[command(flatten)]
+        settings: ServeArgs,
+    },
     Cosign {
         /// The primary oracle's base URL.
         #[arg(long = "from", value_name = "URL")]
@@ -133,6 +145,26 @@ async fn main() -> anyhow::Result<()> {
             for (epoch, outcome) in done {
                 println!("epoch {epoch}: {}", ovpp_oracle::epoch_job::describe(&outcome));
             }
+            Ok(())
+        }
+        Command::Epoch(EpochCommand::Import { from, epoch, settings }) => {
+            let settings = Settings::resolve(&settings)?;
+            let chain = RpcChain::new(settings.rpc_url.clone());
+            let store = ovpp_oracle::store::Store::open(&settings.database_url).await?;
+            let epoch = match epoch {
+                Some(epoch) => epoch,
+                None => ovpp_oracle::relay::read_config(&chain).await?.last_epoch,
+            };
+            let on_chain =
+                ovpp_oracle::relay::posted_epoch(&chain, epoch).await?.with_context(|| format!("epoch {epoch} is not posted on-chain"))?;
+            let url = format!("{}/v1/epochs/{epoch}/report", from.trim_end_matches('/'));
+            let report = reqwest::get(&url).await?.error_for_status().with_context(|| format!("fetching {url}"))?.bytes().await?;
+            let closed = ovpp_oracle::epoch::import_posted(&store, &report, &on_chain, ovpp_oracle::ingest::unix_now()).await?;
+            println!(
+                "imported epoch {epoch} ({} leaves, root {}), checked against the chain",
+                closed.header.leaf_count,
+                hex::encode(closed.root)
+            );
             Ok(())
         }
         Command::Epoch(EpochCommand::Cosign { from, settings }) => {

@@ -379,3 +379,71 @@ async fn a_cosigner_holds_the_primary_to_the_data_it_had_in_time() {
     let mine = epoch::cosign(&state.store, &state.ingestor, &closed.report, &config, &settings(), &registry, unix_now()).await.unwrap();
     assert_eq!((mine.report, mine.root), (closed.report.clone(), closed.root));
 }
+
+/// An oracle that joins after epoch 1 was posted (or lost its database) starts from the
+/// posted epoch, checked against the chain, and co-signs the next one; a report that is not
+/// the posted one is refused.
+#[tokio::test]
+async fn a_late_oracle_joins_from_the_posted_epoch() {
+    use ovpp_oracle::config::EpochRole;
+    use ovpp_oracle::epoch_job::EpochJob;
+
+    let mut net = network("late").await;
+    let first = net.spec(1).await;
+    net.telemetry(first.start_ts, first.end_ts).await;
+    net.close(1).await;
+    net.cosign(1).await.unwrap();
+    relay::relay_pending(net.view.as_ref(), &net.primary.state.store, &net.chain.payer()).await.unwrap();
+
+    // The newcomer: oracle key 2, an empty database, the fleet's telemetry from epoch 2 on.
+    let late = crate::start_oracle(&net.chain, "late-newcomer").await;
+    let keys: Vec<_> = net.fleet.devices.iter().map(|d| d.device_key()).collect();
+    late.state.registry.resolve(&keys).await.unwrap();
+    let second = net.spec(2).await;
+    let mut t = second.start_ts;
+    while t < second.end_ts {
+        let batches = net.fleet.tick(t, 300);
+        for base in [&net.primary.base, &net.cosigner.base, &late.base] {
+            let sent = Sender::new(base).send(&batches).await.unwrap();
+            assert_eq!(sent.rejected, 0, "{:?}", sent.reasons);
+        }
+        t += 300;
+    }
+    let closed = net.close(2).await;
+
+    // A report that is not the posted one is refused.
+    let on_chain = relay::posted_epoch(net.view.as_ref(), 1).await.unwrap().unwrap();
+    let mut forged = net.primary.state.store.epoch_report(1).await.unwrap().unwrap().into_bytes();
+    let at = forged.len() - 10;
+    forged[at] ^= 1;
+    match epoch::import_posted(&late.state.store, &forged, &on_chain, unix_now()).await {
+        Err(EpochError::NotThePostedReport { epoch: 1 } | EpochError::MalformedReport(_)) => {}
+        other => panic!("a forged report was taken: {:?}", other.map(|c| c.root)),
+    }
+
+    let dir = std::env::temp_dir().join(format!("ovpp-late-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("o2.json");
+    solana_sdk::signature::write_keypair_file(&net.chain.oracles[2], &key_file).unwrap();
+    let payer_file = dir.join("payer.json");
+    solana_sdk::signature::write_keypair_file(&net.chain.payer(), &payer_file).unwrap();
+    let role = EpochRole {
+        close: false,
+        cosign_for: Some(net.primary.base.clone()),
+        relay: false,
+        keypair: payer_file,
+        oracle_keypair: key_file,
+        settings: settings(),
+        poll: std::time::Duration::from_secs(1),
+        auto_claim_owners: vec![],
+    };
+    let job = EpochJob::new(net.view.clone(), late.state.clone(), role).unwrap();
+    job.step().await.unwrap();
+
+    let imported = late.state.store.epoch(1).await.unwrap().expect("epoch 1 imported");
+    assert!(imported.posted_at.is_some());
+    assert_eq!(late.state.store.epoch(2).await.unwrap().expect("epoch 2 co-signed").root, closed.root);
+    let signers = net.primary.state.store.epoch_signatures(2).await.unwrap();
+    assert!(signers.iter().any(|(s, _)| *s == net.chain.oracles[2].pubkey().to_bytes()), "the newcomer's signature was handed in");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -236,7 +236,25 @@ async fn get_device(State(state): State<AppState>, Path(key): Path<String>) -> R
 async fn get_metrics(State(state): State<AppState>) -> Response {
     let devices = state.registry.all().await;
     let summary = state.fleet.summary(&devices, unix_now()).await;
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&summary)).into_response()
+    let mut text = state.metrics.render(&summary);
+    // Epoch progress, from the store (a failed read leaves the gauges out, not the page).
+    if let Ok(epochs) = state.store.epochs(ovpp::state::ROOT_RING_LEN as i64).await {
+        let closed = epochs.first();
+        let posted = epochs.iter().find(|e| e.posted_at.is_some());
+        let gauges = [
+            ("ovpp_epoch_last_closed", "Latest epoch closed here.", closed.map_or(0, |e| e.epoch)),
+            ("ovpp_epoch_last_posted", "Latest epoch closed here and seen posted on-chain.", posted.map_or(0, |e| e.epoch)),
+            (
+                "ovpp_epoch_cumulative_total",
+                "OVPP base units earned in total as of the latest closed epoch.",
+                closed.map_or(0, |e| e.cumulative_total),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 impl From<StoreError> for ApiError {

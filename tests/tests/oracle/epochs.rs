@@ -158,6 +158,8 @@ async fn two_epochs_closed_cosigned_relayed_and_claimed_exactly() {
     }
     let config = net.chain.config().await;
     assert_eq!((config.last_epoch, config.cumulative_total), (2, reports[1].header.cumulative_total));
+    let metrics = net.primary.http.get(format!("{}/metrics", net.primary.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("ovpp_epoch_last_closed 2\n") && metrics.contains("ovpp_epoch_last_posted 2\n"), "{metrics}");
 
     // What the reports say each owner's devices earned, epoch by epoch.
     let mut expected = [0u64; 2];

@@ -152,5 +152,5 @@ pub fn next_reputation(old_bps: u16, score: &Score, inputs: &EpochInputs, rules:
 pub fn split_emission(emission: u64, weights: &[(u64, u16)]) -> Vec<u64> {
     let weight = |&(points, reputation): &(u64, u16)| u128::from(points) * u128::from(reputation);
     let total: u128 = weights.iter().map(weight).sum();
-    weights.iter().map(|w| if total == 0 { 0 } else { (u128::from(emission) * weight(w) / total) as u64 }).collect()
+    weights.iter().map(|w| (u128::from(emission) * weight(w)).checked_div(total).unwrap_or(0) as u64).collect()
 }

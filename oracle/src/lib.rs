@@ -9,6 +9,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod dispatch;
 pub mod epoch;
 pub mod epoch_job;
 pub mod fleet;

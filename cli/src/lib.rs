@@ -115,17 +115,7 @@ pub fn build_transaction(instructions: &[Instruction], signers: &[&Keypair], blo
 }
 
 pub fn read_keypair(path: &std::path::Path) -> Result<Keypair, CliError> {
-    let reason = match std::fs::read_to_string(path) {
-        Err(e) => e.to_string(),
-        Ok(text) => match serde_json::from_str::<Vec<u8>>(&text) {
-            Ok(bytes) if bytes.len() == 64 => match Keypair::try_from(bytes.as_slice()) {
-                Ok(keypair) => return Ok(keypair),
-                Err(e) => format!("not a valid ed25519 keypair: {e}"),
-            },
-            _ => "not a Solana keypair file (a JSON array of 64 bytes)".to_string(),
-        },
-    };
-    Err(CliError::Keypair { path: path.display().to_string(), reason })
+    ovpp_oracle::config::read_keypair(path).map_err(|e| CliError::Keypair { path: e.path, reason: e.reason })
 }
 
 pub fn parse_pubkey(text: &str, what: &str) -> Result<anchor_lang::prelude::Pubkey, CliError> {

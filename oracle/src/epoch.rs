@@ -289,18 +289,32 @@ impl ClosedEpoch {
     }
 }
 
+/// The device lines of a published report, with their keys decoded.
+fn parse_lines(report: &[u8]) -> Result<Vec<(DeviceKey, ReportLine)>, EpochError> {
+    let lines = report.split(|&b| b == b'\n').skip(1).filter(|l| !l.is_empty());
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            let malformed = |what: String| EpochError::MalformedReport(format!("line {}: {what}", i + 2));
+            let line: ReportLine = serde_json::from_slice(line).map_err(|e| malformed(e.to_string()))?;
+            let mut key = [0u8; 32];
+            if bs58::decode(&line.device_key).onto(&mut key).ok() != Some(32) {
+                return Err(malformed("bad device key".into()));
+            }
+            Ok((key, line))
+        })
+        .collect()
+}
+
 /// Per device, the last batch sequence a published report used.
 fn report_cutoff(report: &[u8]) -> Result<HashMap<DeviceKey, u64>, EpochError> {
-    let mut cutoff = HashMap::new();
-    for (i, line) in report.split(|&b| b == b'\n').skip(1).filter(|l| !l.is_empty()).enumerate() {
-        let line: ReportLine = serde_json::from_slice(line).map_err(|e| EpochError::MalformedReport(format!("line {}: {e}", i + 2)))?;
-        let mut key = [0u8; 32];
-        if bs58::decode(&line.device_key).onto(&mut key).ok() != Some(32) {
-            return Err(EpochError::MalformedReport(format!("line {}: bad device key", i + 2)));
-        }
-        cutoff.insert(key, line.inputs.through_sequence);
-    }
-    Ok(cutoff)
+    Ok(parse_lines(report)?.into_iter().map(|(key, line)| (key, line.inputs.through_sequence)).collect())
+}
+
+/// Whether `signature` by `signer` over `message` verifies (strict RFC 8032).
+pub fn signature_valid(message: &[u8], signer: &[u8; 32], signature: &[u8; 64]) -> bool {
+    ed25519_dalek::VerifyingKey::from_bytes(signer)
+        .is_ok_and(|k| k.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature)).is_ok())
 }
 
 /// Takes in an epoch another oracle published, after checking it against the chain: the
@@ -314,17 +328,9 @@ pub async fn import_posted(store: &Store, report: &[u8], on_chain: &ovpp::state:
     if header.epoch != on_chain.epoch || report_hash != on_chain.report_hash {
         return Err(EpochError::NotThePostedReport { epoch: header.epoch });
     }
-    let mut lines = Vec::new();
-    let mut hashes = Vec::new();
-    for (i, line) in report.split(|&b| b == b'\n').skip(1).filter(|l| !l.is_empty()).enumerate() {
-        let line: ReportLine = serde_json::from_slice(line).map_err(|e| EpochError::MalformedReport(format!("line {}: {e}", i + 2)))?;
-        let mut key = [0u8; 32];
-        if bs58::decode(&line.device_key).onto(&mut key).ok() != Some(32) {
-            return Err(EpochError::MalformedReport(format!("line {}: bad device key", i + 2)));
-        }
-        hashes.push(leaf_hash(&ovpp::ID, &Pubkey::new_from_array(key), &line.leaf));
-        lines.push(line);
-    }
+    let parsed = parse_lines(report)?;
+    let hashes = parsed.iter().map(|(key, line)| leaf_hash(&ovpp::ID, &Pubkey::new_from_array(*key), &line.leaf)).collect();
+    let lines: Vec<ReportLine> = parsed.into_iter().map(|(_, line)| line).collect();
     let tree = MerkleTree::new(hashes).ok_or_else(|| EpochError::MalformedReport("no leaves".into()))?;
     let root = tree.root();
     if root != on_chain.root || header.cumulative_total != on_chain.cumulative_total || lines.len() as u64 != on_chain.leaf_count {

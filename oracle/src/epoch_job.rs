@@ -34,16 +34,10 @@ pub struct EpochJob {
     auto_claimed: AtomicU64,
 }
 
-/// Reads a Solana CLI keypair file, naming the file in the error.
-pub fn read_keypair(path: &std::path::Path) -> anyhow::Result<Keypair> {
-    solana_sdk::signature::read_keypair_file(path)
-        .map_err(|e| anyhow!("cannot read keypair {}: {e} (create one with `solana-keygen new -o {}`)", path.display(), path.display()))
-}
-
 impl EpochJob {
     pub fn new(chain: Arc<dyn Chain>, state: AppState, role: EpochRole) -> anyhow::Result<Self> {
-        let payer = read_keypair(&role.keypair)?;
-        let oracle = SigningKey::from_bytes(read_keypair(&role.oracle_keypair)?.secret_bytes());
+        let payer = crate::config::read_keypair(&role.keypair)?;
+        let oracle = SigningKey::from_bytes(crate::config::read_keypair(&role.oracle_keypair)?.secret_bytes());
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
         Ok(Self { chain, state, role, oracle, payer, http, auto_claimed: AtomicU64::new(0) })
     }

@@ -137,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
             let settings = Settings::resolve(&args)?;
             let chain = RpcChain::new(settings.rpc_url.clone());
             let store = ovpp_oracle::store::Store::open(&settings.database_url).await?;
-            let payer = ovpp_oracle::epoch_job::read_keypair(&settings.epochs.keypair)?;
+            let payer = ovpp_oracle::config::read_keypair(&settings.epochs.keypair)?;
             let done = ovpp_oracle::relay::relay_pending(&chain, &store, &payer).await?;
             if done.is_empty() {
                 println!("nothing to relay");

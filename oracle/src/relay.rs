@@ -90,13 +90,7 @@ pub async fn relay_epoch(chain: &dyn Chain, store: &Store, payer: &Keypair, epoc
         if config.last_epoch.checked_add(1) != Some(epoch) {
             return Err(RelayError::NotNext { epoch, last_posted: config.last_epoch });
         }
-        let args = ovpp::instructions::PostEpochArgs {
-            epoch,
-            root: record.root,
-            cumulative_total: record.cumulative_total,
-            leaf_count: record.leaf_count,
-            report_hash: record.report_hash,
-        };
+        let args = crate::epoch::record_args(&record);
         let message = ovpp::client::epoch_message_for(&args);
         // Valid signatures by current oracle-set members, as many as the threshold needs
         // (each one more costs transaction bytes).
@@ -106,9 +100,7 @@ pub async fn relay_epoch(chain: &dyn Chain, store: &Store, payer: &Keypair, epoc
             .await?
             .into_iter()
             .filter(|(signer, signature)| {
-                config.oracles.iter().any(|o| o.to_bytes() == *signer)
-                    && ed25519_dalek::VerifyingKey::from_bytes(signer)
-                        .is_ok_and(|k| k.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(signature)).is_ok())
+                config.oracles.iter().any(|o| o.to_bytes() == *signer) && crate::epoch::signature_valid(&message, signer, signature)
             })
             .take(need.max(1).min(usize::from(MAX_THRESHOLD)))
             .collect();

@@ -27,6 +27,27 @@ use tokio::sync::Mutex;
 
 use crate::chain::{BanksChain, Chain, ChainError};
 
+const STATUSES_KEPT: usize = 65_536;
+
+#[derive(Default)]
+struct Statuses {
+    by_signature: HashMap<Signature, Result<(), TransactionError>>,
+    order: std::collections::VecDeque<Signature>,
+}
+
+impl Statuses {
+    fn insert(&mut self, signature: Signature, outcome: Result<(), TransactionError>) {
+        if self.by_signature.insert(signature, outcome).is_none() {
+            self.order.push_back(signature);
+        }
+        while self.order.len() > STATUSES_KEPT {
+            if let Some(oldest) = self.order.pop_front() {
+                self.by_signature.remove(&oldest);
+            }
+        }
+    }
+}
+
 /// The most bytes a transaction may have on the wire.
 const PACKET_DATA_SIZE: usize = 1232;
 
@@ -34,9 +55,12 @@ const PACKET_DATA_SIZE: usize = 1232;
 pub struct Bridge {
     banks: solana_banks_client::BanksClient,
     chain: BanksChain,
-    statuses: Mutex<HashMap<Signature, Result<(), TransactionError>>>,
-    /// Raw transactions as received, for tests that compare what clients build.
-    pub received: Mutex<Vec<Vec<u8>>>,
+    /// Outcomes of the latest transactions, for getSignatureStatuses (a validator too only
+    /// remembers recent ones); the oldest are forgotten past `STATUSES_KEPT`.
+    statuses: Mutex<Statuses>,
+    /// Raw transactions as received, kept only when asked for ([`Bridge::recording`]): tests
+    /// compare what clients build; a long-running local network must not grow with them.
+    received: Option<Mutex<Vec<Vec<u8>>>>,
     /// Transactions run one at a time, as a leader's do for conflicting accounts (the bank
     /// behind would otherwise answer AccountInUse), and the local clock moves between them.
     serial: Mutex<()>,
@@ -45,13 +69,24 @@ pub struct Bridge {
 #[allow(deprecated)]
 impl Bridge {
     pub fn new(banks: solana_banks_client::BanksClient) -> Arc<Self> {
-        Arc::new(Self {
-            chain: BanksChain::new(banks.clone()),
-            banks,
-            statuses: Mutex::default(),
-            received: Mutex::default(),
-            serial: Mutex::default(),
-        })
+        Self::build(banks, None)
+    }
+
+    /// `new`, keeping every raw transaction received (see [`Bridge::received`]).
+    pub fn recording(banks: solana_banks_client::BanksClient) -> Arc<Self> {
+        Self::build(banks, Some(Mutex::default()))
+    }
+
+    fn build(banks: solana_banks_client::BanksClient, received: Option<Mutex<Vec<Vec<u8>>>>) -> Arc<Self> {
+        Arc::new(Self { chain: BanksChain::new(banks.clone()), banks, statuses: Mutex::default(), received, serial: Mutex::default() })
+    }
+
+    /// The raw transactions received so far (empty unless built with [`Bridge::recording`]).
+    pub async fn received(&self) -> Vec<Vec<u8>> {
+        match &self.received {
+            Some(received) => received.lock().await.clone(),
+            None => vec![],
+        }
     }
 
     /// Holds off transactions while the caller changes the bank (e.g. its clock).
@@ -229,7 +264,9 @@ async fn dispatch(bridge: &Bridge, method: &str, params: &Value) -> Result<Value
             } else {
                 base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|e| Failure::Invalid(e.to_string()))?
             };
-            bridge.received.lock().await.push(bytes.clone());
+            if let Some(received) = &bridge.received {
+                received.lock().await.push(bytes.clone());
+            }
             // What a validator checks before anything runs: size and signatures.
             if bytes.len() > PACKET_DATA_SIZE {
                 return Err(Failure::Invalid(format!("transaction of {} bytes is above the {PACKET_DATA_SIZE}-byte limit", bytes.len())));
@@ -258,7 +295,7 @@ async fn dispatch(bridge: &Bridge, method: &str, params: &Value) -> Result<Value
             let values: Vec<Value> = list
                 .iter()
                 .map(|s| {
-                    let status = s.as_str().and_then(|s| s.parse::<Signature>().ok()).and_then(|s| statuses.get(&s).cloned());
+                    let status = s.as_str().and_then(|s| s.parse::<Signature>().ok()).and_then(|s| statuses.by_signature.get(&s).cloned());
                     status.map_or(Value::Null, |status| {
                         let status = TransactionStatus {
                             slot,

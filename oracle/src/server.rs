@@ -207,10 +207,7 @@ async fn get_fleet(State(state): State<AppState>, Query(q): Query<FleetQuery>) -
 }
 
 async fn get_device(State(state): State<AppState>, Path(key): Path<String>) -> Result<Response, ApiError> {
-    let mut bytes = [0u8; 32];
-    if bs58::decode(&key).onto(&mut bytes).ok() != Some(32) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_device_key", "device key must be base58 of 32 bytes"));
-    }
+    let bytes = parse_key(&key)?;
     let device = state
         .registry
         .get(&bytes)
@@ -358,9 +355,7 @@ async fn post_epoch_signature(
         return Err(ApiError::new(StatusCode::FORBIDDEN, "not_an_oracle", format!("{} is not in the on-chain oracle set", body.signer)));
     }
     let message = ovpp::client::epoch_message_for(&crate::epoch::record_args(&record));
-    let valid = ed25519_dalek::VerifyingKey::from_bytes(&signer)
-        .is_ok_and(|k| k.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature)).is_ok());
-    if !valid {
+    if !crate::epoch::signature_valid(&message, &signer, &signature) {
         return Err(bad("the signature does not verify over this epoch's message (root, totals and report hash as closed here)"));
     }
     state.store.add_epoch_signature(epoch, &signer, &signature).await?;

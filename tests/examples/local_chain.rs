@@ -29,18 +29,16 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8899").await.expect("bind 127.0.0.1:8899");
     println!("ovpp program {} on http://127.0.0.1:8899 (JSON-RPC)", ovpp::ID);
     println!("upgrade authority and funded payer: {} ({})", authority.pubkey(), path.display());
-    tokio::spawn(async move { axum::serve(listener, bridge.router()).await });
+    let router = bridge.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
     // The bank's clock only moves when told: keep it on the wall clock, as a validator's
     // is, so epochs end on-chain when they end for the oracle.
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
-                let now = chain.now().await;
-                if wall > now {
-                    chain.advance_time(wall - now).await;
-                }
+                let _serial = bridge.exclusive().await;
+                ovpp_oracle::localnet::chain::advance_clock_to(&mut chain.ctx, ovpp_oracle::ingest::unix_now()).await;
             }
             _ = tokio::signal::ctrl_c() => return,
         }

@@ -20,7 +20,7 @@ use base64::Engine;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use solana_sdk::account::Account;
-use solana_sdk::signature::{read_keypair_file, write_keypair_file, Keypair, Signer};
+use solana_sdk::signature::{write_keypair_file, Keypair, Signer};
 use solana_sdk::transaction::Transaction;
 
 use crate::chain::{Chain, RpcChain};
@@ -92,7 +92,7 @@ pub fn owner_keypair_path(state_dir: &Path, owner: usize) -> PathBuf {
 
 fn load_or_create_keypair(path: &Path) -> anyhow::Result<Keypair> {
     if path.exists() {
-        return read_keypair_file(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()));
+        return Ok(crate::config::read_keypair(path)?);
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

@@ -235,7 +235,7 @@ impl Chain for Recording {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_json_rpc_path_sends_the_transactions_of_the_test_path() {
     let mut test_chain = TestChain::initialized(1, 1).await;
-    let bridge = ovpp_oracle::rpc_bridge::Bridge::new(test_chain.ctx.banks_client.clone());
+    let bridge = ovpp_oracle::rpc_bridge::Bridge::recording(test_chain.ctx.banks_client.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let router = bridge.router();
@@ -291,7 +291,7 @@ async fn the_json_rpc_path_sends_the_transactions_of_the_test_path() {
             })
             .collect()
     };
-    let (test_path_sent, rpc_sent) = (recording.sent.lock().await.clone(), bridge.received.lock().await.clone());
+    let (test_path_sent, rpc_sent) = (recording.sent.lock().await.clone(), bridge.received().await);
     assert_eq!(rpc_sent.len(), 2);
     assert_eq!(normalized(&test_path_sent), normalized(&rpc_sent), "the same transactions on both paths");
 

@@ -76,7 +76,8 @@ fn http_end_to_end(c: &mut Criterion) {
         store.upsert_devices(&registered, unix_now()).await.unwrap();
         store.close().await;
         let chain = Arc::new(RpcChain::new("http://127.0.0.1:1".into()));
-        let state = ovpp_oracle::service::start(&url, chain, Policy::default(), Duration::from_secs(3600)).await.unwrap();
+        let state =
+            ovpp_oracle::service::start(&url, chain, Policy::default(), Duration::from_secs(3600), Default::default()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, ovpp_oracle::server::router(state)).await });

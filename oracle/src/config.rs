@@ -13,6 +13,7 @@ use std::str::FromStr;
 
 use anchor_lang::prelude::Pubkey;
 
+use crate::dispatch::DispatchSettings;
 use crate::epoch::EpochSettings;
 use crate::score::ScoringRules;
 use crate::telemetry::validate::Policy;
@@ -75,6 +76,16 @@ pub struct ServeArgs {
     /// in; repeatable; the relayer pays the fees).
     #[arg(long = "auto-claim-owner", env = "OVPP_AUTO_CLAIM_OWNERS", value_delimiter = ',')]
     pub auto_claim_owners: Vec<String>,
+    /// Bearer token a grid operator uses to post programs and events (repeatable; without
+    /// one the grid API refuses writes).
+    #[arg(long = "grid-token", env = "OVPP_GRID_TOKENS", value_delimiter = ',')]
+    pub grid_tokens: Vec<String>,
+    /// Planned above each dispatch target for non-delivery, percent [default: 10].
+    #[arg(long, env = "OVPP_DISPATCH_RESERVE_PCT")]
+    pub dispatch_reserve_pct: Option<u32>,
+    /// Seconds after an event's end before it is measured (late telemetry) [default: 300].
+    #[arg(long, env = "OVPP_MEASURE_DELAY_SECS")]
+    pub measure_delay_secs: Option<i64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -97,6 +108,9 @@ struct FileSettings {
     scoring_rules: Option<PathBuf>,
     epoch_poll_secs: Option<u64>,
     auto_claim_owners: Option<Vec<String>>,
+    grid_tokens: Option<Vec<String>>,
+    dispatch_reserve_pct: Option<u32>,
+    measure_delay_secs: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +121,7 @@ pub struct Settings {
     pub registry_refresh: Duration,
     pub policy: Policy,
     pub epochs: EpochRole,
+    pub dispatch: DispatchSettings,
 }
 
 /// What this oracle does about epochs.
@@ -241,7 +256,18 @@ impl Settings {
         if epochs.close && epochs.cosign_for.is_some() {
             anyhow::bail!("--close-epochs and --cosign-for exclude each other: a co-signer closes by recomputing the primary's report");
         }
+        let reserve_pct = args.dispatch_reserve_pct.or(file.dispatch_reserve_pct).unwrap_or(10);
+        if reserve_pct > 100 {
+            anyhow::bail!("--dispatch-reserve-pct must be 0 to 100, not {reserve_pct}");
+        }
+        let dispatch = DispatchSettings {
+            grid_tokens: if args.grid_tokens.is_empty() { file.grid_tokens.unwrap_or_default() } else { args.grid_tokens.clone() },
+            reserve_bps: reserve_pct * 100,
+            measure_delay_secs: args.measure_delay_secs.or(file.measure_delay_secs).unwrap_or(300).max(0),
+            ..DispatchSettings::default()
+        };
         Ok(Self {
+            dispatch,
             listen: args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8787))),
             database_url,
             rpc_url: cluster_url(&args.url.clone().or(file.url).unwrap_or_else(|| "localhost".into())),

@@ -20,6 +20,8 @@ use crate::registry::Registry;
 use crate::store::{EpochRecord, Store, StoreError};
 use crate::telemetry::{Reading, SignedBatch, TelemetryBatch};
 
+mod grid;
+
 /// Most batches one request may carry.
 pub const MAX_BATCHES_PER_REQUEST: usize = 4096;
 
@@ -32,6 +34,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub proofs: Arc<ProofCache>,
     pub chain: Arc<dyn crate::chain::Chain>,
+    pub dispatch: Arc<crate::dispatch::Dispatcher>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -44,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/epochs/{epoch}/report", get(get_epoch_report))
         .route("/v1/epochs/{epoch}/signatures", post(post_epoch_signature))
         .route("/v1/rewards/{key}", get(get_rewards))
+        .merge(grid::routes())
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
@@ -58,7 +62,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into() }
     }
 }
@@ -203,7 +207,11 @@ async fn get_fleet(State(state): State<AppState>, Query(q): Query<FleetQuery>) -
         .into_iter()
         .filter(|d| q.region.as_ref().is_none_or(|r| &d.region == r) && kind.is_none_or(|k| d.kind() == k))
         .collect();
-    Ok(Json(state.fleet.summary(&devices, unix_now()).await).into_response())
+    let now = unix_now();
+    let mut summary = serde_json::to_value(state.fleet.summary(&devices, now).await).unwrap_or_default();
+    summary["events"] = json!(state.dispatch.view(now).await);
+    summary["forecast"] = json!(state.dispatch.forecast(now, &[1, 2, 4]).await);
+    Ok(Json(summary).into_response())
 }
 
 async fn get_device(State(state): State<AppState>, Path(key): Path<String>) -> Result<Response, ApiError> {
@@ -260,7 +268,7 @@ impl From<StoreError> for ApiError {
     }
 }
 
-fn parse_key(key: &str) -> Result<[u8; 32], ApiError> {
+pub(crate) fn parse_key(key: &str) -> Result<[u8; 32], ApiError> {
     let mut bytes = [0u8; 32];
     match bs58::decode(key).onto(&mut bytes) {
         Ok(32) => Ok(bytes),

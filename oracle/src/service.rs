@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::chain::Chain;
+use crate::dispatch::{DispatchSettings, Dispatcher};
 use crate::fleet::{Fleet, RECENT_WINDOW_SECS};
 use crate::ingest::{unix_now, Ingestor};
 use crate::metrics::Metrics;
@@ -17,14 +18,34 @@ use crate::telemetry::validate::Policy;
 
 /// Opens the store, restores the cached registry and fleet, starts the ingest writer and
 /// the registry sync task.
-pub async fn start(database_url: &str, chain: Arc<dyn Chain>, policy: Policy, registry_refresh: Duration) -> anyhow::Result<AppState> {
+pub async fn start(
+    database_url: &str,
+    chain: Arc<dyn Chain>,
+    policy: Policy,
+    registry_refresh: Duration,
+    dispatch: DispatchSettings,
+) -> anyhow::Result<AppState> {
     let store = Store::open(database_url).await.with_context(|| format!("opening database {database_url}"))?;
     let registry = Arc::new(Registry::new(chain.clone(), store.devices().await?));
     let fleet = Arc::new(Fleet::from_stored(store.readings_between(unix_now() - RECENT_WINDOW_SECS, i64::MAX).await?));
     let metrics = Arc::new(Metrics::default());
     let ingestor = Ingestor::start(store.clone(), registry.clone(), fleet.clone(), metrics.clone(), policy).await?;
     tokio::spawn(sync_registry(registry.clone(), store.clone(), registry_refresh));
-    Ok(AppState { ingestor, registry, fleet, store, metrics, proofs: Default::default(), chain })
+    let dispatch = Arc::new(Dispatcher::load(store.clone(), registry.clone(), fleet.clone(), dispatch, unix_now()).await?);
+    tokio::spawn(run_dispatch(dispatch.clone()));
+    Ok(AppState { ingestor, registry, fleet, store, metrics, proofs: Default::default(), chain, dispatch })
+}
+
+/// Dispatch rounds every `tick_secs`; a failed round (storage) is logged and retried.
+async fn run_dispatch(dispatch: Arc<Dispatcher>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(dispatch.settings.tick_secs.max(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = dispatch.tick(unix_now()).await {
+            tracing::warn!(error = %e, "dispatch round failed; retrying next round");
+        }
+    }
 }
 
 /// Refreshes the registry now and then every `period`; a failed sync keeps the last known

@@ -29,9 +29,9 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     /// Reads.
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     /// Writes: one connection.
-    writes: SqlitePool,
+    pub(crate) writes: SqlitePool,
 }
 
 /// SQLite's default limit is 32766 bound variables per statement; 16 columns per reading.
@@ -57,7 +57,7 @@ pub fn key_to_text(key: &DeviceKey) -> String {
     bs58::encode(key).into_string()
 }
 
-fn key_from_text(table: &'static str, text: &str) -> Result<DeviceKey, StoreError> {
+pub(crate) fn key_from_text(table: &'static str, text: &str) -> Result<DeviceKey, StoreError> {
     let mut out = [0u8; 32];
     match bs58::decode(text).onto(&mut out) {
         Ok(32) => Ok(out),

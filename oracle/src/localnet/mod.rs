@@ -305,7 +305,7 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
 
     // The oracle, over JSON-RPC like any client.
     let database = format!("sqlite://{}", dir.join("oracle.db").display());
-    let state = crate::service::start(&database, chain.clone(), Policy::default(), Duration::from_secs(30)).await?;
+    let state = crate::service::start(&database, chain.clone(), Policy::default(), Duration::from_secs(30), Default::default()).await?;
     let chain_epoch = crate::relay::read_config(chain.as_ref()).await?.last_epoch;
     if let Some(latest) = state.store.epochs(1).await?.first().filter(|e| e.epoch > chain_epoch + 1) {
         bail!(

@@ -28,7 +28,7 @@ pub async fn start_oracle(chain: &TestChain, name: &str) -> Oracle {
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("oracle.db").display());
     let banks = Arc::new(BanksChain::new(chain.ctx.banks_client.clone()));
-    let state = ovpp_oracle::service::start(&url, banks, Policy::default(), Duration::from_secs(3600)).await.unwrap();
+    let state = ovpp_oracle::service::start(&url, banks, Policy::default(), Duration::from_secs(3600), Default::default()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = router(state.clone());

@@ -1,0 +1,240 @@
+//! Customer baselines: what a device would have drawn or delivered had there been no
+//! event. Delivery is the difference between the baseline and the meter.
+//!
+//! Two families:
+//! - **Day matching** for loads and meters ([`DayMatching`]): the same time of day on
+//!   recent similar days (weekdays for a weekday event, weekend days for a weekend one),
+//!   optionally the highest of them, corrected by how the event day ran in the hours just
+//!   before the event. [`CAISO_10_IN_10`], [`PJM_HIGH_4_OF_5`] and [`NYISO_CBL`] are this
+//!   one algorithm with each ISO's parameters. `DISPATCHING.md` cites where each parameter
+//!   comes from and which of them could not be checked against the ISO's own text.
+//! - **Meter before / meter after** for batteries and EVs ([`meter_before`]): the device's
+//!   average rate just before the event, held through it.
+//!
+//! Loads are net import in Wh per slot (`import - export`), keyed by absolute slot index
+//! `t / slot_secs`; days are UTC days.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pool {
+    /// How many most-recent eligible days form the window.
+    pub days: usize,
+    /// How many of them, highest average load over the event hours, are averaged.
+    pub highest: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AdjustmentKind {
+    /// Baseline times (event-day load / baseline load) in the window, clamped.
+    Ratio { min: f64, max: f64 },
+    /// Baseline plus the average difference (event day - baseline) in the window.
+    Additive,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adjustment {
+    pub kind: AdjustmentKind,
+    /// The window is `[event_start - from_secs_before, event_start - to_secs_before)`.
+    pub from_secs_before: i64,
+    pub to_secs_before: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DayMatching {
+    pub name: &'static str,
+    /// Days before the event day searched for eligible days.
+    pub lookback_days: i64,
+    pub weekday: Pool,
+    pub weekend: Pool,
+    /// Drop days whose average event-hours load is under this fraction of the window's
+    /// average (low-usage days: outages, holidays at a business).
+    pub low_usage_fraction: Option<f64>,
+    pub adjustment: Option<Adjustment>,
+}
+
+const HOUR: i64 = 3600;
+
+/// CAISO "10 in 10" customer load baseline: the 10 most recent eligible weekdays (4 in 4
+/// on weekends and holidays) in 45 days, with the load point adjustment over the three
+/// hours ending one hour before the event, limited to ±20 %.
+pub const CAISO_10_IN_10: DayMatching = DayMatching {
+    name: "CAISO_10_IN_10",
+    lookback_days: 45,
+    weekday: Pool { days: 10, highest: 10 },
+    weekend: Pool { days: 4, highest: 4 },
+    low_usage_fraction: None,
+    adjustment: Some(Adjustment { kind: AdjustmentKind::Ratio { min: 0.8, max: 1.2 }, from_secs_before: 4 * HOUR, to_secs_before: HOUR }),
+};
+
+/// PJM "High 4 of 5" with the symmetric additive adjustment: the 4 highest of the 5 most
+/// recent eligible weekdays (High 2 of 3 on weekends), low-usage days (< 25 %) excluded,
+/// adjusted by the average difference over the three hours ending one hour before.
+pub const PJM_HIGH_4_OF_5: DayMatching = DayMatching {
+    name: "PJM_HIGH_4_OF_5",
+    lookback_days: 45,
+    weekday: Pool { days: 5, highest: 4 },
+    weekend: Pool { days: 3, highest: 2 },
+    low_usage_fraction: Some(0.25),
+    adjustment: Some(Adjustment { kind: AdjustmentKind::Additive, from_secs_before: 4 * HOUR, to_secs_before: HOUR }),
+};
+
+/// NYISO customer baseline load (average-day CBL): the 5 highest of the 10 most recent
+/// eligible weekdays (2 of the 3 most recent like weekend days), low-usage days (< 25 %)
+/// excluded, with the weather-sensitive in-day adjustment over the two hours beginning four
+/// hours before the event, bounded to 0.8 ..= 1.2.
+pub const NYISO_CBL: DayMatching = DayMatching {
+    name: "NYISO_CBL",
+    lookback_days: 30,
+    weekday: Pool { days: 10, highest: 5 },
+    weekend: Pool { days: 3, highest: 2 },
+    low_usage_fraction: Some(0.25),
+    adjustment: Some(Adjustment {
+        kind: AdjustmentKind::Ratio { min: 0.8, max: 1.2 },
+        from_secs_before: 4 * HOUR,
+        to_secs_before: 2 * HOUR,
+    }),
+};
+
+pub const DAY_MATCHING: [DayMatching; 3] = [CAISO_10_IN_10, PJM_HIGH_4_OF_5, NYISO_CBL];
+
+pub fn day_matching(name: &str) -> Option<DayMatching> {
+    DAY_MATCHING.into_iter().find(|m| m.name == name)
+}
+
+/// Saturday and Sunday (1970-01-01, day 0, was a Thursday).
+pub fn is_weekend(day: i64) -> bool {
+    matches!(day.rem_euclid(7), 2 | 3)
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BaselineError {
+    #[error("{method}: needs {needed} eligible {kind} days of complete data in the last {lookback} days, found {found}")]
+    InsufficientHistory { method: &'static str, kind: &'static str, needed: usize, found: usize, lookback: i64 },
+    #[error("no reading in the {0} s before the event")]
+    NoPreEventReading(i64),
+    #[error("the event is not aligned to {0}-second slots")]
+    Misaligned(i64),
+}
+
+/// A baseline over the event's slots (net import, Wh per slot).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Baseline {
+    pub method: &'static str,
+    /// Per event slot, in order.
+    pub slots_wh: Vec<f64>,
+    /// The days averaged (day numbers), for the report.
+    pub days: Vec<i64>,
+    /// The factor (ratio) or Wh per slot (additive) applied; `None` without adjustment.
+    pub adjustment: Option<f64>,
+}
+
+/// Net import per slot, keyed by absolute slot `t / slot_secs`.
+pub struct LoadSeries {
+    pub slot_secs: i64,
+    pub slots: HashMap<i64, f64>,
+}
+
+impl LoadSeries {
+    fn mean(&self, slots: impl Iterator<Item = i64>) -> Option<f64> {
+        let (mut sum, mut n) = (0.0, 0usize);
+        for s in slots {
+            sum += *self.slots.get(&s)?;
+            n += 1;
+        }
+        (n > 0).then(|| sum / n as f64)
+    }
+}
+
+impl DayMatching {
+    /// The baseline for an event over `[start, end)`; `excluded` are days that do not count
+    /// (event days, holidays, outages).
+    pub fn baseline(&self, loads: &LoadSeries, start: i64, end: i64, excluded: &BTreeSet<i64>) -> Result<Baseline, BaselineError> {
+        let slot = loads.slot_secs;
+        if start % slot != 0 || end % slot != 0 || slot <= 0 || 86_400 % slot != 0 {
+            return Err(BaselineError::Misaligned(slot));
+        }
+        let per_day = 86_400 / slot;
+        let event_slots = start / slot..end / slot;
+        let event_day = start.div_euclid(86_400);
+        let weekend = is_weekend(event_day);
+        let pool = if weekend { self.weekend } else { self.weekday };
+        let shifted = |day: i64| {
+            let shift = (event_day - day) * per_day;
+            event_slots.clone().map(move |s| s - shift)
+        };
+        // Eligible days, most recent first, with their average load over the event hours.
+        let mut eligible: Vec<(i64, f64)> = (1..=self.lookback_days)
+            .map(|back| event_day - back)
+            .filter(|d| is_weekend(*d) == weekend && !excluded.contains(d))
+            .filter_map(|d| Some((d, loads.mean(shifted(d))?)))
+            .collect();
+        if let Some(fraction) = self.low_usage_fraction {
+            let window = &eligible[..pool.days.min(eligible.len())];
+            let average = window.iter().map(|(_, l)| l).sum::<f64>() / window.len().max(1) as f64;
+            eligible.retain(|(_, load)| *load >= fraction * average);
+        }
+        if eligible.len() < pool.days {
+            return Err(BaselineError::InsufficientHistory {
+                method: self.name,
+                kind: if weekend { "weekend" } else { "weekday" },
+                needed: pool.days,
+                found: eligible.len(),
+                lookback: self.lookback_days,
+            });
+        }
+        let mut chosen = eligible[..pool.days].to_vec();
+        // Highest average load first; the sort is stable, so ties keep the more recent day.
+        chosen.sort_by(|a, b| b.1.total_cmp(&a.1));
+        chosen.truncate(pool.highest);
+        let days: Vec<i64> = chosen.iter().map(|(d, _)| *d).collect();
+        let average_at =
+            |offset: i64| days.iter().map(|d| loads.slots[&(offset - (event_day - d) * per_day)]).sum::<f64>() / days.len() as f64;
+        let mut slots_wh: Vec<f64> = event_slots.clone().map(average_at).collect();
+        let adjustment = self.adjustment.and_then(|adj| {
+            let window = (start - adj.from_secs_before) / slot..(start - adj.to_secs_before) / slot;
+            let actual = loads.mean(window.clone())?;
+            // The chosen days' load over the same hours (they may lack those slots).
+            let mut sum = 0.0;
+            for s in window.clone() {
+                for d in &days {
+                    sum += loads.slots.get(&(s - (event_day - d) * per_day))?;
+                }
+            }
+            let typical = sum / (window.count() * days.len()) as f64;
+            Some(match adj.kind {
+                AdjustmentKind::Ratio { min, max } => {
+                    let factor = if typical.abs() < f64::EPSILON { 1.0 } else { (actual / typical).clamp(min, max) };
+                    slots_wh.iter_mut().for_each(|b| *b *= factor);
+                    factor
+                }
+                AdjustmentKind::Additive => {
+                    let delta = actual - typical;
+                    slots_wh.iter_mut().for_each(|b| *b += delta);
+                    delta
+                }
+            })
+        });
+        Ok(Baseline { method: self.name, slots_wh, days, adjustment })
+    }
+}
+
+/// How far before the event the meter-before rate is taken.
+pub const METER_BEFORE_SECS: i64 = 1800;
+
+/// Meter before / meter after: the average net import over the `METER_BEFORE_SECS` before
+/// the event, held for each of its slots.
+pub fn meter_before(loads: &LoadSeries, start: i64, end: i64) -> Result<Baseline, BaselineError> {
+    let slot = loads.slot_secs;
+    if slot <= 0 || start % slot != 0 || end % slot != 0 {
+        return Err(BaselineError::Misaligned(slot));
+    }
+    let before: Vec<f64> = ((start - METER_BEFORE_SECS) / slot..start / slot).filter_map(|s| loads.slots.get(&s).copied()).collect();
+    if before.is_empty() {
+        return Err(BaselineError::NoPreEventReading(METER_BEFORE_SECS));
+    }
+    let rate = before.iter().sum::<f64>() / before.len() as f64;
+    Ok(Baseline { method: "METER_BEFORE_AFTER", slots_wh: vec![rate; ((end - start) / slot) as usize], days: vec![], adjustment: None })
+}

@@ -1,0 +1,141 @@
+//! What the oracle tells devices, and what devices sign back.
+//!
+//! A [`Command`] is a set point for one device, for one event interval, with an id and a
+//! validity window. A device (or its gateway) fetches its commands with
+//! `GET /v1/devices/{key}/commands`, answers each with an [`Ack`] signed by the device key
+//! (accept or refuse: a refusal is an opt-out of the event), and reports
+//! `following_dispatch` in its telemetry while it follows one. Owners set
+//! [`Preferences`] (state-of-charge reserve, EV departure, opt-out) the same way: signed
+//! by the device key, so nobody else can opt a device out or change its reserve.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::registry::DeviceKey;
+
+pub const ACK_DOMAIN: &[u8] = b"OVPP-ACK-V1";
+pub const PREFERENCES_DOMAIN: &[u8] = b"OVPP-PREFERENCES-V1";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub id: String,
+    pub event_id: String,
+    #[serde(with = "key_text")]
+    pub device_key: DeviceKey,
+    pub valid_from: i64,
+    pub valid_until: i64,
+    /// W: positive deliver (discharge, shed load), negative absorb (charge, curtail).
+    pub setpoint_w: i64,
+    pub issued_at: i64,
+}
+
+impl Command {
+    /// Ids are derived, not random: the same plan revision gives the same id after a restart.
+    pub fn new(
+        event_id: &str,
+        revision: u64,
+        device_key: DeviceKey,
+        valid_from: i64,
+        valid_until: i64,
+        setpoint_w: i64,
+        issued_at: i64,
+    ) -> Self {
+        let mut h = Sha256::new();
+        h.update(event_id.as_bytes());
+        h.update([0]);
+        h.update(revision.to_le_bytes());
+        h.update(valid_from.to_le_bytes());
+        h.update(device_key);
+        let id = hex::encode(&h.finalize()[..12]);
+        Self { id, event_id: event_id.to_string(), device_key, valid_from, valid_until, setpoint_w, issued_at }
+    }
+}
+
+/// The bytes a device signs to acknowledge a command:
+/// `ACK_DOMAIN || borsh(device_key, command_id, accept)`.
+#[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Ack {
+    pub device_key: DeviceKey,
+    pub command_id: String,
+    pub accept: bool,
+}
+
+/// An owner's settings for one device; `sequence` must grow (a replayed older message is
+/// refused). Signed as `PREFERENCES_DOMAIN || borsh(self)`.
+#[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preferences {
+    #[serde(with = "key_text")]
+    pub device_key: DeviceKey,
+    pub sequence: u64,
+    /// State of charge dispatch never goes below (permille) [default 200].
+    pub reserve_soc_permille: u16,
+    /// EV: when it leaves (unix s), and the state of charge it needs by then (permille).
+    pub departure: Option<i64>,
+    pub departure_soc_permille: u16,
+    /// No dispatch before this time (unix s); 0 for none.
+    pub opt_out_until: i64,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Self { device_key: [0; 32], sequence: 0, reserve_soc_permille: 200, departure: None, departure_soc_permille: 0, opt_out_until: 0 }
+    }
+}
+
+fn signing_bytes(domain: &[u8], message: &impl BorshSerialize) -> Vec<u8> {
+    let mut out = domain.to_vec();
+    message.serialize(&mut out).expect("borsh into Vec");
+    out
+}
+
+impl Ack {
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        signing_bytes(ACK_DOMAIN, self)
+    }
+
+    pub fn sign(&self, key: &SigningKey) -> [u8; 64] {
+        key.sign(&self.signing_bytes()).to_bytes()
+    }
+
+    pub fn verify(&self, key: &VerifyingKey, signature: &[u8; 64]) -> bool {
+        key.verify_strict(&self.signing_bytes(), &Signature::from_bytes(signature)).is_ok()
+    }
+}
+
+impl Preferences {
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        signing_bytes(PREFERENCES_DOMAIN, self)
+    }
+
+    pub fn sign(&self, key: &SigningKey) -> [u8; 64] {
+        key.sign(&self.signing_bytes()).to_bytes()
+    }
+
+    pub fn verify(&self, key: &VerifyingKey, signature: &[u8; 64]) -> bool {
+        key.verify_strict(&self.signing_bytes(), &Signature::from_bytes(signature)).is_ok()
+    }
+
+    pub fn opted_out(&self, now: i64) -> bool {
+        now < self.opt_out_until
+    }
+}
+
+/// Device keys as base58 text in JSON.
+pub mod key_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(key: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&bs58::encode(key).into_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        let mut out = [0u8; 32];
+        match bs58::decode(&text).onto(&mut out) {
+            Ok(32) => Ok(out),
+            _ => Err(serde::de::Error::custom(format!("{text:?} is not a base58 ed25519 public key"))),
+        }
+    }
+}

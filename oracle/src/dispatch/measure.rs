@@ -1,0 +1,226 @@
+//! Measurement and verification: what each dispatched device delivered in each event
+//! interval, against its baseline ([`super::baseline`]), and the event's performance report.
+//!
+//! Delivery is measured at the device's connection point as net import
+//! (`imported - exported`, Wh): for a deliver event it is `baseline - metered`, for an absorb
+//! event `metered - baseline`. A slot without a reading delivered nothing. What a device is
+//! paid for (scoring's demand-response input) is its delivery, per interval, clamped to
+//! between zero and what it was commanded: over-delivery against a baseline earns nothing
+//! extra, so a device gains nothing by inflating its baseline days.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ovpp::state::DeviceKind;
+use serde::Serialize;
+
+use super::baseline::{self, Baseline, DayMatching, LoadSeries};
+use super::command::Command;
+use super::event::{GridEvent, Signal};
+use crate::fleet::kind_name;
+use crate::registry::{DeviceKey, RegisteredDevice};
+use crate::store::StoredReading;
+
+/// Loads and meters are measured with day matching; storage, EVs and PV with meter before.
+pub fn uses_day_matching(kind: DeviceKind) -> bool {
+    matches!(kind, DeviceKind::SmartMeter | DeviceKind::EvCharger)
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceDelivery {
+    pub device: String,
+    pub kind: &'static str,
+    pub baseline: &'static str,
+    /// Why the program's baseline was not used, if it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub baseline_days: Vec<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adjustment: Option<f64>,
+    pub commanded_wh: u64,
+    pub delivered_wh: i64,
+    pub paid_wh: u64,
+    /// delivered / commanded, 0 when nothing was commanded.
+    pub delivery_ratio: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IntervalDelivery {
+    pub id: i64,
+    pub start: i64,
+    pub end: i64,
+    pub target_w: i64,
+    pub commanded_w: i64,
+    pub delivered_w: i64,
+}
+
+/// The event's performance report.
+#[derive(Clone, Debug, Serialize)]
+pub struct EventReport {
+    pub event_id: String,
+    pub program_id: String,
+    pub region: String,
+    pub signal: &'static str,
+    pub start: i64,
+    pub end: i64,
+    /// The program's baseline for loads and meters.
+    pub load_baseline: &'static str,
+    pub target_wh: u64,
+    pub commanded_wh: u64,
+    pub delivered_wh: i64,
+    /// delivered / target.
+    pub delivery_ratio: f64,
+    pub intervals: Vec<IntervalDelivery>,
+    pub devices: Vec<DeviceDelivery>,
+}
+
+/// Most readings a day-matching baseline looks back over.
+pub fn lookback_secs(method: &DayMatching) -> i64 {
+    (method.lookback_days + 1) * 86_400
+}
+
+/// Measures `event` from the stored `readings` (covering the lookback before it) and the
+/// commands it issued with when each was superseded. Returns the report and, per device and
+/// interval start, the Wh it is paid for.
+pub fn measure(
+    event: &GridEvent,
+    commands: &[(Command, Option<i64>)],
+    devices: &HashMap<DeviceKey, RegisteredDevice>,
+    readings: &[StoredReading],
+    method: &DayMatching,
+) -> (EventReport, Vec<(DeviceKey, i64, u64)>) {
+    let sign = if event.signal == Signal::AbsorbSetpoint { -1.0 } else { 1.0 };
+    // Commanded Wh per device and interval: each command over the part of the interval it was in force.
+    let mut commanded: BTreeMap<DeviceKey, Vec<f64>> = BTreeMap::new();
+    for (command, superseded) in commands {
+        let until = superseded.map_or(command.valid_until, |s| s.min(command.valid_until));
+        let per_interval = commanded.entry(command.device_key).or_insert_with(|| vec![0.0; event.intervals.len()]);
+        for (slot, interval) in per_interval.iter_mut().zip(&event.intervals) {
+            let overlap = (until.min(interval.end) - command.valid_from.max(interval.start)).max(0);
+            *slot += (command.setpoint_w as f64 * sign).max(0.0) * overlap as f64 / 3600.0;
+        }
+    }
+    let mut by_device: HashMap<DeviceKey, Vec<&StoredReading>> = HashMap::new();
+    for r in readings {
+        if commanded.contains_key(&r.device_key) {
+            by_device.entry(r.device_key).or_default().push(r);
+        }
+    }
+    let excluded: BTreeSet<i64> = BTreeSet::from([event.start().div_euclid(86_400)]);
+    let mut report_devices = Vec::new();
+    let mut paid = Vec::new();
+    let mut delivered_per_interval = vec![0.0f64; event.intervals.len()];
+    for (key, commanded_wh) in &commanded {
+        let Some(device) = devices.get(key) else { continue };
+        let rows = by_device.remove(key).unwrap_or_default();
+        let slot_secs = rows.last().map_or(300, |r| i64::from(r.reading.interval_secs.max(1)));
+        let loads = LoadSeries {
+            slot_secs,
+            slots: rows
+                .iter()
+                .filter(|r| i64::from(r.reading.interval_secs) == slot_secs)
+                .map(|r| {
+                    (
+                        r.reading.interval_start.div_euclid(slot_secs),
+                        f64::from(r.reading.energy_imported_wh) - f64::from(r.reading.energy_exported_wh),
+                    )
+                })
+                .collect(),
+        };
+        let (baseline, note) = device_baseline(device.kind(), &loads, event, method, &excluded);
+        let mut delivered_wh = 0.0;
+        let mut paid_total = 0u64;
+        if let Some(baseline) = &baseline {
+            let first_slot = event.start() / slot_secs;
+            for (i, interval) in event.intervals.iter().enumerate() {
+                let mut delivered = 0.0;
+                for s in interval.start / slot_secs..interval.end / slot_secs {
+                    if let (Some(metered), Some(base)) = (loads.slots.get(&s), baseline.slots_wh.get((s - first_slot) as usize)) {
+                        delivered += sign * (base - metered);
+                    }
+                }
+                delivered_wh += delivered;
+                delivered_per_interval[i] += delivered;
+                let pay = delivered.clamp(0.0, commanded_wh[i]).floor() as u64;
+                if pay > 0 {
+                    paid.push((*key, interval.start, pay));
+                    paid_total += pay;
+                }
+            }
+        }
+        let commanded_total: f64 = commanded_wh.iter().sum();
+        report_devices.push(DeviceDelivery {
+            device: bs58::encode(key).into_string(),
+            kind: kind_name(device.kind()),
+            baseline: baseline.as_ref().map_or("NONE", |b| b.method),
+            note,
+            baseline_days: baseline.as_ref().map(|b| b.days.clone()).unwrap_or_default(),
+            adjustment: baseline.as_ref().and_then(|b| b.adjustment),
+            commanded_wh: commanded_total.round() as u64,
+            delivered_wh: delivered_wh.round() as i64,
+            paid_wh: paid_total,
+            delivery_ratio: if commanded_total > 0.0 { delivered_wh / commanded_total } else { 0.0 },
+        });
+    }
+    let commanded_per_interval: Vec<f64> = (0..event.intervals.len()).map(|i| commanded.values().map(|c| c[i]).sum()).collect();
+    let intervals: Vec<IntervalDelivery> = event
+        .intervals
+        .iter()
+        .enumerate()
+        .map(|(i, interval)| {
+            let hours = (interval.end - interval.start) as f64 / 3600.0;
+            IntervalDelivery {
+                id: interval.id,
+                start: interval.start,
+                end: interval.end,
+                target_w: interval.value,
+                commanded_w: (commanded_per_interval[i] / hours).round() as i64,
+                delivered_w: (delivered_per_interval[i] / hours).round() as i64,
+            }
+        })
+        .collect();
+    let target_wh: f64 = match event.signal {
+        // A cap's target is what the fleet was asked for, interval by interval.
+        Signal::ImportCapacityLimit => commanded_per_interval.iter().sum(),
+        _ => event.intervals.iter().map(|i| i.value as f64 * (i.end - i.start) as f64 / 3600.0).sum(),
+    };
+    let delivered_wh: f64 = delivered_per_interval.iter().sum();
+    let report = EventReport {
+        event_id: event.id.clone(),
+        program_id: event.program_id.clone(),
+        region: event.region.clone(),
+        signal: event.signal.name(),
+        start: event.start(),
+        end: event.end(),
+        load_baseline: method.name,
+        target_wh: target_wh.round() as u64,
+        commanded_wh: commanded_per_interval.iter().sum::<f64>().round() as u64,
+        delivered_wh: delivered_wh.round() as i64,
+        delivery_ratio: if target_wh > 0.0 { delivered_wh / target_wh } else { 0.0 },
+        intervals,
+        devices: report_devices,
+    };
+    (report, paid)
+}
+
+/// The program's day-matching baseline for loads and meters (falling back to meter-before
+/// when there is not enough history, and saying so), meter-before for everything else.
+fn device_baseline(
+    kind: DeviceKind,
+    loads: &LoadSeries,
+    event: &GridEvent,
+    method: &DayMatching,
+    excluded: &BTreeSet<i64>,
+) -> (Option<Baseline>, Option<String>) {
+    let mut note = None;
+    if uses_day_matching(kind) {
+        match method.baseline(loads, event.start(), event.end(), excluded) {
+            Ok(b) => return (Some(b), None),
+            Err(e) => note = Some(format!("{e}; measured meter-before instead")),
+        }
+    }
+    match baseline::meter_before(loads, event.start(), event.end()) {
+        Ok(b) => (Some(b), note),
+        Err(e) => (None, Some(note.map_or(e.to_string(), |n| format!("{n}, which failed too: {e}")))),
+    }
+}

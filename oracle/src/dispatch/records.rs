@@ -1,0 +1,229 @@
+//! Dispatch's durable state in the oracle's database (migration 0006): programs, events,
+//! commands and acknowledgements, preferences, event reports and measured deliveries.
+
+use std::collections::HashMap;
+
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::command::{Command, Preferences};
+use super::event::{GridEvent, WireProgram};
+use crate::registry::DeviceKey;
+use crate::store::{key_from_text, key_to_text, Store, StoreError};
+
+fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { table, detail: e.to_string() }
+}
+
+impl Store {
+    pub async fn insert_program(&self, id: &str, program: &WireProgram, at: i64) -> Result<bool, StoreError> {
+        let body = serde_json::to_string(program).map_err(|e| corrupt("grid_programs", e))?;
+        let done = sqlx::query("INSERT INTO grid_programs (id, body, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+            .bind(id)
+            .bind(body)
+            .bind(at)
+            .execute(&self.writes)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn programs(&self) -> Result<Vec<(String, WireProgram)>, StoreError> {
+        let rows = sqlx::query("SELECT id, body FROM grid_programs ORDER BY created_at, id").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((r.try_get("id")?, serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("grid_programs", e))?))
+            })
+            .collect()
+    }
+
+    /// Inserts or replaces an event (modify and cancel rewrite it).
+    pub async fn save_event(&self, event: &GridEvent) -> Result<(), StoreError> {
+        let body = serde_json::to_string(event).map_err(|e| corrupt("grid_events", e))?;
+        sqlx::query(
+            "INSERT INTO grid_events (id, program_id, region, start_at, end_at, cancelled, body) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO UPDATE SET region = excluded.region, start_at = excluded.start_at, end_at = excluded.end_at, \
+             cancelled = excluded.cancelled, body = excluded.body",
+        )
+        .bind(&event.id)
+        .bind(&event.program_id)
+        .bind(&event.region)
+        .bind(event.start())
+        .bind(event.end())
+        .bind(i64::from(event.cancelled))
+        .bind(body)
+        .execute(&self.writes)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn events(&self) -> Result<Vec<GridEvent>, StoreError> {
+        let rows = sqlx::query("SELECT body FROM grid_events ORDER BY start_at, id").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("grid_events", e))).collect()
+    }
+
+    /// Records new commands and ends the ones they replace, in one transaction.
+    pub async fn issue_commands(&self, commands: &[Command], superseded: &[String], at: i64) -> Result<(), StoreError> {
+        let mut tx = self.writes.begin().await?;
+        for chunk in commands.chunks(256) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO dispatch_commands (id, event_id, device_key, valid_from, valid_until, setpoint_w, issued_at) ",
+            );
+            insert.push_values(chunk, |mut row, c| {
+                row.push_bind(&c.id)
+                    .push_bind(&c.event_id)
+                    .push_bind(key_to_text(&c.device_key))
+                    .push_bind(c.valid_from)
+                    .push_bind(c.valid_until)
+                    .push_bind(c.setpoint_w)
+                    .push_bind(c.issued_at);
+            });
+            insert.push(" ON CONFLICT (id) DO NOTHING");
+            insert.build().execute(&mut *tx).await?;
+        }
+        for id in superseded {
+            sqlx::query("UPDATE dispatch_commands SET superseded_at = $1 WHERE id = $2 AND superseded_at IS NULL")
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Commands not superseded, valid until after `after`.
+    pub async fn live_commands(&self, after: i64) -> Result<Vec<Command>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM dispatch_commands WHERE superseded_at IS NULL AND valid_until > $1 ORDER BY valid_from, id")
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(command_from_row).collect()
+    }
+
+    /// Every command an event issued, superseded or not, with when it was superseded.
+    pub async fn event_commands(&self, event_id: &str) -> Result<Vec<(Command, Option<i64>)>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM dispatch_commands WHERE event_id = $1 ORDER BY issued_at, id")
+            .bind(event_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((command_from_row(r)?, r.try_get::<Option<i64>, _>("superseded_at")?))).collect()
+    }
+
+    /// Records a device's answer; `false` if the command is unknown or already answered.
+    pub async fn ack_command(&self, id: &str, device: &DeviceKey, accept: bool, signature: &[u8; 64], at: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE dispatch_commands SET accepted = $1, ack_signature = $2, acked_at = $3 WHERE id = $4 AND device_key = $5 AND accepted IS NULL",
+        )
+        .bind(i64::from(accept))
+        .bind(bs58::encode(signature).into_string())
+        .bind(at)
+        .bind(id)
+        .bind(key_to_text(device))
+        .execute(&self.writes)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Devices that refused a command of each event still running after `after`.
+    pub async fn refusals(&self, after: i64) -> Result<Vec<(String, DeviceKey)>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT event_id, device_key FROM dispatch_commands WHERE accepted = 0 AND valid_until > $1")
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("event_id")?, key_from_text("dispatch_commands", &r.try_get::<String, _>("device_key")?)?)))
+            .collect()
+    }
+
+    /// Stores preferences if their sequence is newer than the stored one; `false` if not.
+    pub async fn save_preferences(&self, prefs: &Preferences) -> Result<bool, StoreError> {
+        let body = serde_json::to_string(prefs).map_err(|e| corrupt("device_preferences", e))?;
+        let done = sqlx::query(
+            "INSERT INTO device_preferences (device_key, sequence, body) VALUES ($1, $2, $3) \
+             ON CONFLICT (device_key) DO UPDATE SET sequence = excluded.sequence, body = excluded.body \
+             WHERE excluded.sequence > device_preferences.sequence",
+        )
+        .bind(key_to_text(&prefs.device_key))
+        .bind(prefs.sequence as i64)
+        .bind(body)
+        .execute(&self.writes)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn preferences(&self) -> Result<HashMap<DeviceKey, Preferences>, StoreError> {
+        let rows = sqlx::query("SELECT body FROM device_preferences").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let p: Preferences =
+                    serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("device_preferences", e))?;
+                Ok((p.device_key, p))
+            })
+            .collect()
+    }
+
+    /// Stores an event's report and what each device is paid for, per interval.
+    pub async fn save_event_report(
+        &self,
+        event_id: &str,
+        report: &serde_json::Value,
+        deliveries: &[(DeviceKey, i64, u64)],
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writes.begin().await?;
+        sqlx::query("INSERT INTO event_reports (event_id, measured_at, body) VALUES ($1, $2, $3) ON CONFLICT (event_id) DO UPDATE SET measured_at = excluded.measured_at, body = excluded.body")
+            .bind(event_id)
+            .bind(at)
+            .bind(report.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM dr_deliveries WHERE event_id = $1").bind(event_id).execute(&mut *tx).await?;
+        for chunk in deliveries.chunks(256) {
+            let mut insert: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO dr_deliveries (event_id, device_key, interval_start, delivered_wh) ");
+            insert.push_values(chunk, |mut row, (device, start, wh)| {
+                row.push_bind(event_id).push_bind(key_to_text(device)).push_bind(*start).push_bind(*wh as i64);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn event_report(&self, event_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let row = sqlx::query("SELECT body FROM event_reports WHERE event_id = $1").bind(event_id).fetch_optional(&self.pool).await?;
+        row.map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("event_reports", e))).transpose()
+    }
+
+    pub async fn event_reports(&self) -> Result<Vec<serde_json::Value>, StoreError> {
+        let rows = sqlx::query("SELECT body FROM event_reports ORDER BY measured_at").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("event_reports", e))).collect()
+    }
+
+    /// Paid demand-response Wh per device over event intervals starting in `[start, end)`.
+    pub async fn demand_response_wh(&self, start: i64, end: i64) -> Result<HashMap<DeviceKey, u64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT device_key, CAST(SUM(delivered_wh) AS BIGINT) AS wh FROM dr_deliveries WHERE interval_start >= $1 AND interval_start < $2 GROUP BY device_key",
+        )
+        .bind(start)
+        .bind(end)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((key_from_text("dr_deliveries", &r.try_get::<String, _>("device_key")?)?, r.try_get::<i64, _>("wh")?.max(0) as u64))
+            })
+            .collect()
+    }
+}
+
+fn command_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Command, StoreError> {
+    Ok(Command {
+        id: r.try_get("id")?,
+        event_id: r.try_get("event_id")?,
+        device_key: key_from_text("dispatch_commands", &r.try_get::<String, _>("device_key")?)?,
+        valid_from: r.try_get("valid_from")?,
+        valid_until: r.try_get("valid_until")?,
+        setpoint_w: r.try_get("setpoint_w")?,
+        issued_at: r.try_get("issued_at")?,
+    })
+}

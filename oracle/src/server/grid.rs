@@ -1,0 +1,207 @@
+//! The grid side of the API: OpenADR 3 shaped programs, events and reports for grid
+//! operators (bearer-token authenticated writes), and the device side of dispatch:
+//! commands, signed acknowledgements and preferences.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{parse_key, ApiError, AppState};
+use crate::dispatch::command::{Ack, Preferences};
+use crate::dispatch::event::{WireEvent, WireProgram};
+use crate::dispatch::DispatchError;
+use crate::ingest::unix_now;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/openadr3/programs", get(get_programs).post(post_program))
+        .route("/openadr3/events", get(get_events).post(post_event))
+        .route("/openadr3/events/{id}", get(get_event).put(put_event).delete(delete_event))
+        .route("/openadr3/reports", get(get_reports))
+        .route("/v1/events", get(get_live_events))
+        .route("/v1/devices/{key}/commands", get(get_commands))
+        .route("/v1/devices/{key}/acks", post(post_ack))
+        .route("/v1/devices/{key}/preferences", put(put_preferences))
+}
+
+impl From<DispatchError> for ApiError {
+    fn from(e: DispatchError) -> Self {
+        let (status, code) = match &e {
+            DispatchError::Event(inner) => match inner.code() {
+                "conflicting_event" | "event_final" => (StatusCode::CONFLICT, inner.code()),
+                code => (StatusCode::BAD_REQUEST, code),
+            },
+            DispatchError::UnknownEvent(_) => (StatusCode::NOT_FOUND, "unknown_event"),
+            DispatchError::ProgramExists(_) => (StatusCode::CONFLICT, "program_exists"),
+            DispatchError::InvalidProgram(_) => (StatusCode::BAD_REQUEST, "invalid_program"),
+            DispatchError::UnknownCommand(_) => (StatusCode::NOT_FOUND, "unknown_command"),
+            DispatchError::BadSignature => (StatusCode::BAD_REQUEST, "bad_signature"),
+            DispatchError::UnknownDevice => (StatusCode::NOT_FOUND, "unknown_device"),
+            DispatchError::StalePreferences(_) => (StatusCode::CONFLICT, "stale_preferences"),
+            DispatchError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.dispatch.settings.grid_tokens.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "grid_api_closed",
+            "this oracle accepts no grid events: start it with --grid-token (OVPP_GRID_TOKENS)",
+        ));
+    }
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if state.dispatch.authorized(token) {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send a grid operator token as `Authorization: Bearer <token>`"))
+    }
+}
+
+fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", format!("JSON body: {e}")))
+}
+
+fn program_json(id: &str, p: &WireProgram) -> serde_json::Value {
+    let mut v = serde_json::to_value(p).unwrap_or_default();
+    v["id"] = json!(id);
+    v["objectType"] = json!("PROGRAM");
+    v
+}
+
+async fn get_programs(State(state): State<AppState>) -> Response {
+    Json(state.dispatch.programs().await.iter().map(|(id, p)| program_json(id, p)).collect::<Vec<_>>()).into_response()
+}
+
+async fn post_program(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let (id, program) = state.dispatch.create_program(json_body(&body)?, unix_now()).await?;
+    Ok((StatusCode::CREATED, Json(program_json(&id, &program))).into_response())
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(rename = "programID")]
+    program_id: Option<String>,
+}
+
+async fn get_events(State(state): State<AppState>, Query(q): Query<EventsQuery>) -> Response {
+    let now = unix_now();
+    let events: Vec<_> = state
+        .dispatch
+        .events()
+        .await
+        .iter()
+        .filter(|e| q.program_id.as_ref().is_none_or(|p| *p == e.program_id))
+        .map(|e| e.to_wire(now))
+        .collect();
+    Json(events).into_response()
+}
+
+async fn post_event(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let wire: WireEvent = json_body(&body)?;
+    let now = unix_now();
+    let event = state.dispatch.put_event(&wire, None, now).await?;
+    Ok((StatusCode::CREATED, Json(event.to_wire(now))).into_response())
+}
+
+async fn get_event(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let now = unix_now();
+    let event = state.dispatch.event(&id).await.ok_or_else(|| ApiError::from(DispatchError::UnknownEvent(id.clone())))?;
+    let mut body = event.to_wire(now);
+    if let Some(plan) = state.dispatch.plan(&id).await {
+        body["plan"] = json!(plan);
+    }
+    Ok(Json(body).into_response())
+}
+
+async fn put_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let wire: WireEvent = json_body(&body)?;
+    let now = unix_now();
+    let event = state.dispatch.put_event(&wire, Some(&id), now).await?;
+    Ok(Json(event.to_wire(now)).into_response())
+}
+
+/// OpenADR deletes; an OVPP event is kept, cancelled, so its history and report remain.
+async fn delete_event(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let now = unix_now();
+    let event = state.dispatch.cancel_event(&id, now).await?;
+    Ok(Json(event.to_wire(now)).into_response())
+}
+
+#[derive(Deserialize)]
+struct ReportsQuery {
+    #[serde(rename = "eventID")]
+    event_id: String,
+}
+
+async fn get_reports(State(state): State<AppState>, Query(q): Query<ReportsQuery>) -> Result<Response, ApiError> {
+    let report = state.dispatch.report(&q.event_id).await.map_err(DispatchError::from)?;
+    Ok(Json(report.into_iter().collect::<Vec<_>>()).into_response())
+}
+
+async fn get_live_events(State(state): State<AppState>) -> Response {
+    Json(state.dispatch.view(unix_now()).await).into_response()
+}
+
+async fn get_commands(State(state): State<AppState>, Path(key): Path<String>) -> Result<Response, ApiError> {
+    let key = parse_key(&key)?;
+    Ok(Json(state.dispatch.commands_for(&key, unix_now()).await).into_response())
+}
+
+fn parse_signature(text: &str) -> Result<[u8; 64], ApiError> {
+    let mut out = [0u8; 64];
+    match bs58::decode(text).onto(&mut out) {
+        Ok(64) => Ok(out),
+        _ => Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", "signature must be base58 of 64 bytes")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    command_id: String,
+    accept: bool,
+    signature: String,
+}
+
+async fn post_ack(State(state): State<AppState>, Path(key): Path<String>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let device_key = parse_key(&key)?;
+    let body: AckBody = json_body(&body)?;
+    let signature = parse_signature(&body.signature)?;
+    let ack = Ack { device_key, command_id: body.command_id, accept: body.accept };
+    state.dispatch.ack(&ack, &signature, unix_now()).await?;
+    Ok(Json(json!({"command_id": ack.command_id, "accepted": ack.accept})).into_response())
+}
+
+#[derive(Deserialize)]
+struct PreferencesBody {
+    #[serde(flatten)]
+    preferences: Preferences,
+    signature: String,
+}
+
+async fn put_preferences(State(state): State<AppState>, Path(key): Path<String>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let device_key = parse_key(&key)?;
+    let body: PreferencesBody = json_body(&body)?;
+    if body.preferences.device_key != device_key {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "device_mismatch", "the body's device_key is not the one in the path"));
+    }
+    let signature = parse_signature(&body.signature)?;
+    state.dispatch.set_preferences(body.preferences.clone(), &signature).await?;
+    Ok(Json(body.preferences).into_response())
+}

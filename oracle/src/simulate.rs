@@ -23,6 +23,8 @@ pub struct SimDevice {
     /// EV: minutes after midnight it arrives home and leaves.
     ev_arrive_min: f64,
     ev_leave_min: f64,
+    /// The dispatch command the device follows (W, + deliver / - absorb) until the given time.
+    pub dispatch: Option<(i64, i64)>,
 }
 
 /// Declared parameters per kind, as a typical installation.
@@ -80,6 +82,7 @@ impl Fleet {
                     cloud: rng.gen_range(0.6..1.0),
                     ev_arrive_min: rng.gen_range(16.5..20.0) * 60.0,
                     ev_leave_min: rng.gen_range(6.5..8.5) * 60.0,
+                    dispatch: None,
                     rng,
                 }
             })
@@ -175,11 +178,18 @@ impl SimDevice {
             grid_response: GridResponse::Idle,
             online: true,
         };
+        // A dispatch set point in force for this interval, relative to what the device would
+        // otherwise do: + deliver more (discharge, draw less), - absorb more.
+        let setpoint = self.dispatch.filter(|(_, until)| start < *until).map(|(w, _)| w as f64);
+        if setpoint.is_some() {
+            r.grid_response = GridResponse::FollowingDispatch;
+        }
         // Power into (+) or out of (-) storage, and whether the device is home/connected.
         let mut connected = true;
         let storage_w = match self.profile.kind {
             DeviceKind::RooftopSolar => {
-                let pv = rated * pv_fraction * 0.95;
+                // Curtailed by an absorb set point.
+                let pv = (rated * pv_fraction * 0.95 + setpoint.unwrap_or(0.0).min(0.0)).max(0.0);
                 let wh = pv * hours;
                 r.energy_generated_wh = wh as u32;
                 r.energy_exported_wh = wh as u32;
@@ -202,13 +212,13 @@ impl SimDevice {
             DeviceKind::HomeBattery => {
                 // Self-consumption: soak up PV surplus, cover the evening load.
                 let surplus = 6_000.0 * pv_fraction - household_load_w(local_h) * noise;
-                Some(surplus.clamp(-rated, rated))
+                Some((surplus - setpoint.unwrap_or(0.0)).clamp(-rated, rated))
             }
             DeviceKind::EnergyManagementSystem => {
                 let pv = 8_000.0 * pv_fraction;
                 r.energy_generated_wh = (pv * hours) as u32;
                 let surplus = pv - household_load_w(local_h) * noise;
-                Some(surplus.clamp(-5_000.0, 5_000.0))
+                Some((surplus - setpoint.unwrap_or(0.0)).clamp(-5_000.0, 5_000.0))
             }
             DeviceKind::CiStorage => {
                 // Peak shaving: charge at night, discharge in the evening peak.
@@ -219,7 +229,7 @@ impl SimDevice {
                 } else {
                     0.0
                 };
-                Some(w)
+                Some(w - setpoint.unwrap_or(0.0))
             }
             DeviceKind::Ev | DeviceKind::EvCharger => {
                 let minute = local_h * 60.0;
@@ -230,19 +240,24 @@ impl SimDevice {
                 }
                 let charging = connected && self.soc < 0.9;
                 if self.profile.kind == DeviceKind::EvCharger {
-                    let w = if charging { rated * 0.95 } else { 0.0 };
+                    let normal = if charging { rated * 0.95 } else { 0.0 };
+                    // Delivering means charging less; absorbing, more (while the car has room).
+                    let w = match setpoint {
+                        Some(sp) if connected && self.soc < 1.0 => (normal - sp).clamp(0.0, rated),
+                        _ => normal,
+                    };
                     r.energy_consumed_wh = (w * hours) as u32;
                     r.energy_imported_wh = r.energy_consumed_wh;
                     r.average_power_w = -(w as i32);
-                    r.flex_down_w = if connected { (rated - w) as u32 } else { 0 };
+                    r.flex_down_w = if connected && self.soc < 1.0 { (rated - w) as u32 } else { 0 };
                     r.flex_up_w = w as u32;
                     // The charger follows its own car's state; the sim keeps one per pair.
-                    if charging {
+                    if w > 0.0 {
                         self.soc = (self.soc + w * hours / 77_000.0).min(1.0);
                     }
                     None
                 } else if connected {
-                    Some(if charging { rated * 0.95 } else { 0.0 })
+                    Some(if charging { rated * 0.95 } else { 0.0 } - setpoint.unwrap_or(0.0))
                 } else {
                     r.online = false;
                     None
@@ -306,6 +321,7 @@ pub struct Sent {
 pub struct Sender {
     http: reqwest::Client,
     url: String,
+    base: String,
 }
 
 const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
@@ -314,7 +330,47 @@ impl Sender {
     pub fn new(oracle_url: &str) -> Self {
         // A request that hangs is retried like one that failed.
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap_or_default();
-        Self { http, url: format!("{}/v1/telemetry", oracle_url.trim_end_matches('/')) }
+        let base = oracle_url.trim_end_matches('/').to_string();
+        Self { http, url: format!("{base}/v1/telemetry"), base }
+    }
+
+    /// Fetches the command in force for every device of `fleet` (`POST /v1/commands`, one
+    /// request per 4096 devices), acknowledges each new one with the device's key, and sets
+    /// the devices' set points. A device without a command goes back to its own behaviour.
+    pub async fn follow_dispatch(&self, fleet: &mut Fleet, acked: &mut std::collections::HashSet<String>) -> Result<usize, SimulateError> {
+        let mut following = 0;
+        for devices in fleet.devices.chunks_mut(4096) {
+            let keys: Vec<String> = devices.iter().map(|d| bs58::encode(d.device_key()).into_string()).collect();
+            let url = format!("{}/v1/commands", self.base);
+            let answer: serde_json::Value = self.post_json(&url, &serde_json::json!({ "devices": keys })).await?;
+            for (device, key) in devices.iter_mut().zip(&keys) {
+                let current = &answer["devices"][key]["current"];
+                device.dispatch = match (current["id"].as_str(), current["setpoint_w"].as_i64(), current["valid_until"].as_i64()) {
+                    (Some(id), Some(w), Some(until)) => {
+                        if acked.insert(id.to_string()) {
+                            let ack =
+                                crate::dispatch::command::Ack { device_key: device.device_key(), command_id: id.to_string(), accept: true };
+                            let body = serde_json::json!({"command_id": id, "accept": true, "signature": bs58::encode(ack.sign(&device.key)).into_string()});
+                            self.post_json(&format!("{}/v1/devices/{key}/acks", self.base), &body).await?;
+                        }
+                        following += 1;
+                        Some((w, until))
+                    }
+                    _ => None,
+                };
+            }
+        }
+        Ok(following)
+    }
+
+    async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<serde_json::Value, SimulateError> {
+        let response = self.http.post(url).json(body).send().await.map_err(|e| SimulateError::BadAnswer(format!("{url}: {e}")))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(SimulateError::Refused { url: url.to_string(), status: status.as_u16(), body });
+        }
+        response.json().await.map_err(|e| SimulateError::BadAnswer(e.to_string()))
     }
 
     pub async fn send(&self, batches: &[SignedBatch]) -> Result<Sent, SimulateError> {
@@ -389,10 +445,19 @@ pub async fn run(
     let mut totals = Sent::default();
     let mut stop = std::pin::pin!(stop);
     let mut start = clock.start;
+    let mut acked = std::collections::HashSet::new();
     loop {
         let end = start + i64::from(clock.interval_secs);
         if clock.end.is_some_and(|last| start >= last) {
             return Ok(totals);
+        }
+        // Devices act on the commands in force as the interval starts (in real time only:
+        // a backfill of the past has no commands to follow).
+        if wall_wait(start).is_zero() && wall_wait(end) > std::time::Duration::ZERO {
+            if let Err(e) = sender.follow_dispatch(fleet, &mut acked).await {
+                tracing::warn!(error = %e, "could not fetch dispatch commands; devices keep their own behaviour");
+                fleet.devices.iter_mut().for_each(|d| d.dispatch = None);
+            }
         }
         // Wait until both the sped-up clock and the wall clock have reached the interval's end.
         let sped_up = std::time::Duration::from_secs_f64((end - clock.start) as f64 / clock.speed.max(1e-6));

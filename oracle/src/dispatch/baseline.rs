@@ -189,6 +189,7 @@ impl DayMatching {
         // Highest average load first; the sort is stable, so ties keep the more recent day.
         chosen.sort_by(|a, b| b.1.total_cmp(&a.1));
         chosen.truncate(pool.highest);
+        chosen.sort_by_key(|(d, _)| std::cmp::Reverse(*d));
         let days: Vec<i64> = chosen.iter().map(|(d, _)| *d).collect();
         let average_at =
             |offset: i64| days.iter().map(|d| loads.slots[&(offset - (event_day - d) * per_day)]).sum::<f64>() / days.len() as f64;
@@ -237,4 +238,142 @@ pub fn meter_before(loads: &LoadSeries, start: i64, end: i64) -> Result<Baseline
     }
     let rate = before.iter().sum::<f64>() / before.len() as f64;
     Ok(Baseline { method: "METER_BEFORE_AFTER", slots_wh: vec![rate; ((end - start) / slot) as usize], days: vec![], adjustment: None })
+}
+
+#[cfg(test)]
+mod tests {
+    //! No ISO's own worked example could be retrieved here (see DISPATCHING.md): these
+    //! cases are computed by hand from the rules as stated above, on loads chosen so that
+    //! every selection step changes the answer.
+    use super::*;
+
+    const H: i64 = 3600;
+
+    /// 2026-11-25 (a Wednesday), 00:00 UTC.
+    const WEDNESDAY: i64 = 1_795_564_800;
+
+    fn day(t: i64) -> i64 {
+        t.div_euclid(86_400)
+    }
+
+    /// Hourly loads: `load(day_offset, hour)` for the 60 days before and the event day.
+    fn series(load: impl Fn(i64, i64) -> Option<f64>) -> LoadSeries {
+        let mut slots = HashMap::new();
+        for back in 0..60 {
+            for hour in 0..24 {
+                let t = WEDNESDAY - back * 86_400 + hour * H;
+                if let Some(l) = load(back, hour) {
+                    slots.insert(t / H, l);
+                }
+            }
+        }
+        LoadSeries { slot_secs: H, slots }
+    }
+
+    #[test]
+    fn weekday_is_wednesday_and_weekends_are_found() {
+        assert!(!is_weekend(day(WEDNESDAY)));
+        assert!(is_weekend(day(WEDNESDAY) - 4)); // Saturday
+        assert!(is_weekend(day(WEDNESDAY) - 3)); // Sunday
+        assert!(!is_weekend(day(WEDNESDAY) - 2)); // Monday
+    }
+
+    #[test]
+    fn caiso_averages_the_ten_most_recent_weekdays_and_adjusts_within_twenty_percent() {
+        // Each day's load is 100 + its offset, so the average tells which days were used.
+        let loads = series(|back, _| Some(if back == 0 { 150.0 } else { 100.0 + back as f64 }));
+        let (start, end) = (WEDNESDAY + 16 * H, WEDNESDAY + 18 * H);
+        let mut excluded = BTreeSet::from([day(WEDNESDAY) - 1]); // yesterday had an event
+        excluded.insert(day(WEDNESDAY));
+        let b = CAISO_10_IN_10.baseline(&loads, start, end, &excluded).unwrap();
+        // Weekdays back from Wednesday, skipping Tuesday (event) and weekends:
+        // Mon 2, Fri 5, Thu 6, Wed 7, Tue 8, Mon 9, Fri 12, Thu 13, Wed 14, Tue 15.
+        let expected_days: Vec<i64> = [2, 5, 6, 7, 8, 9, 12, 13, 14, 15].iter().map(|b| day(WEDNESDAY) - b).collect();
+        assert_eq!(b.days, expected_days);
+        let average = 100.0 + (2 + 5 + 6 + 7 + 8 + 9 + 12 + 13 + 14 + 15) as f64 / 10.0; // 109.1
+                                                                                         // Event day runs at 150 in the adjustment hours: 150 / 109.1 = 1.37, capped at 1.2.
+        assert_eq!(b.adjustment, Some(1.2));
+        assert!(b.slots_wh.iter().all(|w| (w - average * 1.2).abs() < 1e-9), "{:?}", b.slots_wh);
+    }
+
+    #[test]
+    fn caiso_weekend_event_uses_the_four_most_recent_weekend_days() {
+        let loads = series(|back, _| Some(100.0 + back as f64));
+        let saturday = WEDNESDAY + 3 * 86_400;
+        let b = CAISO_10_IN_10.baseline(&loads, saturday + 10 * H, saturday + 11 * H, &BTreeSet::new()).unwrap();
+        // Back from Saturday 11-28: Sun 11-22, Sat 11-21, Sun 11-15, Sat 11-14.
+        assert_eq!(b.days, vec![day(WEDNESDAY) - 3, day(WEDNESDAY) - 4, day(WEDNESDAY) - 10, day(WEDNESDAY) - 11]);
+    }
+
+    #[test]
+    fn pjm_takes_the_four_highest_of_five_and_adds_the_difference() {
+        // Event hours 14-16; the five most recent weekdays are offsets 1, 2, 5, 6, 7.
+        let event_load = |back: i64| match back {
+            1 => 80.0,
+            2 => 120.0,
+            5 => 90.0,
+            6 => 110.0,
+            7 => 100.0,
+            _ => 95.0,
+        };
+        let loads = series(|back, hour| {
+            Some(match (back, hour) {
+                (0, 10..=12) => 130.0, // event morning: 30 above the typical 100 at those hours
+                (0, _) => 0.0,
+                (_, 14..=15) => event_load(back),
+                _ => 100.0,
+            })
+        });
+        let b = PJM_HIGH_4_OF_5.baseline(&loads, WEDNESDAY + 14 * H, WEDNESDAY + 16 * H, &BTreeSet::new()).unwrap();
+        // Highest four of {80, 120, 90, 110, 100}: Tuesday's 80 is dropped (days most recent first).
+        let d = day(WEDNESDAY);
+        assert_eq!(b.days, vec![d - 2, d - 5, d - 6, d - 7]);
+        // Adjustment window 10:00-13:00: event day 130 against 100 on the chosen days: +30.
+        assert_eq!(b.adjustment, Some(30.0));
+        assert_eq!(b.slots_wh, vec![105.0 + 30.0; 2]);
+    }
+
+    #[test]
+    fn nyiso_drops_low_usage_days_and_bounds_its_ratio() {
+        // One of the ten weekdays is an outage (load 10, under 25 % of the average).
+        let loads = series(|back, hour| {
+            Some(match (back, hour) {
+                (0, 12..=13) => 60.0, // event morning at 60 % of typical: bounded to 0.8
+                (0, _) => 0.0,
+                (9, _) => 10.0,
+                (b, _) => 100.0 + b as f64,
+            })
+        });
+        let b = NYISO_CBL.baseline(&loads, WEDNESDAY + 16 * H, WEDNESDAY + 17 * H, &BTreeSet::new()).unwrap();
+        let d = day(WEDNESDAY);
+        // Weekdays back: 1, 2, 5, 6, 7, 8, (9 dropped), 12, 13, 14, 15 -> ten days; the five
+        // highest are the oldest: 8, 12, 13, 14, 15.
+        assert_eq!(b.days, vec![d - 8, d - 12, d - 13, d - 14, d - 15]);
+        assert_eq!(b.adjustment, Some(0.8));
+        let average = 100.0 + (15 + 14 + 13 + 12 + 8) as f64 / 5.0;
+        assert!((b.slots_wh[0] - average * 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn too_little_history_is_an_error_not_a_guess() {
+        let loads = series(|back, _| (back < 5).then_some(100.0));
+        let err = CAISO_10_IN_10.baseline(&loads, WEDNESDAY + 16 * H, WEDNESDAY + 17 * H, &BTreeSet::new()).unwrap_err();
+        assert!(matches!(err, BaselineError::InsufficientHistory { needed: 10, found: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn meter_before_holds_the_pre_event_rate() {
+        let mut slots = HashMap::new();
+        // 5-minute slots: 600, 500, ..., the half hour before is 6 slots averaging 350.
+        for (i, wh) in [600.0, 500.0, 400.0, 300.0, 200.0, 100.0].into_iter().enumerate() {
+            slots.insert((WEDNESDAY - 1800) / 300 + i as i64, wh);
+        }
+        let loads = LoadSeries { slot_secs: 300, slots };
+        let b = meter_before(&loads, WEDNESDAY, WEDNESDAY + 900).unwrap();
+        assert_eq!(b.slots_wh, vec![350.0; 3]);
+        assert_eq!(
+            meter_before(&LoadSeries { slot_secs: 300, slots: HashMap::new() }, WEDNESDAY, WEDNESDAY + 900),
+            Err(BaselineError::NoPreEventReading(1800))
+        );
+    }
 }

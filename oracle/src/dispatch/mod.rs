@@ -31,6 +31,9 @@ use crate::fleet::Fleet;
 use crate::registry::{DeviceKey, RegisteredDevice, Registry};
 use crate::store::{Store, StoreError};
 
+/// How long before a power event starts its first interval is planned.
+pub const PLAN_LEAD_SECS: i64 = 60;
+
 #[derive(Clone, Debug)]
 pub struct DispatchSettings {
     /// Bearer tokens that may create programs and events; none: the grid API is closed.
@@ -307,7 +310,18 @@ impl Dispatcher {
     pub async fn tick(&self, now: i64) -> Result<(), DispatchError> {
         let devices = self.registry.all().await;
         let mut state = self.state.lock().await;
-        let events: Vec<GridEvent> = state.events.values().filter(|e| e.status(now) == Status::Active).cloned().collect();
+        // Price curves are scheduled as soon as they are posted (day ahead); power events are
+        // planned from `PLAN_LEAD_SECS` before they start, so devices hold their commands in time.
+        let events: Vec<GridEvent> = state
+            .events
+            .values()
+            .filter(|e| match e.status(now) {
+                Status::Active => true,
+                Status::Pending => e.signal == Signal::Price || e.start() - now <= PLAN_LEAD_SECS,
+                _ => false,
+            })
+            .cloned()
+            .collect();
         for event in &events {
             match event.signal {
                 Signal::Price => {
@@ -328,7 +342,8 @@ impl Dispatcher {
     }
 
     async fn plan_event(&self, state: &mut State, event: &GridEvent, devices: &[RegisteredDevice], now: i64) -> Result<(), DispatchError> {
-        let Some(interval) = event.interval_at(now).copied() else { return Ok(()) };
+        let Some(interval) = event.interval_at(now.max(event.start())).copied() else { return Ok(()) };
+        let valid_from = now.max(interval.start);
         let direction = if event.signal == Signal::AbsorbSetpoint { Direction::Down } else { Direction::Up };
         let default_prefs = Preferences::default();
         let mut region = Vec::new();
@@ -344,7 +359,7 @@ impl Dispatcher {
                 .filter(|((d, _), _)| !state.refused.contains(&(event.id.clone(), d.key)))
                 .map(|((d, latest), w)| (*d, latest.as_ref(), state.prefs.get(&d.key).unwrap_or(&default_prefs), *w)),
             direction,
-            now,
+            valid_from,
             interval.end,
         );
         let target_w = match event.signal {
@@ -375,7 +390,7 @@ impl Dispatcher {
         let commands: Vec<Command> = allocation
             .set_points
             .iter()
-            .map(|(key, w)| Command::new(&event.id, revision, *key, now, interval.end, direction.sign() * *w as i64, now))
+            .map(|(key, w)| Command::new(&event.id, revision, *key, valid_from, interval.end, direction.sign() * *w as i64, now))
             .collect();
         self.store.issue_commands(&commands, &ended, now).await?;
         let setpoints = commands.iter().map(|c| (c.device_key, (c.setpoint_w, c.id.clone()))).collect();

@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/openadr3/reports", get(get_reports))
         .route("/v1/events", get(get_live_events))
         .route("/v1/devices/{key}/commands", get(get_commands))
+        .route("/v1/commands", post(post_commands_query))
         .route("/v1/devices/{key}/acks", post(post_ack))
         .route("/v1/devices/{key}/preferences", put(put_preferences))
 }
@@ -161,6 +162,27 @@ async fn get_live_events(State(state): State<AppState>) -> Response {
 async fn get_commands(State(state): State<AppState>, Path(key): Path<String>) -> Result<Response, ApiError> {
     let key = parse_key(&key)?;
     Ok(Json(state.dispatch.commands_for(&key, unix_now()).await).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandsQuery {
+    devices: Vec<String>,
+}
+
+/// Gateways: the commands of many devices in one request (at most 4096).
+async fn post_commands_query(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let query: CommandsQuery = json_body(&body)?;
+    if query.devices.len() > 4096 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "too_many_devices", "at most 4096 devices per request"));
+    }
+    let now = unix_now();
+    let mut devices = serde_json::Map::new();
+    for text in &query.devices {
+        let key = parse_key(text)?;
+        devices.insert(text.clone(), json!(state.dispatch.commands_for(&key, now).await));
+    }
+    Ok(Json(json!({"now": now, "devices": devices})).into_response())
 }
 
 fn parse_signature(text: &str) -> Result<[u8; 64], ApiError> {

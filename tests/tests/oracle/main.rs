@@ -11,6 +11,7 @@ use ovpp_oracle::telemetry::validate::Policy;
 use ovpp_tests::TestChain;
 
 mod cli;
+mod dispatch;
 mod epochs;
 mod ingest;
 mod localnet;
@@ -23,12 +24,16 @@ pub struct Oracle {
 }
 
 pub async fn start_oracle(chain: &TestChain, name: &str) -> Oracle {
+    start_oracle_with(chain, name, Default::default()).await
+}
+
+pub async fn start_oracle_with(chain: &TestChain, name: &str, dispatch: ovpp_oracle::dispatch::DispatchSettings) -> Oracle {
     let dir = std::env::temp_dir().join(format!("ovpp-oracle-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("oracle.db").display());
     let banks = Arc::new(BanksChain::new(chain.ctx.banks_client.clone()));
-    let state = ovpp_oracle::service::start(&url, banks, Policy::default(), Duration::from_secs(3600), Default::default()).await.unwrap();
+    let state = ovpp_oracle::service::start(&url, banks, Policy::default(), Duration::from_secs(3600), dispatch).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = router(state.clone());

@@ -1,0 +1,301 @@
+//! Dispatch end to end: grid events in over the OpenADR 3 shaped API, set points out to the
+//! simulated fleet, signed acknowledgements back, and the measured delivery.
+
+use ovpp_oracle::dispatch::command::{Ack, Preferences};
+use ovpp_oracle::dispatch::event::{rfc3339, WireEvent};
+use ovpp_oracle::dispatch::plan::{capability, Direction};
+use ovpp_oracle::dispatch::DispatchSettings;
+use ovpp_oracle::ingest::unix_now;
+use ovpp_oracle::simulate::{Fleet, Sender};
+use ovpp_oracle::telemetry::GridResponse;
+use ovpp_tests::TestChain;
+use serde_json::{json, Value};
+use solana_sdk::signature::{Keypair, Signer};
+
+use crate::{start_oracle_with, Oracle};
+
+const TOKEN: &str = "grid-operator-secret";
+
+async fn registered_fleet(n: usize, seed: u64) -> (TestChain, Fleet) {
+    let mut chain = TestChain::initialized(1, 1).await;
+    let owner = chain.new_owner().await;
+    let fleet = Fleet::new(n, seed, 48.1, 11.6);
+    for device in &fleet.devices {
+        let device_key = Keypair::new_from_array(device.key.to_bytes());
+        let ix = ovpp::client::register_device(owner.pubkey(), device_key.pubkey(), device.profile.kind, device.params());
+        chain.send(&[ix], &[&owner, &device_key]).await.expect("register_device");
+    }
+    (chain, fleet)
+}
+
+async fn oracle(chain: &TestChain, name: &str) -> Oracle {
+    let settings = DispatchSettings { grid_tokens: vec![TOKEN.into()], ..DispatchSettings::default() };
+    let oracle = start_oracle_with(chain, name, settings).await;
+    oracle.state.registry.refresh().await.unwrap();
+    oracle
+}
+
+async fn post(oracle: &Oracle, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut request = oracle.http.post(format!("{}{path}", oracle.base)).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+fn event_json(program: &str, region: &str, kind: &str, start: i64, duration: &str, values: &[f64]) -> Value {
+    let intervals: Vec<Value> =
+        values.iter().enumerate().map(|(i, v)| json!({"id": i, "payloads": [{"type": kind, "values": [v]}]})).collect();
+    json!({
+        "programID": program,
+        "eventName": "test",
+        "targets": [{"type": "REGION", "values": [region]}],
+        "intervalPeriod": {"start": rfc3339(start), "duration": duration},
+        "intervals": intervals,
+    })
+}
+
+/// A 30-minute shed event in one region, run in simulated time over the simulated fleet:
+/// the devices follow their set points (their telemetry says so), and the measured delivery
+/// is within 10 % of what was commanded (the target plus the 10 % reserve), so at least the
+/// target. (Tolerance: devices follow exactly, but the meter-before baseline holds the
+/// pre-event rate while the batteries' own self-consumption drifts with clouds and load.
+/// Measured: 1.002 of commanded.)
+#[tokio::test]
+async fn a_shed_event_is_dispatched_followed_and_measured() {
+    let (chain, mut fleet) = registered_fleet(60, 11).await;
+    let oracle = oracle(&chain, "dispatch-e2e").await;
+    let sender = Sender::new(&oracle.base);
+    // The most recent 11:00 UTC at least three hours ago: midday, steady C&I storage.
+    let start = {
+        let mut t = (unix_now() - 3 * 3600).div_euclid(86_400) * 86_400 + 11 * 3600;
+        if t > unix_now() - 3 * 3600 {
+            t -= 86_400;
+        }
+        t
+    };
+    for t in (start - 7200..start).step_by(300) {
+        let sent = sender.send(&fleet.tick(t, 300)).await.unwrap();
+        assert_eq!(sent.rejected, 0, "{:?}", sent.reasons);
+    }
+    let (status, _) = post(&oracle, "/openadr3/programs", Some(TOKEN), &json!({"programName": "peak-relief"})).await;
+    assert_eq!(status, 201);
+
+    // Target: 40 % of what the region's devices could give for the half hour.
+    let devices = oracle.state.registry.all().await;
+    let mut capable = 0;
+    for d in devices.iter().filter(|d| d.region == "DE-BY") {
+        let latest = oracle.state.fleet.latest(&d.key).await.map(|l| l.reading);
+        capable += capability(d, latest.as_ref(), &Preferences::default(), Direction::Up, start - 60, start + 1800);
+    }
+    let target_kw = (capable as f64 * 0.4 / 1000.0).round();
+    assert!(target_kw > 10.0, "the region can give {capable} W");
+    let wire: WireEvent =
+        serde_json::from_value(event_json("peak-relief", "DE-BY", "DISPATCH_SETPOINT", start, "PT5M", &[target_kw; 6])).unwrap();
+    let event = oracle.state.dispatch.put_event(&wire, None, start - 120).await.unwrap();
+
+    for t in (start..start + 2100).step_by(300) {
+        oracle.state.dispatch.tick(t).await.unwrap();
+        for device in &mut fleet.devices {
+            let commands = oracle.state.dispatch.commands_for(&device.device_key(), t).await;
+            device.dispatch = commands.current.map(|c| (c.setpoint_w, c.valid_until));
+        }
+        let sent = sender.send(&fleet.tick(t, 300)).await.unwrap();
+        assert_eq!(sent.rejected, 0, "{:?}", sent.reasons);
+    }
+    let plan_devices = oracle.state.store.event_commands(&event.id).await.unwrap();
+    assert!(!plan_devices.is_empty());
+    // Telemetry reflects it: every commanded device reported following dispatch in the event.
+    let readings = oracle.state.store.readings_between(start, start + 1800).await.unwrap();
+    for (command, _) in &plan_devices {
+        let theirs: Vec<_> = readings
+            .iter()
+            .filter(|r| {
+                r.device_key == command.device_key
+                    && r.reading.interval_start >= command.valid_from
+                    && r.reading.interval_start < command.valid_until
+            })
+            .collect();
+        assert!(theirs.iter().all(|r| r.reading.grid_response == GridResponse::FollowingDispatch), "device did not follow");
+    }
+    // Not measured before the measurement delay, measured after.
+    oracle.state.dispatch.tick(start + 1800 + 299).await.unwrap();
+    assert!(oracle.state.dispatch.report(&event.id).await.unwrap().is_none());
+    oracle.state.dispatch.tick(start + 1800 + 300).await.unwrap();
+    let report = oracle.state.dispatch.report(&event.id).await.unwrap().expect("event measured");
+    let target_wh = report["target_wh"].as_f64().unwrap();
+    let delivered_wh = report["delivered_wh"].as_f64().unwrap();
+    assert_eq!(target_wh, target_kw * 1000.0 * 0.5);
+    let ratio = delivered_wh / target_wh;
+    eprintln!("target {target_wh} Wh, commanded {} Wh, delivered {delivered_wh} Wh ({ratio:.3})", report["commanded_wh"]);
+    // The plan asks for the target plus the 10 % reserve; the fleet delivers that within 10 %,
+    // so at least the target.
+    let commanded_wh = report["commanded_wh"].as_f64().unwrap();
+    assert!((commanded_wh / target_wh - 1.1).abs() < 0.01);
+    assert!((delivered_wh / commanded_wh - 1.0).abs() <= 0.1 && ratio >= 1.0, "delivered {delivered_wh} Wh of {target_wh} Wh: {report:#}");
+    for device in report["devices"].as_array().unwrap() {
+        assert!(device["paid_wh"].as_u64().unwrap() <= device["commanded_wh"].as_u64().unwrap() + 1, "{device}");
+    }
+    // Scoring sees what the report pays.
+    let paid: u64 = report["devices"].as_array().unwrap().iter().map(|d| d["paid_wh"].as_u64().unwrap()).sum();
+    let inputs: u64 = oracle.state.store.demand_response_wh(start, start + 1800).await.unwrap().values().sum();
+    assert_eq!(inputs, paid);
+    assert!(paid > 0);
+    // The report is served in OpenADR's reports collection.
+    let served: Value =
+        oracle.http.get(format!("{}/openadr3/reports?eventID={}", oracle.base, event.id)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(served[0]["delivered_wh"], report["delivered_wh"]);
+}
+
+/// The grid API: authentication, the refusals an operator can cause, and the lifecycle.
+#[tokio::test]
+async fn grid_api_refuses_bad_events_and_runs_the_lifecycle() {
+    let (chain, mut fleet) = registered_fleet(6, 12).await;
+    let oracle = oracle(&chain, "dispatch-api").await;
+    // Regions are known from the registry, which learns devices from their telemetry here.
+    Sender::new(&oracle.base).send(&fleet.tick(unix_now() / 60 * 60 - 60, 60)).await.unwrap();
+    let program = json!({"programName": "peak-relief"});
+    assert_eq!(post(&oracle, "/openadr3/programs", None, &program).await.0, 401);
+    assert_eq!(post(&oracle, "/openadr3/programs", Some("wrong"), &program).await.0, 401);
+    assert_eq!(post(&oracle, "/openadr3/programs", Some(TOKEN), &program).await.0, 201);
+    assert_eq!(post(&oracle, "/openadr3/programs", Some(TOKEN), &program).await.1["error"]["code"], "program_exists");
+    let bad_baseline = json!({"programName": "other", "baseline": "MADE_UP"});
+    assert_eq!(post(&oracle, "/openadr3/programs", Some(TOKEN), &bad_baseline).await.1["error"]["code"], "invalid_program");
+
+    let soon = unix_now() + 3600;
+    let refused = |body: Value, code: &'static str| {
+        let oracle = &oracle;
+        async move {
+            let (status, answer) = post(oracle, "/openadr3/events", Some(TOKEN), &body).await;
+            assert_eq!(answer["error"]["code"], code, "{status} {answer}");
+            assert!(answer["error"]["message"].as_str().unwrap().len() > 10);
+        }
+    };
+    refused(event_json("peak-relief", "DE-BY", "DISPATCH_SETPOINT", soon, "PT0S", &[100.0]), "end_before_start").await;
+    refused(event_json("peak-relief", "DE-BY", "DISPATCH_SETPOINT", soon, "-PT15M", &[100.0]), "end_before_start").await;
+    refused(event_json("peak-relief", "FR-IDF", "DISPATCH_SETPOINT", soon, "PT15M", &[100.0]), "unknown_region").await;
+    refused(event_json("peak-relief", "DE-BY", "DISPATCH_SETPOINT", soon, "PT15M", &[100.0, -5.0]), "negative_target").await;
+    refused(event_json("no-such-program", "DE-BY", "DISPATCH_SETPOINT", soon, "PT15M", &[100.0]), "unknown_program").await;
+    refused(event_json("peak-relief", "DE-BY", "SIMPLE", soon, "PT15M", &[1.0]), "unsupported_payload").await;
+    refused(event_json("peak-relief", "DE-BY", "DISPATCH_SETPOINT", unix_now() - 7200, "PT15M", &[100.0]), "event_in_past").await;
+    let mut no_target = event_json("peak-relief", "DE-BY", "DISPATCH_SETPOINT", soon, "PT15M", &[100.0]);
+    no_target["targets"] = json!([]);
+    refused(no_target, "missing_region").await;
+
+    // A pending event; an overlapping shed in the same region conflicts, a price curve does not.
+    let (status, created) = post(
+        &oracle,
+        "/openadr3/events",
+        Some(TOKEN),
+        &event_json("peak-relief", "DE-BY", "DISPATCH_SETPOINT", soon, "PT15M", &[100.0, 120.0]),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["status"], "pending");
+    assert_eq!(created["intervals"][1]["payloads"][0]["values"][0], 120.0);
+    let id = created["id"].as_str().unwrap().to_string();
+    let overlapping = event_json("peak-relief", "DE-BY", "ABSORB_SETPOINT", soon + 600, "PT15M", &[50.0]);
+    refused(overlapping.clone(), "conflicting_event").await;
+    let elsewhere = event_json("peak-relief", "DE-BW", "ABSORB_SETPOINT", soon + 600, "PT15M", &[50.0]);
+    assert_eq!(post(&oracle, "/openadr3/events", Some(TOKEN), &elsewhere).await.0, 201);
+    let prices = event_json("peak-relief", "DE-BY", "PRICE", soon, "PT1H", &[0.30, 0.10, 0.45]);
+    assert_eq!(post(&oracle, "/openadr3/events", Some(TOKEN), &prices).await.0, 201);
+
+    // Modify, then cancel; a cancelled event is final.
+    let url = format!("{}/openadr3/events/{id}", oracle.base);
+    let modified = event_json("peak-relief", "DE-BY", "DISPATCH_SETPOINT", soon, "PT15M", &[80.0]);
+    let answer: Value = oracle.http.put(&url).bearer_auth(TOKEN).json(&modified).send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["intervals"].as_array().unwrap().len(), 1, "{answer}");
+    assert_eq!(oracle.http.delete(&url).send().await.unwrap().status().as_u16(), 401);
+    let cancelled: Value = oracle.http.delete(&url).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    let again = oracle.http.put(&url).bearer_auth(TOKEN).json(&modified).send().await.unwrap();
+    assert_eq!(again.status().as_u16(), 409);
+    // Now the overlapping absorb event is accepted: the cancelled one no longer conflicts.
+    assert_eq!(post(&oracle, "/openadr3/events", Some(TOKEN), &overlapping).await.0, 201);
+    let listed: Value = oracle.http.get(format!("{}/openadr3/events", oracle.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 4);
+}
+
+/// Devices fetch their commands over HTTP, acknowledge them with their own key, and a
+/// refusal or an owner's opt-out takes the device out of the next plan.
+#[tokio::test]
+async fn devices_acknowledge_commands_and_refusals_replan() {
+    let (chain, mut fleet) = registered_fleet(30, 13).await;
+    let oracle = oracle(&chain, "dispatch-acks").await;
+    let sender = Sender::new(&oracle.base);
+    let now = unix_now() / 60 * 60;
+    for t in [now - 180, now - 120, now - 60] {
+        sender.send(&fleet.tick(t, 60)).await.unwrap();
+    }
+    assert_eq!(post(&oracle, "/openadr3/programs", Some(TOKEN), &json!({"programName": "p"})).await.0, 201);
+    let (status, event) =
+        post(&oracle, "/openadr3/events", Some(TOKEN), &event_json("p", "DE-BY", "DISPATCH_SETPOINT", now + 30, "PT10M", &[20.0])).await;
+    assert_eq!(status, 201, "{event}");
+    let id = event["id"].as_str().unwrap();
+    oracle.state.dispatch.tick(unix_now()).await.unwrap();
+    let plan = oracle.state.dispatch.plan(id).await.expect("planned a minute ahead");
+    assert!(plan.devices >= 2, "{plan:?}");
+
+    // Commands for the planned devices, fetched one by one and in bulk.
+    let keys: Vec<String> = fleet.devices.iter().map(|d| bs58::encode(d.device_key()).into_string()).collect();
+    let bulk: Value = oracle
+        .http
+        .post(format!("{}/v1/commands", oracle.base))
+        .json(&json!({"devices": keys}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut commanded = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let one: Value = oracle.http.get(format!("{}/v1/devices/{key}/commands", oracle.base)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(one["commands"], bulk["devices"][key]["commands"]);
+        if let Some(c) = one["commands"].as_array().unwrap().first() {
+            assert_eq!(c["event_id"], id);
+            assert!(c["setpoint_w"].as_i64().unwrap() > 0);
+            commanded.push((i, c["id"].as_str().unwrap().to_string()));
+        }
+    }
+    assert_eq!(commanded.len(), plan.devices);
+    let ack = |i: usize, command: &str, accept: bool, signer: usize| {
+        let device = &fleet.devices[i];
+        let message = Ack { device_key: device.device_key(), command_id: command.to_string(), accept };
+        json!({"command_id": command, "accept": accept, "signature": bs58::encode(message.sign(&fleet.devices[signer].key)).into_string()})
+    };
+    let (first, first_command) = commanded[0].clone();
+    let (second, second_command) = commanded[1].clone();
+    let path = |i: usize| format!("/v1/devices/{}/acks", keys[i]);
+    // Signed by another device's key: refused.
+    let (status, answer) = post(&oracle, &path(first), None, &ack(first, &first_command, true, second)).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_signature")));
+    assert_eq!(post(&oracle, &path(first), None, &ack(first, &first_command, true, first)).await.0, 200);
+    // Answered already.
+    assert_eq!(post(&oracle, &path(first), None, &ack(first, &first_command, false, first)).await.1["error"]["code"], "unknown_command");
+    // The second device refuses: the next round plans without it.
+    assert_eq!(post(&oracle, &path(second), None, &ack(second, &second_command, false, second)).await.0, 200);
+    oracle.state.dispatch.tick(unix_now()).await.unwrap();
+    let replanned = oracle.state.dispatch.plan(id).await.unwrap();
+    assert_eq!(replanned.revision, plan.revision + 1);
+    assert!(!replanned.setpoints.contains_key(&fleet.devices[second].device_key()));
+
+    // The first device's owner opts it out for an hour (signed with its key); a replayed
+    // older preference is refused.
+    let device = &mut fleet.devices[first];
+    let prefs = Preferences { device_key: device.device_key(), sequence: 2, opt_out_until: unix_now() + 3600, ..Preferences::default() };
+    let mut body = serde_json::to_value(&prefs).unwrap();
+    body["signature"] = json!(bs58::encode(prefs.sign(&device.key)).into_string());
+    let put = |body: Value| oracle.http.put(format!("{}/v1/devices/{}/preferences", oracle.base, keys[first])).json(&body).send();
+    assert_eq!(put(body.clone()).await.unwrap().status().as_u16(), 200);
+    assert_eq!(put(body.clone()).await.unwrap().status().as_u16(), 409);
+    let mut forged = body.clone();
+    forged["reserve_soc_permille"] = json!(900);
+    assert_eq!(put(forged).await.unwrap().status().as_u16(), 400);
+    // The opt-out shows on the next interval's plan: the device cannot hold a set point now.
+    oracle.state.dispatch.tick(unix_now()).await.unwrap();
+    let after = oracle.state.dispatch.plan(id).await.unwrap();
+    assert!(!after.setpoints.contains_key(&fleet.devices[first].device_key()), "{after:?}");
+}

@@ -1,10 +1,12 @@
 //! Allocation of one event across 100,000 devices (random capabilities and reliabilities),
-//! the goal being at most 100 ms. Run: `cargo bench -p ovpp-oracle --bench dispatch`.
+//! the goal being at most 100 ms; and a day-ahead price schedule (96 quarter hours) for
+//! 10,000 batteries. Run: `cargo bench -p ovpp-oracle --bench dispatch`.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ovpp_oracle::dispatch::allocate::{allocate, Candidate, WEIGHT_SCALE};
+use ovpp_oracle::dispatch::schedule::{schedule, Storage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -21,5 +23,38 @@ fn allocation(c: &mut Criterion) {
     c.bench_function("allocate_100k_devices", |b| b.iter(|| allocate(black_box(&fleet), capability / 3, 1_000)));
 }
 
-criterion_group!(benches, allocation);
+fn day_ahead_schedule(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(5);
+    // A day-ahead curve: night trough, morning and evening peaks, midday solar dip, noise.
+    let prices: Vec<f64> = (0..96)
+        .map(|q| {
+            let h = q as f64 / 4.0;
+            let bump = |c: f64, w: f64, a: f64| a * (-((h - c) / w).powi(2)).exp();
+            0.20 + bump(8.0, 1.5, 0.10) + bump(19.0, 2.0, 0.18) - bump(13.0, 2.5, 0.12) - bump(3.0, 2.0, 0.08) + rng.gen_range(-0.01..0.01)
+        })
+        .collect();
+    let batteries: Vec<Storage> = (0..10_000)
+        .map(|_| {
+            let capacity_wh = rng.gen_range(5_000..20_000);
+            Storage {
+                capacity_wh,
+                power_w: rng.gen_range(3_000..10_000),
+                stored_wh: rng.gen_range(0..capacity_wh),
+                reserve_wh: capacity_wh / 5,
+                efficiency: 0.95,
+                wear_per_kwh: 0.02,
+                can_discharge: true,
+                needs: None,
+            }
+        })
+        .collect();
+    let mut group = c.benchmark_group("schedule");
+    group.sample_size(10);
+    group.bench_function("day_ahead_10k_batteries_96_slots", |b| {
+        b.iter(|| batteries.iter().map(|s| schedule(black_box(s), &prices, 900).map(|s| s.cost).unwrap_or(0.0)).sum::<f64>())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, allocation, day_ahead_schedule);
 criterion_main!(benches);

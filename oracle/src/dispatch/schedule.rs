@@ -2,7 +2,7 @@
 //! day-ahead price curve.
 //!
 //! **Formulation.** Stored energy `e_t` moves on a grid of `LEVELS` steps of the device's
-//! usable capacity. In slot `t` the device moves from `e` to `e'` with
+//! usable capacity (finer when one slot's energy is smaller). In slot `t` the device moves from `e` to `e'` with
 //! `|e' - e| ≤ P Δt` (rated power) and `reserve ≤ e' ≤ capacity`; charging `x` Wh into
 //! storage buys `x / η` from the grid at price `π_t`, discharging `x` sells `x η`; every Wh
 //! moved also pays a wear cost `ω`. EVs cannot discharge and must hold their departure
@@ -10,10 +10,20 @@
 //! (a schedule earns from the spread, not by emptying the battery). Dynamic programming
 //! over (slot, level) finds the exact optimum on that grid in `O(T · L · m)`, `m` the
 //! level steps within one slot's power; the only approximation is the grid itself (energy
-//! is resolved to 1 % of capacity).
+//! is resolved to 1 % of capacity or one slot's energy, whichever is finer).
 
-/// Levels of the stored-energy grid.
+/// Levels of the stored-energy grid: at least this many, more when one slot's energy at
+/// rated power is smaller than a level (so a level is never more than one slot can move).
 pub const LEVELS: usize = 100;
+/// At most this many (a device whose slot energy is smaller still moves a whole level).
+pub const MAX_LEVELS: usize = 20_000;
+
+/// The energy grid's step for `device` and slots of `slot_secs`.
+pub fn step_wh(device: &Storage, slot_secs: i64) -> f64 {
+    let coarse = device.capacity_wh as f64 / LEVELS as f64;
+    let slot_energy = device.power_w as f64 * slot_secs as f64 / 3600.0;
+    coarse.min(slot_energy).max(device.capacity_wh as f64 / MAX_LEVELS as f64)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Storage {
@@ -54,23 +64,24 @@ pub fn schedule(device: &Storage, prices: &[f64], slot_secs: i64) -> Result<Sche
     if device.capacity_wh == 0 || device.power_w == 0 || slot_secs <= 0 {
         return Err(ScheduleError::NoCapacity);
     }
-    let step_wh = device.capacity_wh as f64 / LEVELS as f64;
-    let level_of = |wh: u64| ((wh as f64 / step_wh).round() as usize).min(LEVELS);
+    let step_wh = step_wh(device, slot_secs);
+    let levels = ((device.capacity_wh as f64 / step_wh).round() as usize).max(1);
+    let level_of = |wh: u64| ((wh as f64 / step_wh).round() as usize).min(levels);
     let start = level_of(device.stored_wh);
     // The reserve rounds up: a schedule never dips below it.
     // (A device already below its reserve may stay there; it is not forced to charge.)
-    let reserve = ((device.reserve_wh as f64 / step_wh).ceil() as usize).min(LEVELS).min(start);
-    let max_move = ((device.power_w as f64 * slot_secs as f64 / 3600.0 / step_wh).floor() as usize).clamp(1, LEVELS);
+    let reserve = ((device.reserve_wh as f64 / step_wh).ceil() as usize).min(levels).min(start);
+    let max_move = ((device.power_w as f64 * slot_secs as f64 / 3600.0 / step_wh + 1e-9).floor() as usize).clamp(1, levels);
     let eta = device.efficiency.clamp(0.01, 1.0);
     let wear = device.wear_per_kwh.max(0.0);
     // cost[l]: cheapest cost of reaching level l after the slots so far.
-    let mut cost = vec![f64::INFINITY; LEVELS + 1];
+    let mut cost = vec![f64::INFINITY; levels + 1];
     cost[start] = 0.0;
     // The level change that reached each level in each slot.
     let mut came_from: Vec<Vec<i16>> = Vec::with_capacity(prices.len());
     for (t, &price) in prices.iter().enumerate() {
-        let mut next = vec![f64::INFINITY; LEVELS + 1];
-        let mut from = vec![0i16; LEVELS + 1];
+        let mut next = vec![f64::INFINITY; levels + 1];
+        let mut from = vec![0i16; levels + 1];
         let floor = match device.needs {
             Some((slot, wh)) if t + 1 == slot => level_of(wh).max(reserve),
             _ => reserve,
@@ -80,7 +91,7 @@ pub fn schedule(device: &Storage, prices: &[f64], slot_secs: i64) -> Result<Sche
                 continue;
             }
             let low = if device.can_discharge { level.saturating_sub(max_move).max(floor.min(level)) } else { level };
-            let high = (level + max_move).min(LEVELS);
+            let high = (level + max_move).min(levels);
             for to in low..=high {
                 if to < floor {
                     continue;

@@ -49,12 +49,14 @@ CREATE TABLE event_reports (
 );
 
 -- Measured delivery per device and event interval, Wh (what scoring pays, capped by the
--- command): summed into each epoch's demand-response input by interval start.
+-- command). An event's delivery counts in the epoch that contains its `credited_at` (its end
+-- plus the measurement delay), so it is measured before that epoch closes.
 CREATE TABLE dr_deliveries (
     event_id        TEXT NOT NULL,
     device_key      TEXT NOT NULL,
     interval_start  BIGINT NOT NULL,
     delivered_wh    BIGINT NOT NULL,
+    credited_at     BIGINT NOT NULL,
     PRIMARY KEY (event_id, device_key, interval_start)
 );
-CREATE INDEX dr_deliveries_by_time ON dr_deliveries (interval_start);
+CREATE INDEX dr_deliveries_by_credit ON dr_deliveries (credited_at);

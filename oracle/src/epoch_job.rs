@@ -138,6 +138,21 @@ impl EpochJob {
             return Ok(()); // not closed there yet
         }
         let report = response.error_for_status().context("fetching the primary's report")?.bytes().await?;
+        // Demand response credited in the epoch: re-measured here from the primary's events
+        // and commands, with this oracle's own readings.
+        let records: Vec<crate::dispatch::EventRecord> = self
+            .http
+            .get(format!("{primary}/v1/events/records?credited_from={}&credited_to={}", spec.start_ts, spec.end_ts))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .context("fetching the primary's event records")?
+            .json()
+            .await
+            .context("reading the primary's event records")?;
+        for record in &records {
+            state.dispatch.remeasure(record, unix_now()).await.with_context(|| format!("re-measuring event {}", record.event.id))?;
+        }
         let mine = epoch::cosign(&state.store, &state.ingestor, &report, config, &self.role.settings, registry, unix_now())
             .await
             .with_context(|| format!("refusing to co-sign epoch {next}"))?;

@@ -11,8 +11,8 @@
 //! - **Meter before / meter after** for batteries and EVs ([`meter_before`]): the device's
 //!   average rate just before the event, held through it.
 //!
-//! Loads are net import in Wh per slot (`import - export`), keyed by absolute slot index
-//! `t / slot_secs`; days are UTC days.
+//! Loads are net import in Wh per slot (`import - export`), keyed by slot index
+//! `(t - origin) / slot_secs` (devices need not meter on round times); days are UTC days.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -131,13 +131,21 @@ pub struct Baseline {
     pub adjustment: Option<f64>,
 }
 
-/// Net import per slot, keyed by absolute slot `t / slot_secs`.
+/// Net import per slot, keyed by slot `(t - origin) / slot_secs`.
 pub struct LoadSeries {
     pub slot_secs: i64,
+    /// Any time on the devices' slot grid.
+    pub origin: i64,
     pub slots: HashMap<i64, f64>,
 }
 
 impl LoadSeries {
+    /// The slot starting at `t`, if `t` is on the grid.
+    pub fn slot_at(&self, t: i64) -> Option<i64> {
+        let offset = t - self.origin;
+        (self.slot_secs > 0 && offset % self.slot_secs == 0).then(|| offset.div_euclid(self.slot_secs))
+    }
+
     fn mean(&self, slots: impl Iterator<Item = i64>) -> Option<f64> {
         let (mut sum, mut n) = (0.0, 0usize);
         for s in slots {
@@ -153,11 +161,14 @@ impl DayMatching {
     /// (event days, holidays, outages).
     pub fn baseline(&self, loads: &LoadSeries, start: i64, end: i64, excluded: &BTreeSet<i64>) -> Result<Baseline, BaselineError> {
         let slot = loads.slot_secs;
-        if start % slot != 0 || end % slot != 0 || slot <= 0 || 86_400 % slot != 0 {
+        let (Some(first), Some(last)) = (loads.slot_at(start), loads.slot_at(end)) else {
+            return Err(BaselineError::Misaligned(slot));
+        };
+        if 86_400 % slot != 0 {
             return Err(BaselineError::Misaligned(slot));
         }
         let per_day = 86_400 / slot;
-        let event_slots = start / slot..end / slot;
+        let event_slots = first..last;
         let event_day = start.div_euclid(86_400);
         let weekend = is_weekend(event_day);
         let pool = if weekend { self.weekend } else { self.weekday };
@@ -195,7 +206,7 @@ impl DayMatching {
             |offset: i64| days.iter().map(|d| loads.slots[&(offset - (event_day - d) * per_day)]).sum::<f64>() / days.len() as f64;
         let mut slots_wh: Vec<f64> = event_slots.clone().map(average_at).collect();
         let adjustment = self.adjustment.and_then(|adj| {
-            let window = (start - adj.from_secs_before) / slot..(start - adj.to_secs_before) / slot;
+            let window = first - adj.from_secs_before.div_euclid(slot)..first - adj.to_secs_before.div_euclid(slot);
             let actual = loads.mean(window.clone())?;
             // The chosen days' load over the same hours (they may lack those slots).
             let mut sum = 0.0;
@@ -229,15 +240,15 @@ pub const METER_BEFORE_SECS: i64 = 1800;
 /// the event, held for each of its slots.
 pub fn meter_before(loads: &LoadSeries, start: i64, end: i64) -> Result<Baseline, BaselineError> {
     let slot = loads.slot_secs;
-    if slot <= 0 || start % slot != 0 || end % slot != 0 {
+    let (Some(first), Some(last)) = (loads.slot_at(start), loads.slot_at(end)) else {
         return Err(BaselineError::Misaligned(slot));
-    }
-    let before: Vec<f64> = ((start - METER_BEFORE_SECS) / slot..start / slot).filter_map(|s| loads.slots.get(&s).copied()).collect();
+    };
+    let before: Vec<f64> = (first - METER_BEFORE_SECS.div_euclid(slot)..first).filter_map(|s| loads.slots.get(&s).copied()).collect();
     if before.is_empty() {
         return Err(BaselineError::NoPreEventReading(METER_BEFORE_SECS));
     }
     let rate = before.iter().sum::<f64>() / before.len() as f64;
-    Ok(Baseline { method: "METER_BEFORE_AFTER", slots_wh: vec![rate; ((end - start) / slot) as usize], days: vec![], adjustment: None })
+    Ok(Baseline { method: "METER_BEFORE_AFTER", slots_wh: vec![rate; (last - first).max(0) as usize], days: vec![], adjustment: None })
 }
 
 #[cfg(test)]
@@ -267,7 +278,7 @@ mod tests {
                 }
             }
         }
-        LoadSeries { slot_secs: H, slots }
+        LoadSeries { slot_secs: H, origin: 0, slots }
     }
 
     #[test]
@@ -368,11 +379,11 @@ mod tests {
         for (i, wh) in [600.0, 500.0, 400.0, 300.0, 200.0, 100.0].into_iter().enumerate() {
             slots.insert((WEDNESDAY - 1800) / 300 + i as i64, wh);
         }
-        let loads = LoadSeries { slot_secs: 300, slots };
+        let loads = LoadSeries { slot_secs: 300, origin: 0, slots };
         let b = meter_before(&loads, WEDNESDAY, WEDNESDAY + 900).unwrap();
         assert_eq!(b.slots_wh, vec![350.0; 3]);
         assert_eq!(
-            meter_before(&LoadSeries { slot_secs: 300, slots: HashMap::new() }, WEDNESDAY, WEDNESDAY + 900),
+            meter_before(&LoadSeries { slot_secs: 300, origin: 0, slots: HashMap::new() }, WEDNESDAY, WEDNESDAY + 900),
             Err(BaselineError::NoPreEventReading(1800))
         );
     }

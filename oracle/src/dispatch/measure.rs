@@ -114,28 +114,22 @@ pub fn measure(
         let Some(device) = devices.get(key) else { continue };
         let rows = by_device.remove(key).unwrap_or_default();
         let slot_secs = rows.last().map_or(300, |r| i64::from(r.reading.interval_secs.max(1)));
-        let loads = LoadSeries {
-            slot_secs,
-            slots: rows
-                .iter()
-                .filter(|r| i64::from(r.reading.interval_secs) == slot_secs)
-                .map(|r| {
-                    (
-                        r.reading.interval_start.div_euclid(slot_secs),
-                        f64::from(r.reading.energy_imported_wh) - f64::from(r.reading.energy_exported_wh),
-                    )
-                })
-                .collect(),
-        };
+        // Slots counted from the event's start: readings off that grid are left out.
+        let mut loads = LoadSeries { slot_secs, origin: event.start(), slots: HashMap::new() };
+        for r in rows.iter().filter(|r| i64::from(r.reading.interval_secs) == slot_secs) {
+            if let Some(slot) = loads.slot_at(r.reading.interval_start) {
+                loads.slots.insert(slot, f64::from(r.reading.energy_imported_wh) - f64::from(r.reading.energy_exported_wh));
+            }
+        }
         let (baseline, note) = device_baseline(device.kind(), &loads, event, method, &excluded);
         let mut delivered_wh = 0.0;
         let mut paid_total = 0u64;
         if let Some(baseline) = &baseline {
-            let first_slot = event.start() / slot_secs;
             for (i, interval) in event.intervals.iter().enumerate() {
                 let mut delivered = 0.0;
-                for s in interval.start / slot_secs..interval.end / slot_secs {
-                    if let (Some(metered), Some(base)) = (loads.slots.get(&s), baseline.slots_wh.get((s - first_slot) as usize)) {
+                let (first, last) = ((interval.start - event.start()) / slot_secs, (interval.end - event.start()) / slot_secs);
+                for s in first..last {
+                    if let (Some(metered), Some(base)) = (loads.slots.get(&s), baseline.slots_wh.get(s as usize)) {
                         delivered += sign * (base - metered);
                     }
                 }

@@ -72,8 +72,19 @@ pub enum DispatchError {
     UnknownDevice,
     #[error("preferences sequence {0} is not newer than the stored one")]
     StalePreferences(u64),
+    #[error("event record {0} is not a finished event with its own commands")]
+    InvalidRecord(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A measured event as another oracle re-measures it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct EventRecord {
+    pub event: GridEvent,
+    pub program: WireProgram,
+    pub commands: Vec<(Command, Option<i64>)>,
+    pub credited_at: i64,
 }
 
 /// The plan for an active power event's current interval.
@@ -497,37 +508,105 @@ impl Dispatcher {
         }
         let by_key: HashMap<DeviceKey, RegisteredDevice> = devices.iter().map(|d| (d.key, d.clone())).collect();
         for event in due {
-            let method = {
-                let state = self.state.lock().await;
-                state
-                    .programs
-                    .get(&event.program_id)
-                    .and_then(|p| p.baseline.as_deref())
-                    .and_then(baseline::day_matching)
-                    .unwrap_or(baseline::CAISO_10_IN_10)
-            };
-            let commands = self.store.event_commands(&event.id).await?;
-            let uses_days = commands.iter().any(|(c, _)| by_key.get(&c.device_key).is_some_and(|d| measure::uses_day_matching(d.kind())));
-            let lookback = if uses_days { measure::lookback_secs(&method) } else { baseline::METER_BEFORE_SECS };
-            let readings = self.store.readings_between(event.start() - lookback, event.end()).await?;
-            let (report, paid) = measure::measure(&event, &commands, &by_key, &readings, &method);
-            let body = serde_json::to_value(&report).expect("report serializes");
-            self.store.save_event_report(&event.id, &body, &paid, now).await?;
-            tracing::info!(event = %event.id, target_wh = report.target_wh, delivered_wh = report.delivered_wh, "event measured");
-            let mut state = self.state.lock().await;
-            for device in &report.devices {
-                let mut key = [0u8; 32];
-                if device.commanded_wh > 0 && bs58::decode(&device.device).onto(&mut key).ok() == Some(32) {
-                    let ratios = &mut state.history.entry(key).or_default().ratios;
-                    ratios.push_back(device.delivery_ratio.clamp(0.0, 1.0));
-                    while ratios.len() > 10 {
-                        ratios.pop_front();
-                    }
-                }
-            }
-            state.measured.insert(event.id.clone());
+            let credited_at = event.end() + self.settings.measure_delay_secs;
+            self.measure_event(&event, &by_key, credited_at, now).await?;
         }
         Ok(())
+    }
+
+    /// Measures one event from the stored readings and commands, stores its report and the
+    /// deliveries it pays (credited at `credited_at`), and updates the devices' reliability.
+    async fn measure_event(
+        &self,
+        event: &GridEvent,
+        devices: &HashMap<DeviceKey, RegisteredDevice>,
+        credited_at: i64,
+        now: i64,
+    ) -> Result<(), DispatchError> {
+        let method = {
+            let state = self.state.lock().await;
+            state
+                .programs
+                .get(&event.program_id)
+                .and_then(|p| p.baseline.as_deref())
+                .and_then(baseline::day_matching)
+                .unwrap_or(baseline::CAISO_10_IN_10)
+        };
+        let commands = self.store.event_commands(&event.id).await?;
+        let uses_days = commands.iter().any(|(c, _)| devices.get(&c.device_key).is_some_and(|d| measure::uses_day_matching(d.kind())));
+        let lookback = if uses_days { measure::lookback_secs(&method) } else { baseline::METER_BEFORE_SECS };
+        let readings = self.store.readings_between(event.start() - lookback, event.end()).await?;
+        let (report, paid) = measure::measure(event, &commands, devices, &readings, &method);
+        let mut body = serde_json::to_value(&report).expect("report serializes");
+        body["credited_at"] = serde_json::json!(credited_at);
+        self.store.save_event_report(&event.id, &body, &paid, credited_at, now).await?;
+        tracing::info!(event = %event.id, target_wh = report.target_wh, delivered_wh = report.delivered_wh, "event measured");
+        let mut state = self.state.lock().await;
+        for device in &report.devices {
+            let mut key = [0u8; 32];
+            if device.commanded_wh > 0 && bs58::decode(&device.device).onto(&mut key).ok() == Some(32) {
+                let ratios = &mut state.history.entry(key).or_default().ratios;
+                ratios.push_back(device.delivery_ratio.clamp(0.0, 1.0));
+                while ratios.len() > 10 {
+                    ratios.pop_front();
+                }
+            }
+        }
+        state.measured.insert(event.id.clone());
+        Ok(())
+    }
+
+    /// What another oracle needs to re-measure a measured event: the event as validated, its
+    /// program, every command it issued, and the time its delivery is credited at.
+    pub async fn record(&self, id: &str) -> Result<Option<EventRecord>, DispatchError> {
+        let Some(report) = self.store.event_report(id).await? else { return Ok(None) };
+        let (event, program) = {
+            let state = self.state.lock().await;
+            let Some(event) = state.events.get(id).cloned() else { return Ok(None) };
+            let program = state.programs.get(&event.program_id).cloned();
+            (event, program)
+        };
+        let Some(program) = program else { return Ok(None) };
+        let commands = self.store.event_commands(id).await?;
+        let credited_at = report["credited_at"].as_i64().unwrap_or(event.end() + self.settings.measure_delay_secs);
+        Ok(Some(EventRecord { event, program, commands, credited_at }))
+    }
+
+    /// The records of the measured events credited in `[start, end)`.
+    pub async fn records_credited(&self, start: i64, end: i64) -> Result<Vec<EventRecord>, DispatchError> {
+        let ids: Vec<String> = self.state.lock().await.measured.iter().cloned().collect();
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(record) = self.record(&id).await? {
+                if (start..end).contains(&record.credited_at) {
+                    out.push(record);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.event.id.cmp(&b.event.id));
+        Ok(out)
+    }
+
+    /// A co-signer re-measures the primary's event with its own readings (the primary's
+    /// numbers are never copied): the event and its commands are stored as they were, then
+    /// measured here exactly as the primary measures. Events already measured are skipped.
+    pub async fn remeasure(&self, record: &EventRecord, now: i64) -> Result<(), DispatchError> {
+        if self.state.lock().await.measured.contains(&record.event.id) {
+            return Ok(());
+        }
+        if record.event.end() > now || record.commands.iter().any(|(c, _)| c.event_id != record.event.id) {
+            return Err(DispatchError::InvalidRecord(record.event.id.clone()));
+        }
+        self.store.insert_program(&record.event.program_id, &record.program, now).await?;
+        self.store.save_event(&record.event).await?;
+        self.store.import_commands(&record.commands).await?;
+        {
+            let mut state = self.state.lock().await;
+            state.programs.entry(record.event.program_id.clone()).or_insert_with(|| record.program.clone());
+            state.events.insert(record.event.id.clone(), record.event.clone());
+        }
+        let devices: HashMap<DeviceKey, RegisteredDevice> = self.registry.all().await.into_iter().map(|d| (d.key, d)).collect();
+        self.measure_event(&record.event, &devices, record.credited_at, now).await
     }
 
     /// Events with their status, live plan, and report once measured.

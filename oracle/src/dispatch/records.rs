@@ -99,6 +99,29 @@ impl Store {
         rows.iter().map(command_from_row).collect()
     }
 
+    /// Records another oracle's commands of an event as they were (for re-measuring it).
+    pub async fn import_commands(&self, commands: &[(Command, Option<i64>)]) -> Result<(), StoreError> {
+        let mut tx = self.writes.begin().await?;
+        for (c, superseded) in commands {
+            sqlx::query(
+                "INSERT INTO dispatch_commands (id, event_id, device_key, valid_from, valid_until, setpoint_w, issued_at, superseded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&c.id)
+            .bind(&c.event_id)
+            .bind(key_to_text(&c.device_key))
+            .bind(c.valid_from)
+            .bind(c.valid_until)
+            .bind(c.setpoint_w)
+            .bind(c.issued_at)
+            .bind(*superseded)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Every command an event issued, superseded or not, with when it was superseded.
     pub async fn event_commands(&self, event_id: &str) -> Result<Vec<(Command, Option<i64>)>, StoreError> {
         let rows = sqlx::query("SELECT * FROM dispatch_commands WHERE event_id = $1 ORDER BY issued_at, id")
@@ -161,12 +184,14 @@ impl Store {
             .collect()
     }
 
-    /// Stores an event's report and what each device is paid for, per interval.
+    /// Stores an event's report and what each device is paid for, per interval, credited at
+    /// `credited_at`.
     pub async fn save_event_report(
         &self,
         event_id: &str,
         report: &serde_json::Value,
         deliveries: &[(DeviceKey, i64, u64)],
+        credited_at: i64,
         at: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.writes.begin().await?;
@@ -179,9 +204,9 @@ impl Store {
         sqlx::query("DELETE FROM dr_deliveries WHERE event_id = $1").bind(event_id).execute(&mut *tx).await?;
         for chunk in deliveries.chunks(256) {
             let mut insert: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO dr_deliveries (event_id, device_key, interval_start, delivered_wh) ");
+                QueryBuilder::new("INSERT INTO dr_deliveries (event_id, device_key, interval_start, delivered_wh, credited_at) ");
             insert.push_values(chunk, |mut row, (device, start, wh)| {
-                row.push_bind(event_id).push_bind(key_to_text(device)).push_bind(*start).push_bind(*wh as i64);
+                row.push_bind(event_id).push_bind(key_to_text(device)).push_bind(*start).push_bind(*wh as i64).push_bind(credited_at);
             });
             insert.build().execute(&mut *tx).await?;
         }
@@ -199,10 +224,10 @@ impl Store {
         rows.iter().map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("event_reports", e))).collect()
     }
 
-    /// Paid demand-response Wh per device over event intervals starting in `[start, end)`.
+    /// Paid demand-response Wh per device of the events credited in `[start, end)`.
     pub async fn demand_response_wh(&self, start: i64, end: i64) -> Result<HashMap<DeviceKey, u64>, StoreError> {
         let rows = sqlx::query(
-            "SELECT device_key, CAST(SUM(delivered_wh) AS BIGINT) AS wh FROM dr_deliveries WHERE interval_start >= $1 AND interval_start < $2 GROUP BY device_key",
+            "SELECT device_key, CAST(SUM(delivered_wh) AS BIGINT) AS wh FROM dr_deliveries WHERE credited_at >= $1 AND credited_at < $2 GROUP BY device_key",
         )
         .bind(start)
         .bind(end)

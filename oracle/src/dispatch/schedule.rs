@@ -8,8 +8,9 @@
 //! moved also pays a wear cost `ω`. EVs cannot discharge and must hold their departure
 //! energy at departure; storage must end the day with at least the energy it started with
 //! (a schedule earns from the spread, not by emptying the battery). Dynamic programming
-//! over (slot, level) finds the exact optimum on that grid in `O(T · L · m)`, `m` the
-//! level steps within one slot's power; the only approximation is the grid itself (energy
+//! over (slot, level) finds the exact optimum on that grid: in `O(T · L)` when the cost of
+//! a move is convex (see `solve`), in `O(T · L · m)` otherwise, `m` the level steps within
+//! one slot's power. The only approximation is the grid itself (energy
 //! is resolved to 1 % of capacity or one slot's energy, whichever is finer).
 
 /// Levels of the stored-energy grid: at least this many, more when one slot's energy at
@@ -61,6 +62,11 @@ pub enum ScheduleError {
 
 /// The cheapest schedule for `prices` (per kWh, one per slot of `slot_secs`).
 pub fn schedule(device: &Storage, prices: &[f64], slot_secs: i64) -> Result<Schedule, ScheduleError> {
+    solve(device, prices, slot_secs, false)
+}
+
+/// `exhaustive` tries every move in every slot (the reference the fast sweep is tested against).
+fn solve(device: &Storage, prices: &[f64], slot_secs: i64, exhaustive: bool) -> Result<Schedule, ScheduleError> {
     if device.capacity_wh == 0 || device.power_w == 0 || slot_secs <= 0 {
         return Err(ScheduleError::NoCapacity);
     }
@@ -79,6 +85,15 @@ pub fn schedule(device: &Storage, prices: &[f64], slot_secs: i64) -> Result<Sche
     cost[start] = 0.0;
     // The level change that reached each level in each slot.
     let mut came_from: Vec<Vec<i16>> = Vec::with_capacity(prices.len());
+    let move_cost = |d: isize, price: f64| {
+        let kwh = d as f64 * step_wh / 1000.0;
+        price * if kwh >= 0.0 { kwh / eta } else { kwh * eta } + wear * kwh.abs()
+    };
+    // The cost of a move is convex when a discharged kWh is never worth more than a charged
+    // one costs (always, unless prices are negative and wear is low). Then the cost-to-come
+    // stays convex, the best source level only moves up as the target level does, and one
+    // pointer sweep per slot finds it: O(T · L) instead of O(T · L · m).
+    let convex = !exhaustive && prices.iter().all(|&p| p * eta - wear <= p / eta + wear);
     for (t, &price) in prices.iter().enumerate() {
         let mut next = vec![f64::INFINITY; levels + 1];
         let mut from = vec![0i16; levels + 1];
@@ -86,23 +101,25 @@ pub fn schedule(device: &Storage, prices: &[f64], slot_secs: i64) -> Result<Sche
             Some((slot, wh)) if t + 1 == slot => level_of(wh).max(reserve),
             _ => reserve,
         };
-        for (level, &c) in cost.iter().enumerate() {
-            if !c.is_finite() {
-                continue;
-            }
-            let low = if device.can_discharge { level.saturating_sub(max_move).max(floor.min(level)) } else { level };
-            let high = (level + max_move).min(levels);
-            for to in low..=high {
-                if to < floor {
-                    continue;
+        let via = |source: usize, to: usize| cost[source] + move_cost(to as isize - source as isize, price);
+        let mut best_source = 0usize;
+        for to in floor..=levels {
+            // Sources: within one slot's move, and not above the target for EVs (charge only).
+            let low = to.saturating_sub(max_move);
+            let high = if device.can_discharge { (to + max_move).min(levels) } else { to };
+            let source = if convex {
+                best_source = best_source.max(low);
+                while best_source < high && via(best_source + 1, to) <= via(best_source, to) {
+                    best_source += 1;
                 }
-                let moved_kwh = (to as f64 - level as f64) * step_wh / 1000.0;
-                let grid_kwh = if moved_kwh >= 0.0 { moved_kwh / eta } else { moved_kwh * eta };
-                let total = c + price * grid_kwh + wear * moved_kwh.abs();
-                if total < next[to] {
-                    next[to] = total;
-                    from[to] = (to as isize - level as isize) as i16;
-                }
+                best_source
+            } else {
+                (low..=high).min_by(|&a, &b| via(a, to).total_cmp(&via(b, to))).unwrap_or(low)
+            };
+            let total = via(source, to);
+            if total.is_finite() {
+                next[to] = total;
+                from[to] = (to as isize - source as isize) as i16;
             }
         }
         cost = next;
@@ -173,6 +190,36 @@ mod tests {
         assert!(s.setpoints_w[1] < 0 && s.setpoints_w[3] < 0);
         let before: i64 = s.setpoints_w[..4].iter().map(|w| -w).sum();
         assert!(before as f64 * 0.95 >= 6_000.0 - 100.0, "{:?}", s.setpoints_w);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// The pointer sweep finds the same optimum as trying every move.
+        #[test]
+        fn the_sweep_is_exact(
+            capacity_wh in 1_000u64..50_000,
+            power_w in 500u64..20_000,
+            stored in 0.0f64..=1.0,
+            reserve in 0.0f64..0.5,
+            wear in 0.0f64..0.05,
+            can_discharge: bool,
+            prices in proptest::collection::vec(-0.2f64..1.0, 1..30),
+        ) {
+            let device = Storage {
+                capacity_wh,
+                power_w,
+                stored_wh: (capacity_wh as f64 * stored) as u64,
+                reserve_wh: (capacity_wh as f64 * reserve) as u64,
+                efficiency: 0.9,
+                wear_per_kwh: wear,
+                can_discharge,
+                needs: None,
+            };
+            let fast = schedule(&device, &prices, 900).unwrap();
+            let reference = solve(&device, &prices, 900, true).unwrap();
+            proptest::prop_assert!((fast.cost - reference.cost).abs() < 1e-6, "{} vs {}", fast.cost, reference.cost);
+        }
     }
 
     #[test]

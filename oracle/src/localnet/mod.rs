@@ -25,6 +25,7 @@ use solana_sdk::transaction::Transaction;
 
 use crate::chain::{Chain, RpcChain};
 use crate::config::EpochRole;
+use crate::dispatch::DispatchSettings;
 use crate::epoch::EpochSettings;
 use crate::epoch_job::EpochJob;
 use crate::ingest::unix_now;
@@ -60,6 +61,12 @@ pub struct LocalnetArgs {
     /// Stop after this many seconds [default: run until Ctrl-C].
     #[arg(long)]
     pub for_secs: Option<u64>,
+    /// The demand-response event starts this many seconds after the fleet goes live.
+    #[arg(long, default_value_t = 60)]
+    pub event_in_secs: u32,
+    /// How long the demand-response event lasts, seconds.
+    #[arg(long, default_value_t = 180)]
+    pub event_secs: u32,
 }
 
 /// What a first start decides, kept for restarts.
@@ -79,6 +86,11 @@ pub struct Report {
     pub last_epoch: u64,
     pub cumulative_total: u64,
     pub total_claimed: u64,
+    /// The demand-response event of this run, and its measured report once it has one.
+    pub event_id: Option<String>,
+    pub event_report: Option<serde_json::Value>,
+    /// Commands issued by this run's cheap-price window.
+    pub price_commands: usize,
 }
 
 /// Emission cap and emission per epoch: 10,000 OVPP.
@@ -305,7 +317,15 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
 
     // The oracle, over JSON-RPC like any client.
     let database = format!("sqlite://{}", dir.join("oracle.db").display());
-    let state = crate::service::start(&database, chain.clone(), Policy::default(), Duration::from_secs(30), Default::default()).await?;
+    let grid_token = load_or_create_token(&dir.join("grid-token"))?;
+    let dispatch = DispatchSettings {
+        grid_tokens: vec![grid_token.clone()],
+        tick_secs: 2,
+        // Measured as soon as the event's last readings are in.
+        measure_delay_secs: 2 * i64::from(args.interval_secs) + 5,
+        ..DispatchSettings::default()
+    };
+    let state = crate::service::start(&database, chain.clone(), Policy::default(), Duration::from_secs(30), dispatch).await?;
     let chain_epoch = crate::relay::read_config(chain.as_ref()).await?.last_epoch;
     if let Some(latest) = state.store.epochs(1).await?.first().filter(|e| e.epoch > chain_epoch + 1) {
         bail!(
@@ -350,6 +370,8 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     println!("local chain: {rpc_url} (JSON-RPC)   oracle: {api_url}   state: {}", dir.display());
     println!("operator keypair: {}   owner keypairs: {}", dir.join("operator.json").display(), dir.join("owners").display());
     println!("try: ovpp -k {} --oracle-url {api_url} rewards show", owner_keypair_path(dir, 0).display());
+    let (event_id, price_id) = grid_events(&state, now_aligned, &args).await?;
+    println!("grid operator token: {grid_token} (POST {api_url}/openadr3/events); live events: {api_url}/v1/events");
 
     // The fleet, in real time from here.
     let clock = Clock { start: now_aligned, interval_secs: args.interval_secs, speed: 1.0, end: None };
@@ -381,8 +403,9 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         let summary = state.fleet.summary(&state.registry.all().await, unix_now()).await;
         let flex: Vec<String> = summary.by_region.iter().map(|(r, g)| format!("{r} {:.0} kW", g.flex_up_w as f64 / 1000.0)).collect();
         let config = crate::relay::read_config(chain.as_ref()).await.ok();
+        let event = event_status(&state, &event_id).await;
         println!(
-            "devices online {}/{} | {:.1} readings/s | flexibility up: {} | epoch {} posted | {} OVPP earned, {} claimed",
+            "devices online {}/{} | {:.1} readings/s | flexibility up: {} | {event} | epoch {} posted | {} OVPP earned, {} claimed",
             summary.totals.devices_online,
             summary.totals.devices,
             (readings - last_readings) as f64 / period as f64,
@@ -407,11 +430,120 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     clock_task.abort();
     let config = crate::relay::read_config(chain.as_ref()).await?;
     println!("stopped; saved {saved} chain accounts in {} (run again to continue)", dir.display());
+    let event_report = match &event_id {
+        Some(id) => state.store.event_report(id).await?,
+        None => None,
+    };
+    let price_commands = match &price_id {
+        Some(id) => state.store.event_commands(id).await?.len(),
+        None => 0,
+    };
     Ok(Report {
         devices_registered: registered,
         readings_accepted: state.metrics.readings_accepted.load(Ordering::Relaxed),
         last_epoch: config.last_epoch,
         cumulative_total: config.cumulative_total,
         total_claimed: config.total_claimed,
+        event_id,
+        event_report,
+        price_commands,
     })
+}
+
+/// A random bearer token for the grid API, kept in the state directory (owner-only).
+fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
+    if let Ok(token) = std::fs::read_to_string(path) {
+        return Ok(token.trim().to_string());
+    }
+    let token = hex::encode(rand::random::<[u8; 16]>());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path).with_context(|| format!("creating {}", path.display()))?, token.as_bytes())?;
+    Ok(token)
+}
+
+/// The run's grid events, posted as a grid operator would (same validation as the API): a
+/// demand-response event in DE-BY for 30 % of the region's flexibility, starting
+/// `--event-in-secs` after now; and a cheap-price window for DE-BW, a price curve over the
+/// next hour in 5-minute slots, cheap from 10 to 30 minutes. Returns their ids.
+async fn grid_events(state: &crate::server::AppState, now: i64, args: &LocalnetArgs) -> anyhow::Result<(Option<String>, Option<String>)> {
+    use crate::dispatch::event::{rfc3339, WireEvent};
+    const PROGRAM: &str = "localnet-demo";
+    if !state.dispatch.programs().await.iter().any(|(id, _)| id == PROGRAM) {
+        let program = serde_json::from_value(serde_json::json!({"programName": PROGRAM, "programLongName": "OpenVPP local demo"}))?;
+        state.dispatch.create_program(program, now).await?;
+    }
+    let regions = state.fleet.summary(&state.registry.all().await, now).await.by_region;
+    let interval = i64::from(args.interval_secs);
+    // Event intervals of a whole number of metering intervals, about a minute each.
+    let slot = (60 / interval).max(1) * interval;
+    let start = (now + i64::from(args.event_in_secs) + slot - 1).div_euclid(slot) * slot;
+    let count = (i64::from(args.event_secs) / slot).max(1);
+    let event = |region: &str, kind: &str, start: i64, duration: i64, values: Vec<f64>| -> anyhow::Result<WireEvent> {
+        let intervals: Vec<_> =
+            values.iter().enumerate().map(|(i, v)| serde_json::json!({"id": i, "payloads": [{"type": kind, "values": [v]}]})).collect();
+        Ok(serde_json::from_value(serde_json::json!({
+            "programID": PROGRAM,
+            "eventName": format!("localnet {}", kind.to_lowercase()),
+            "targets": [{"type": "REGION", "values": [region]}],
+            "intervalPeriod": {"start": rfc3339(start), "duration": crate::dispatch::event::iso_duration(duration)},
+            "intervals": intervals,
+        }))?)
+    };
+    let mut ids = (None, None);
+    if let Some(group) = regions.get("DE-BY").filter(|g| g.flex_up_w > 0) {
+        let target_kw = (group.flex_up_w as f64 * 0.3 / 1000.0).round().max(1.0);
+        match state.dispatch.put_event(&event("DE-BY", "DISPATCH_SETPOINT", start, slot, vec![target_kw; count as usize])?, None, now).await
+        {
+            Ok(e) => {
+                println!(
+                    "demand-response event {}: shed {target_kw} kW in DE-BY from {} for {} s",
+                    e.id,
+                    rfc3339(e.start()),
+                    e.end() - e.start()
+                );
+                ids.0 = Some(e.id);
+            }
+            Err(e) => println!("no demand-response event this run: {e}"),
+        }
+    }
+    if regions.contains_key("DE-BW") {
+        let prices: Vec<f64> = (0..12).map(|i| if (2..6).contains(&i) { 0.05 } else { 0.35 }).collect();
+        match state.dispatch.put_event(&event("DE-BW", "PRICE", now.div_euclid(300) * 300, 300, prices)?, None, now).await {
+            Ok(e) => {
+                println!(
+                    "cheap-price window {}: DE-BW at 0.05/kWh from {} to {}",
+                    e.id,
+                    rfc3339(e.intervals[2].start),
+                    rfc3339(e.intervals[5].end)
+                );
+                ids.1 = Some(e.id);
+            }
+            Err(e) => println!("no cheap-price window this run: {e}"),
+        }
+    }
+    Ok(ids)
+}
+
+/// The demand-response event on the status line: live delivery, then its measured result.
+async fn event_status(state: &crate::server::AppState, id: &Option<String>) -> String {
+    let Some(id) = id else { return "no event".into() };
+    let view = state.dispatch.view(unix_now()).await;
+    let Some(event) = view.iter().find(|e| e["id"] == id.as_str()) else { return "no event".into() };
+    let kw = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0) / 1000.0;
+    match (event["status"].as_str(), event.get("report")) {
+        (_, Some(report)) => format!(
+            "event measured: {:.1} of {:.1} kWh ({:.0} %)",
+            kw(&report["delivered_wh"]),
+            kw(&report["target_wh"]),
+            report["delivery_ratio"].as_f64().unwrap_or(0.0) * 100.0
+        ),
+        (Some("active"), _) => {
+            format!("event active: {:.1} kW delivered, target {:.1} kW", kw(&event["live_delivery_w"]), kw(&event["plan"]["target_w"]))
+        }
+        (Some(status), _) => format!("event {status}"),
+        _ => "no event".into(),
+    }
 }

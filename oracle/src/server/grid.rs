@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/openadr3/events/{id}", get(get_event).put(put_event).delete(delete_event))
         .route("/openadr3/reports", get(get_reports))
         .route("/v1/events", get(get_live_events))
+        .route("/v1/events/records", get(get_records))
         .route("/v1/devices/{key}/commands", get(get_commands))
         .route("/v1/commands", post(post_commands_query))
         .route("/v1/devices/{key}/acks", post(post_ack))
@@ -43,6 +44,7 @@ impl From<DispatchError> for ApiError {
             DispatchError::BadSignature => (StatusCode::BAD_REQUEST, "bad_signature"),
             DispatchError::UnknownDevice => (StatusCode::NOT_FOUND, "unknown_device"),
             DispatchError::StalePreferences(_) => (StatusCode::CONFLICT, "stale_preferences"),
+            DispatchError::InvalidRecord(_) => (StatusCode::BAD_REQUEST, "invalid_record"),
             DispatchError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
         };
         ApiError::new(status, code, e.to_string())
@@ -153,6 +155,18 @@ struct ReportsQuery {
 async fn get_reports(State(state): State<AppState>, Query(q): Query<ReportsQuery>) -> Result<Response, ApiError> {
     let report = state.dispatch.report(&q.event_id).await.map_err(DispatchError::from)?;
     Ok(Json(report.into_iter().collect::<Vec<_>>()).into_response())
+}
+
+#[derive(Deserialize)]
+struct RecordsQuery {
+    credited_from: i64,
+    credited_to: i64,
+}
+
+/// Co-signers: the measured events credited in `[credited_from, credited_to)`, with what it
+/// takes to re-measure them.
+async fn get_records(State(state): State<AppState>, Query(q): Query<RecordsQuery>) -> Result<Response, ApiError> {
+    Ok(Json(state.dispatch.records_credited(q.credited_from, q.credited_to).await?).into_response())
 }
 
 async fn get_live_events(State(state): State<AppState>) -> Response {

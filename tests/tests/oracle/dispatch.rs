@@ -139,7 +139,9 @@ async fn a_shed_event_is_dispatched_followed_and_measured() {
     }
     // Scoring sees what the report pays.
     let paid: u64 = report["devices"].as_array().unwrap().iter().map(|d| d["paid_wh"].as_u64().unwrap()).sum();
-    let inputs: u64 = oracle.state.store.demand_response_wh(start, start + 1800).await.unwrap().values().sum();
+    // Credited at the event's end plus the measurement delay (300 s).
+    assert_eq!(report["credited_at"], start + 1800 + 300);
+    let inputs: u64 = oracle.state.store.demand_response_wh(start + 2100, start + 2101).await.unwrap().values().sum();
     assert_eq!(inputs, paid);
     assert!(paid > 0);
     // The report is served in OpenADR's reports collection.
@@ -298,4 +300,55 @@ async fn devices_acknowledge_commands_and_refusals_replan() {
     oracle.state.dispatch.tick(unix_now()).await.unwrap();
     let after = oracle.state.dispatch.plan(id).await.unwrap();
     assert!(!after.setpoints.contains_key(&fleet.devices[first].device_key()), "{after:?}");
+}
+
+/// Demand response reaches the epoch report, and a co-signer agrees on it without trusting
+/// the primary's numbers: it fetches the event's record (event, program, commands) and
+/// re-measures it from its own telemetry. Without that it refuses the report.
+#[tokio::test]
+async fn a_cosigner_remeasures_the_primarys_events_and_signs_the_same_report() {
+    let mut net = crate::epochs::network("dispatch-cosign").await;
+    let spec = net.spec(1).await;
+    let event_start = spec.start_ts + 1800;
+    net.telemetry(spec.start_ts, event_start).await;
+    let primary = net.primary.state.clone();
+    let program = serde_json::from_value(json!({"programName": "peak-relief"})).unwrap();
+    primary.dispatch.create_program(program, event_start - 600).await.unwrap();
+    let region = net.fleet.devices[0].region;
+    let mut capable = 0;
+    for d in primary.registry.all().await.iter().filter(|d| d.region == region) {
+        let latest = primary.fleet.latest(&d.key).await.map(|l| l.reading);
+        capable += capability(d, latest.as_ref(), &Preferences::default(), Direction::Up, event_start - 60, event_start + 900);
+    }
+    let target_kw = (capable as f64 * 0.3 / 1000.0).round();
+    let wire: WireEvent =
+        serde_json::from_value(event_json("peak-relief", region, "DISPATCH_SETPOINT", event_start, "PT5M", &[target_kw; 3])).unwrap();
+    let event = primary.dispatch.put_event(&wire, None, event_start - 120).await.unwrap();
+    for t in (event_start..event_start + 900).step_by(300) {
+        primary.dispatch.tick(t).await.unwrap();
+        for device in &mut net.fleet.devices {
+            device.dispatch = primary.dispatch.commands_for(&device.device_key(), t).await.current.map(|c| (c.setpoint_w, c.valid_until));
+        }
+        net.telemetry(t, t + 300).await;
+    }
+    net.fleet.devices.iter_mut().for_each(|d| d.dispatch = None);
+    net.telemetry(event_start + 900, spec.end_ts).await;
+    primary.dispatch.tick(event_start + 900 + 300).await.unwrap();
+    let measured = primary.dispatch.report(&event.id).await.unwrap().expect("measured");
+    assert!(measured["delivered_wh"].as_i64().unwrap() > 0, "{measured:#}");
+
+    let closed = net.close(1).await;
+    let report = String::from_utf8(closed.report.clone()).unwrap();
+    let paid: u64 =
+        report.lines().skip(1).map(|l| serde_json::from_str::<Value>(l).unwrap()["inputs"]["demand_response_wh"].as_u64().unwrap()).sum();
+    assert!(paid > 0, "the epoch report pays the event's delivery");
+
+    // A co-signer that has not measured the event computes no demand response: it refuses.
+    assert!(matches!(net.cosign(1).await, Err(ovpp_oracle::epoch::EpochError::ReportMismatch { .. })));
+    let url = format!("{}/v1/events/records?credited_from={}&credited_to={}", net.primary.base, spec.start_ts, spec.end_ts);
+    let records: Vec<ovpp_oracle::dispatch::EventRecord> = net.primary.http.get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(records.len(), 1);
+    net.cosigner.state.dispatch.remeasure(&records[0], unix_now()).await.unwrap();
+    let mine = net.cosign(1).await.expect("identical after re-measuring");
+    assert_eq!(mine.root, closed.root);
 }

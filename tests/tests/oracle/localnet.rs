@@ -36,6 +36,8 @@ async fn a_local_network_runs_pays_and_continues_after_a_restart() {
         api_port,
         backfill_epochs: 2,
         for_secs: None,
+        event_in_secs: 15,
+        event_secs: 30,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let network = tokio::spawn(localnet::run(args.clone(), async {
@@ -93,9 +95,30 @@ async fn a_local_network_runs_pays_and_continues_after_a_restart() {
     let balance = StateWithExtensions::<TokenAccount>::unpack(&token_account.data).unwrap().base.amount;
     assert_eq!(balance, total, "the balance is exactly the reports' amounts");
 
+    // The demand-response event was dispatched to the fleet and measured.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
+    let event = loop {
+        let events: Value = reqwest::get(format!("{api}/v1/events")).await.unwrap().json().await.unwrap();
+        let measured = events.as_array().unwrap().iter().find(|e| e["type"] == "DISPATCH_SETPOINT" && e.get("report").is_some()).cloned();
+        if let Some(event) = measured {
+            break event;
+        }
+        assert!(tokio::time::Instant::now() < deadline && !network.is_finished(), "the event was not measured in time: {events}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let id = event["id"].as_str().unwrap();
+    let full: Value = reqwest::get(format!("{api}/openadr3/reports?eventID={id}")).await.unwrap().json().await.unwrap();
+    let full = &full[0];
+    assert!(full["commanded_wh"].as_u64().unwrap() > 0, "{full}");
+    assert!(full["delivered_wh"].as_i64().unwrap() > 0, "{full}");
+    assert!(full["devices"].as_array().unwrap().iter().all(|d| d["baseline"] != "NONE"), "{full}");
+
     // Stop; the state is saved; a restart continues with the same chain.
     stop.send(()).unwrap();
     let report = network.await.unwrap().unwrap();
+    assert_eq!(report.event_id.as_deref(), Some(id));
+    assert!(report.event_report.is_some());
+    assert!(report.price_commands > 0, "the cheap-price window scheduled storage");
     assert_eq!(report.devices_registered, 14);
     assert!(report.last_epoch >= 2);
     assert!(dir.join("chain-accounts.jsonl").exists());

@@ -80,6 +80,25 @@ pub enum DeviceCommand {
         /// Device key.
         device: String,
     },
+    /// Tell the oracle's dispatch what the device may do (signed with the device key):
+    /// state-of-charge reserve, an EV's departure and the charge it needs, or an opt-out.
+    Preferences {
+        /// The device's keypair (the key that signs its telemetry).
+        #[arg(long)]
+        device_keypair: PathBuf,
+        /// State of charge dispatch never goes below, percent.
+        #[arg(long, default_value_t = 20)]
+        reserve_pct: u16,
+        /// EV: when it leaves (RFC 3339, e.g. 2026-11-26T07:30:00Z).
+        #[arg(long)]
+        departure: Option<String>,
+        /// EV: the state of charge it needs at departure, percent.
+        #[arg(long, default_value_t = 0, requires = "departure")]
+        departure_soc_pct: u16,
+        /// No dispatch for this many hours from now (0: take part again).
+        #[arg(long, default_value_t = 0)]
+        opt_out_hours: u32,
+    },
     /// List devices, filtered by owner, kind and region.
     List {
         /// Owner public key (`me` for --keypair's).
@@ -198,6 +217,62 @@ fn device_display(d: &Device) -> String {
     )
 }
 
+async fn set_preferences(
+    ctx: &mut Context<'_>,
+    device_keypair: &std::path::Path,
+    reserve_pct: u16,
+    departure: Option<&str>,
+    departure_soc_pct: u16,
+    opt_out_hours: u32,
+) -> Result<(), CliError> {
+    if reserve_pct > 100 || departure_soc_pct > 100 {
+        return Err(CliError::Invalid("percentages must be 0 to 100".into()));
+    }
+    let device = read_keypair(device_keypair)?;
+    let departure = departure
+        .map(|text| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map(|d| d.timestamp())
+                .map_err(|e| CliError::Invalid(format!("--departure {text:?} is not an RFC 3339 time (2026-11-26T07:30:00Z): {e}")))
+        })
+        .transpose()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let prefs = ovpp_oracle::dispatch::command::Preferences {
+        device_key: device.pubkey().to_bytes(),
+        // Milliseconds: later settings always carry a higher sequence.
+        sequence: now.as_millis() as u64,
+        reserve_soc_permille: reserve_pct * 10,
+        departure,
+        departure_soc_permille: departure_soc_pct * 10,
+        opt_out_until: if opt_out_hours == 0 { 0 } else { now.as_secs() as i64 + i64::from(opt_out_hours) * 3600 },
+    };
+    let signing_key = ed25519_dalek::SigningKey::from_bytes(device.secret_bytes());
+    let mut body = serde_json::to_value(&prefs).map_err(|e| CliError::Invalid(e.to_string()))?;
+    body["signature"] = json!(bs58::encode(prefs.sign(&signing_key)).into_string());
+    let base = ctx.cli.oracle_url.trim_end_matches('/').to_string();
+    let oracle_error = |message: String| CliError::Oracle { url: base.clone(), message };
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(|e| oracle_error(e.to_string()))?;
+    let response = http
+        .put(format!("{base}/v1/devices/{}/preferences", device.pubkey()))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| oracle_error(format!("no answer: {e}")))?;
+    let status = response.status();
+    let answer: Value = response.json().await.map_err(|e| oracle_error(format!("HTTP {status}, not an oracle's answer: {e}")))?;
+    if !status.is_success() {
+        return Err(oracle_error(format!("HTTP {status}: {}", answer["error"]["message"].as_str().unwrap_or("(no message)"))));
+    }
+    let mut display = format!("Dispatch preferences of {} set: reserve {reserve_pct} %", device.pubkey());
+    if let Some(departure) = departure {
+        display += &format!(", departs at {} needing {departure_soc_pct} %", ovpp_oracle::dispatch::event::rfc3339(departure));
+    }
+    if opt_out_hours > 0 {
+        display += &format!(", opted out until {}", ovpp_oracle::dispatch::event::rfc3339(prefs.opt_out_until));
+    }
+    ctx.emit(answer, display)
+}
+
 /// Every device account matching the filters.
 pub async fn list_devices(
     ctx: &Context<'_>,
@@ -286,6 +361,9 @@ pub async fn run(ctx: &mut Context<'_>, command: &DeviceCommand) -> Result<(), C
                 json!({"device_key": key.to_string(), "signature": signature}),
                 format!("Retired device {key}\nSignature: {signature}"),
             )
+        }
+        DeviceCommand::Preferences { device_keypair, reserve_pct, departure, departure_soc_pct, opt_out_hours } => {
+            set_preferences(ctx, device_keypair, *reserve_pct, departure.as_deref(), *departure_soc_pct, *opt_out_hours).await
         }
         DeviceCommand::Show { device } => {
             let d = fetch_device(ctx, &parse_pubkey(device, "device")?).await?;

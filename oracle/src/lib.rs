@@ -3,9 +3,10 @@
 //! The signed telemetry wire format and ingest rules ([`telemetry`]), the chain interface
 //! ([`chain`]), the device registry synced from chain ([`registry`]), durable storage
 //! ([`store`]), the ingest pipeline ([`ingest`]), the fleet view ([`fleet`]), metrics and
-//! the HTTP API ([`server`]), the fleet simulator ([`simulate`]), contribution scoring
-//! ([`score`]), epoch close and co-signing ([`epoch`]), the relayer ([`relay`]) and the
-//! epoch work of a running oracle ([`epoch_job`]). Still to come: dispatch and measurement.
+//! the HTTP API ([`server`]), dispatch of grid events and measurement against baselines
+//! ([`dispatch`]), the fleet simulator ([`simulate`]), contribution scoring ([`score`]),
+//! epoch close and co-signing ([`epoch`]), the relayer ([`relay`]) and the epoch work of a
+//! running oracle ([`epoch_job`]).
 
 pub mod chain;
 pub mod config;

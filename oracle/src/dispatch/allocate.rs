@@ -46,10 +46,15 @@ pub struct Allocation {
     pub shortfall_w: u64,
 }
 
+/// The target plus the reserve margin (`reserve_bps` basis points of it).
+pub fn goal(target_w: u64, reserve_bps: u32) -> u128 {
+    u128::from(target_w) * (10_000 + u128::from(reserve_bps)) / 10_000
+}
+
 /// Allocates `target_w` plus `reserve_bps` (basis points of the target) across `candidates`.
 pub fn allocate(candidates: &[Candidate], target_w: u64, reserve_bps: u32) -> Allocation {
     let capability: u128 = candidates.iter().map(|c| u128::from(c.capacity_w)).sum();
-    let goal = u128::from(target_w) * (10_000 + u128::from(reserve_bps)) / 10_000;
+    let goal = goal(target_w, reserve_bps);
     let shortfall_w = u128::from(target_w).saturating_sub(capability) as u64;
     if goal >= capability {
         // Everyone at full capability.

@@ -80,7 +80,8 @@ pub fn lookback_secs(method: &DayMatching) -> i64 {
 }
 
 /// Measures `event` from the stored `readings` (covering the lookback before it) and the
-/// commands it issued with when each was superseded. Returns the report and, per device and
+/// commands it issued with when each was superseded; `event_days` are the days of the
+/// region's other events, which day matching skips. Returns the report and, per device and
 /// interval start, the Wh it is paid for.
 pub fn measure(
     event: &GridEvent,
@@ -88,6 +89,7 @@ pub fn measure(
     devices: &HashMap<DeviceKey, RegisteredDevice>,
     readings: &[StoredReading],
     method: &DayMatching,
+    event_days: &BTreeSet<i64>,
 ) -> (EventReport, Vec<(DeviceKey, i64, u64)>) {
     let sign = if event.signal == Signal::AbsorbSetpoint { -1.0 } else { 1.0 };
     // Commanded Wh per device and interval: each command over the part of the interval it was in force.
@@ -106,7 +108,9 @@ pub fn measure(
             by_device.entry(r.device_key).or_default().push(r);
         }
     }
-    let excluded: BTreeSet<i64> = BTreeSet::from([event.start().div_euclid(86_400)]);
+    // Days with events (this one's included) are not typical days.
+    let mut excluded = event_days.clone();
+    excluded.insert(event.start().div_euclid(86_400));
     let mut report_devices = Vec::new();
     let mut paid = Vec::new();
     let mut delivered_per_interval = vec![0.0f64; event.intervals.len()];

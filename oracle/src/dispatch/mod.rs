@@ -96,6 +96,8 @@ pub struct Plan {
     pub planned_w: u64,
     pub shortfall_w: u64,
     pub devices: usize,
+    /// What the eligible devices could give when it was made.
+    pub capability_w: u64,
     /// Set point per device (signed like commands) and its command id.
     #[serde(skip)]
     pub setpoints: HashMap<DeviceKey, (i64, String)>,
@@ -370,7 +372,7 @@ impl Dispatcher {
                 .filter(|((d, _), _)| !state.refused.contains(&(event.id.clone(), d.key)))
                 .map(|((d, latest), w)| (*d, latest.as_ref(), state.prefs.get(&d.key).unwrap_or(&default_prefs), *w)),
             direction,
-            valid_from,
+            now,
             interval.end,
         );
         let target_w = match event.signal {
@@ -387,10 +389,14 @@ impl Dispatcher {
             }
             _ => interval.value.max(0) as u64,
         };
+        let capability_w: u64 = eligible.iter().map(|c| c.capacity_w).sum();
         if let Some(plan) = state.plans.get(&event.id) {
             let capable: HashMap<DeviceKey, u64> = eligible.iter().map(|c| (c.device, c.capacity_w)).collect();
             let holds = plan.interval_start == interval.start
-                && plan.setpoints.iter().all(|(k, (w, _))| capable.get(k).is_some_and(|&c| c >= w.unsigned_abs()));
+                && plan.target_w == target_w
+                && plan.setpoints.iter().all(|(k, (w, _))| capable.get(k).is_some_and(|&c| c >= w.unsigned_abs()))
+                // A plan short of its goal is redone once the fleet can give noticeably more.
+                && !(u128::from(plan.planned_w) < allocate::goal(target_w, self.settings.reserve_bps) && capability_w > plan.capability_w + plan.capability_w / 100);
             if holds {
                 return Ok(());
             }
@@ -434,6 +440,7 @@ impl Dispatcher {
                 planned_w: allocation.planned_w,
                 shortfall_w: allocation.shortfall_w,
                 devices: allocation.set_points.len(),
+                capability_w,
                 setpoints,
             },
         );
@@ -536,7 +543,18 @@ impl Dispatcher {
         let uses_days = commands.iter().any(|(c, _)| devices.get(&c.device_key).is_some_and(|d| measure::uses_day_matching(d.kind())));
         let lookback = if uses_days { measure::lookback_secs(&method) } else { baseline::METER_BEFORE_SECS };
         let readings = self.store.readings_between(event.start() - lookback, event.end()).await?;
-        let (report, paid) = measure::measure(event, &commands, devices, &readings, &method);
+        let event_days: std::collections::BTreeSet<i64> = {
+            let state = self.state.lock().await;
+            state
+                .events
+                .values()
+                .filter(|e| {
+                    e.region == event.region && e.signal.is_power() && e.id != event.id && !(e.cancelled && e.modified <= e.start())
+                })
+                .flat_map(|e| e.start().div_euclid(86_400)..=(e.end() - 1).div_euclid(86_400))
+                .collect()
+        };
+        let (report, paid) = measure::measure(event, &commands, devices, &readings, &method, &event_days);
         let mut body = serde_json::to_value(&report).expect("report serializes");
         body["credited_at"] = serde_json::json!(credited_at);
         self.store.save_event_report(&event.id, &body, &paid, credited_at, now).await?;

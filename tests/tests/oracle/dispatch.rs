@@ -352,3 +352,57 @@ async fn a_cosigner_remeasures_the_primarys_events_and_signs_the_same_report() {
     let mine = net.cosign(1).await.expect("identical after re-measuring");
     assert_eq!(mine.root, closed.root);
 }
+
+/// An owner opts a device out with the CLI (`ovpp device preferences`, signed with the
+/// device key): the next plan leaves it out; the oracle refuses an unregistered device.
+#[tokio::test]
+async fn an_owner_opts_a_device_out_with_the_cli() {
+    let (chain, mut fleet) = registered_fleet(30, 14).await;
+    let oracle = oracle(&chain, "dispatch-cli").await;
+    let sender = Sender::new(&oracle.base);
+    let now = unix_now() / 60 * 60;
+    for t in [now - 120, now - 60] {
+        sender.send(&fleet.tick(t, 60)).await.unwrap();
+    }
+    assert_eq!(post(&oracle, "/openadr3/programs", Some(TOKEN), &json!({"programName": "p"})).await.0, 201);
+    let (status, event) =
+        post(&oracle, "/openadr3/events", Some(TOKEN), &event_json("p", "DE-BY", "DISPATCH_SETPOINT", now + 30, "PT10M", &[20.0])).await;
+    assert_eq!(status, 201, "{event}");
+    let id = event["id"].as_str().unwrap();
+    oracle.state.dispatch.tick(unix_now()).await.unwrap();
+    let plan = oracle.state.dispatch.plan(id).await.unwrap();
+    let device = fleet.devices.iter().find(|d| plan.setpoints.contains_key(&d.device_key())).expect("a planned device");
+    let dir = std::env::temp_dir().join(format!("ovpp-dispatch-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("device.json");
+    std::fs::write(&file, serde_json::to_string(&device.key.to_keypair_bytes().to_vec()).unwrap()).unwrap();
+    let run = |extra: Vec<String>| {
+        let base = oracle.base.clone();
+        async move {
+            let args =
+                ["ovpp", "--oracle-url", &base, "--output", "json", "device", "preferences"].into_iter().map(String::from).chain(extra);
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = ovpp_cli::main_with(args, None, &mut out, &mut err).await;
+            (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
+        }
+    };
+    let path = file.display().to_string();
+    let (code, out, err) = run(vec!["--device-keypair".into(), path.clone(), "--opt-out-hours".into(), "2".into()]).await;
+    assert_eq!(code, 0, "{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert!(answer["opt_out_until"].as_i64().unwrap() > unix_now() + 7000);
+    // The device drops out: the next round re-plans without it.
+    oracle.state.dispatch.tick(unix_now()).await.unwrap();
+    let after = oracle.state.dispatch.plan(id).await.unwrap();
+    assert!(after.revision > plan.revision && !after.setpoints.contains_key(&device.device_key()), "{after:?}");
+    // A device key nobody registered: refused by the oracle, exit code 1.
+    let stranger = dir.join("stranger.json");
+    std::fs::write(&stranger, serde_json::to_string(&Keypair::new().to_bytes().to_vec()).unwrap()).unwrap();
+    let (code, _, err) = run(vec!["--device-keypair".into(), stranger.display().to_string()]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("not registered"), "{err}");
+    let (code, _, err) = run(vec!["--device-keypair".into(), path, "--reserve-pct".into(), "120".into()]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("0 to 100"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -246,6 +246,7 @@ async fn set_preferences(
         departure_soc_permille: departure_soc_pct * 10,
         opt_out_until: if opt_out_hours == 0 { 0 } else { now.as_secs() as i64 + i64::from(opt_out_hours) * 3600 },
     };
+    use ovpp_oracle::dispatch::command::DeviceSigned;
     let signing_key = ed25519_dalek::SigningKey::from_bytes(device.secret_bytes());
     let mut body = serde_json::to_value(&prefs).map_err(|e| CliError::Invalid(e.to_string()))?;
     body["signature"] = json!(bs58::encode(prefs.sign(&signing_key)).into_string());

@@ -172,14 +172,7 @@ async fn main() -> anyhow::Result<()> {
             settings.epochs.cosign_for = Some(from);
             settings.epochs.relay = false;
             let chain: Arc<dyn ovpp_oracle::chain::Chain> = Arc::new(RpcChain::new(settings.rpc_url.clone()));
-            let state = ovpp_oracle::service::start(
-                &settings.database_url,
-                chain.clone(),
-                settings.policy,
-                settings.registry_refresh,
-                settings.dispatch.clone(),
-            )
-            .await?;
+            let state = start_service(&settings, chain.clone()).await?;
             state.registry.refresh().await.context("reading the device registry from chain")?;
             let job = ovpp_oracle::epoch_job::EpochJob::new(chain, state.clone(), settings.epochs)?;
             job.step().await?;
@@ -192,17 +185,14 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+async fn start_service(settings: &Settings, chain: Arc<dyn ovpp_oracle::chain::Chain>) -> anyhow::Result<ovpp_oracle::server::AppState> {
+    ovpp_oracle::service::start(&settings.database_url, chain, settings.policy, settings.registry_refresh, settings.dispatch.clone()).await
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(&args)?;
     let chain: Arc<dyn ovpp_oracle::chain::Chain> = Arc::new(RpcChain::new(settings.rpc_url.clone()));
-    let state = ovpp_oracle::service::start(
-        &settings.database_url,
-        chain.clone(),
-        settings.policy,
-        settings.registry_refresh,
-        settings.dispatch.clone(),
-    )
-    .await?;
+    let state = start_service(&settings, chain.clone()).await?;
     if settings.epochs.active() {
         let job = ovpp_oracle::epoch_job::EpochJob::new(chain, state.clone(), settings.epochs.clone())?;
         tracing::info!(oracle = %job.oracle_key(), close = settings.epochs.close, cosign_for = ?settings.epochs.cosign_for, relay = settings.epochs.relay, "epoch work enabled");

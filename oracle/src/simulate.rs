@@ -348,8 +348,8 @@ impl Sender {
                 device.dispatch = match (current["id"].as_str(), current["setpoint_w"].as_i64(), current["valid_until"].as_i64()) {
                     (Some(id), Some(w), Some(until)) => {
                         if acked.insert(id.to_string()) {
-                            let ack =
-                                crate::dispatch::command::Ack { device_key: device.device_key(), command_id: id.to_string(), accept: true };
+                            use crate::dispatch::command::{Ack, DeviceSigned};
+                            let ack = Ack { device_key: device.device_key(), command_id: id.to_string(), accept: true };
                             let body = serde_json::json!({"command_id": id, "accept": true, "signature": bs58::encode(ack.sign(&device.key)).into_string()});
                             self.post_json(&format!("{}/v1/devices/{key}/acks", self.base), &body).await?;
                         }

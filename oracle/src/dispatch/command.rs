@@ -84,39 +84,34 @@ impl Default for Preferences {
     }
 }
 
-fn signing_bytes(domain: &[u8], message: &impl BorshSerialize) -> Vec<u8> {
-    let mut out = domain.to_vec();
-    message.serialize(&mut out).expect("borsh into Vec");
-    out
-}
+/// A message a device key signs: `DOMAIN || borsh(message)`, verified strictly.
+pub trait DeviceSigned: BorshSerialize {
+    const DOMAIN: &'static [u8];
 
-impl Ack {
-    pub fn signing_bytes(&self) -> Vec<u8> {
-        signing_bytes(ACK_DOMAIN, self)
+    fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = Self::DOMAIN.to_vec();
+        self.serialize(&mut out).expect("borsh into Vec");
+        out
     }
 
-    pub fn sign(&self, key: &SigningKey) -> [u8; 64] {
+    fn sign(&self, key: &SigningKey) -> [u8; 64] {
         key.sign(&self.signing_bytes()).to_bytes()
     }
 
-    pub fn verify(&self, key: &VerifyingKey, signature: &[u8; 64]) -> bool {
+    fn verify(&self, key: &VerifyingKey, signature: &[u8; 64]) -> bool {
         key.verify_strict(&self.signing_bytes(), &Signature::from_bytes(signature)).is_ok()
     }
+}
+
+impl DeviceSigned for Ack {
+    const DOMAIN: &'static [u8] = ACK_DOMAIN;
+}
+
+impl DeviceSigned for Preferences {
+    const DOMAIN: &'static [u8] = PREFERENCES_DOMAIN;
 }
 
 impl Preferences {
-    pub fn signing_bytes(&self) -> Vec<u8> {
-        signing_bytes(PREFERENCES_DOMAIN, self)
-    }
-
-    pub fn sign(&self, key: &SigningKey) -> [u8; 64] {
-        key.sign(&self.signing_bytes()).to_bytes()
-    }
-
-    pub fn verify(&self, key: &VerifyingKey, signature: &[u8; 64]) -> bool {
-        key.verify_strict(&self.signing_bytes(), &Signature::from_bytes(signature)).is_ok()
-    }
-
     pub fn opted_out(&self, now: i64) -> bool {
         now < self.opt_out_until
     }

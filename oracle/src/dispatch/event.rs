@@ -273,7 +273,7 @@ pub struct Context<'a> {
 impl WireEvent {
     /// Validates the event against `ctx` and turns it into a [`GridEvent`] with `id`.
     pub fn validate(&self, id: &str, ctx: &Context) -> Result<GridEvent, EventError> {
-        if !ctx.programs.iter().any(|p| *p == self.program_id) {
+        if !ctx.programs.contains(&self.program_id) {
             return Err(EventError::UnknownProgram(self.program_id.clone()));
         }
         let region = match self.targets.as_slice() {

@@ -24,7 +24,7 @@ use ovpp::state::DeviceKind;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use self::command::{Ack, Command, Preferences};
+use self::command::{Ack, Command, DeviceSigned, Preferences};
 use self::event::{Context, EventError, GridEvent, Signal, Status, WireEvent, WireProgram};
 use self::plan::Direction;
 use crate::fleet::Fleet;
@@ -155,9 +155,11 @@ impl Dispatcher {
         settings: DispatchSettings,
         now: i64,
     ) -> Result<Self, StoreError> {
-        let mut state = State::default();
-        state.programs = store.programs().await?.into_iter().collect();
-        state.events = store.events().await?.into_iter().map(|e| (e.id.clone(), e)).collect();
+        let mut state = State {
+            programs: store.programs().await?.into_iter().collect(),
+            events: store.events().await?.into_iter().map(|e| (e.id.clone(), e)).collect(),
+            ..State::default()
+        };
         for report in store.event_reports().await? {
             if let Some(id) = report["event_id"].as_str() {
                 state.measured.insert(id.to_string());

@@ -1,7 +1,7 @@
 //! Dispatch end to end: grid events in over the OpenADR 3 shaped API, set points out to the
 //! simulated fleet, signed acknowledgements back, and the measured delivery.
 
-use ovpp_oracle::dispatch::command::{Ack, Preferences};
+use ovpp_oracle::dispatch::command::{Ack, DeviceSigned, Preferences};
 use ovpp_oracle::dispatch::event::{rfc3339, WireEvent};
 use ovpp_oracle::dispatch::plan::{capability, Direction};
 use ovpp_oracle::dispatch::DispatchSettings;
@@ -33,6 +33,27 @@ async fn oracle(chain: &TestChain, name: &str) -> Oracle {
     let oracle = start_oracle_with(chain, name, settings).await;
     oracle.state.registry.refresh().await.unwrap();
     oracle
+}
+
+/// A fleet with a minute of telemetry, a program, and a 10-minute shed event in DE-BY starting
+/// in 30 s, planned ahead: the chain (kept alive), the oracle, the fleet, the event's id and
+/// its first plan.
+async fn planned_event(name: &str, seed: u64) -> (TestChain, Oracle, Fleet, String, ovpp_oracle::dispatch::Plan) {
+    let (chain, mut fleet) = registered_fleet(30, seed).await;
+    let oracle = oracle(&chain, name).await;
+    let sender = Sender::new(&oracle.base);
+    let now = unix_now() / 60 * 60;
+    for t in [now - 180, now - 120, now - 60] {
+        sender.send(&fleet.tick(t, 60)).await.unwrap();
+    }
+    assert_eq!(post(&oracle, "/openadr3/programs", Some(TOKEN), &json!({"programName": "p"})).await.0, 201);
+    let (status, event) =
+        post(&oracle, "/openadr3/events", Some(TOKEN), &event_json("p", "DE-BY", "DISPATCH_SETPOINT", now + 30, "PT10M", &[20.0])).await;
+    assert_eq!(status, 201, "{event}");
+    let id = event["id"].as_str().unwrap().to_string();
+    oracle.state.dispatch.tick(unix_now()).await.unwrap();
+    let plan = oracle.state.dispatch.plan(&id).await.expect("planned a minute ahead");
+    (chain, oracle, fleet, id, plan)
 }
 
 async fn post(oracle: &Oracle, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
@@ -224,20 +245,8 @@ async fn grid_api_refuses_bad_events_and_runs_the_lifecycle() {
 /// refusal or an owner's opt-out takes the device out of the next plan.
 #[tokio::test]
 async fn devices_acknowledge_commands_and_refusals_replan() {
-    let (chain, mut fleet) = registered_fleet(30, 13).await;
-    let oracle = oracle(&chain, "dispatch-acks").await;
-    let sender = Sender::new(&oracle.base);
-    let now = unix_now() / 60 * 60;
-    for t in [now - 180, now - 120, now - 60] {
-        sender.send(&fleet.tick(t, 60)).await.unwrap();
-    }
-    assert_eq!(post(&oracle, "/openadr3/programs", Some(TOKEN), &json!({"programName": "p"})).await.0, 201);
-    let (status, event) =
-        post(&oracle, "/openadr3/events", Some(TOKEN), &event_json("p", "DE-BY", "DISPATCH_SETPOINT", now + 30, "PT10M", &[20.0])).await;
-    assert_eq!(status, 201, "{event}");
-    let id = event["id"].as_str().unwrap();
-    oracle.state.dispatch.tick(unix_now()).await.unwrap();
-    let plan = oracle.state.dispatch.plan(id).await.expect("planned a minute ahead");
+    let (_chain, oracle, mut fleet, id, plan) = planned_event("dispatch-acks", 13).await;
+    let id = id.as_str();
     assert!(plan.devices >= 2, "{plan:?}");
 
     // Commands for the planned devices, fetched one by one and in bulk.
@@ -357,20 +366,8 @@ async fn a_cosigner_remeasures_the_primarys_events_and_signs_the_same_report() {
 /// device key): the next plan leaves it out; the oracle refuses an unregistered device.
 #[tokio::test]
 async fn an_owner_opts_a_device_out_with_the_cli() {
-    let (chain, mut fleet) = registered_fleet(30, 14).await;
-    let oracle = oracle(&chain, "dispatch-cli").await;
-    let sender = Sender::new(&oracle.base);
-    let now = unix_now() / 60 * 60;
-    for t in [now - 120, now - 60] {
-        sender.send(&fleet.tick(t, 60)).await.unwrap();
-    }
-    assert_eq!(post(&oracle, "/openadr3/programs", Some(TOKEN), &json!({"programName": "p"})).await.0, 201);
-    let (status, event) =
-        post(&oracle, "/openadr3/events", Some(TOKEN), &event_json("p", "DE-BY", "DISPATCH_SETPOINT", now + 30, "PT10M", &[20.0])).await;
-    assert_eq!(status, 201, "{event}");
-    let id = event["id"].as_str().unwrap();
-    oracle.state.dispatch.tick(unix_now()).await.unwrap();
-    let plan = oracle.state.dispatch.plan(id).await.unwrap();
+    let (_chain, oracle, fleet, id, plan) = planned_event("dispatch-cli", 14).await;
+    let id = id.as_str();
     let device = fleet.devices.iter().find(|d| plan.setpoints.contains_key(&d.device_key())).expect("a planned device");
     let dir = std::env::temp_dir().join(format!("ovpp-dispatch-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -210,7 +210,8 @@ async fn get_fleet(State(state): State<AppState>, Query(q): Query<FleetQuery>) -
     let now = unix_now();
     let mut summary = serde_json::to_value(state.fleet.summary(&devices, now).await).unwrap_or_default();
     summary["events"] = json!(state.dispatch.view(now).await);
-    summary["forecast"] = json!(state.dispatch.forecast(now, &[1, 2, 4]).await);
+    let forecast = state.dispatch.forecast(now, &[1, 2, 4]).await.map_err(crate::dispatch::DispatchError::from)?;
+    summary["forecast"] = json!(forecast);
     Ok(Json(summary).into_response())
 }
 

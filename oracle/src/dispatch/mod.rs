@@ -677,30 +677,53 @@ impl Dispatcher {
         total
     }
 
-    /// Flexibility per region the fleet can offer over the next `hours`, from each device's
-    /// latest state: storage limited by its energy above reserve (up) or room (down) over
-    /// each horizon; PV curtailment from the clear-sky shape of its current output.
-    pub async fn forecast(&self, now: i64, horizons_h: &[i64]) -> BTreeMap<String, Vec<serde_json::Value>> {
+    /// Flexibility per region the fleet can offer at each of the next `horizons_h` hours.
+    /// Storage (batteries, C&I, EMS) is held at its latest state, limited by its energy above
+    /// reserve (up) or its room (down) over the horizon. What follows a daily rhythm (PV,
+    /// EVs and their chargers, meters) offers what it offered at the same time yesterday
+    /// (persistence), if it was online then.
+    pub async fn forecast(&self, now: i64, horizons_h: &[i64]) -> Result<BTreeMap<String, Vec<serde_json::Value>>, StoreError> {
         let devices = self.registry.all().await;
         let prefs = self.state.lock().await.prefs.clone();
         let default_prefs = Preferences::default();
+        let mut yesterday: Vec<HashMap<DeviceKey, crate::telemetry::Reading>> = Vec::with_capacity(horizons_h.len());
+        for h in horizons_h {
+            let at = now + h * 3600 - 86_400;
+            let mut nearest: HashMap<DeviceKey, crate::telemetry::Reading> = HashMap::new();
+            for r in self.store.readings_between(at - FORECAST_MATCH_SECS, at + FORECAST_MATCH_SECS).await? {
+                let closer =
+                    nearest.get(&r.device_key).is_none_or(|n| (r.reading.interval_start - at).abs() < (n.interval_start - at).abs());
+                if closer {
+                    nearest.insert(r.device_key, r.reading);
+                }
+            }
+            yesterday.push(nearest);
+        }
         let mut out: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
         for device in &devices {
-            let Some(latest) = self.fleet.latest(&device.key).await.map(|l| l.reading) else { continue };
             let p = prefs.get(&device.key).unwrap_or(&default_prefs);
+            let held = matches!(device.kind(), DeviceKind::HomeBattery | DeviceKind::CiStorage | DeviceKind::EnergyManagementSystem);
+            let latest = self.fleet.latest(&device.key).await.map(|l| l.reading);
             let entry = out.entry(device.region.clone()).or_insert_with(|| vec![(0, 0); horizons_h.len()]);
-            for (slot, h) in entry.iter_mut().zip(horizons_h) {
-                let until = now + h * 3600;
-                let up = plan::capability(device, Some(&latest), p, Direction::Up, now, until);
-                let down = match device.kind() {
-                    DeviceKind::RooftopSolar => 0,
-                    _ => plan::capability(device, Some(&latest), p, Direction::Down, now, until),
+            for ((slot, h), then) in entry.iter_mut().zip(horizons_h).zip(&yesterday) {
+                let at = now + h * 3600;
+                let (reading, from, until) = if held {
+                    (latest, now, at)
+                } else {
+                    // Yesterday's reading, as if it had just been sent at the horizon.
+                    let shifted =
+                        then.get(&device.key).map(|r| crate::telemetry::Reading { interval_start: at - i64::from(r.interval_secs), ..*r });
+                    (shifted, at, at + 3600)
                 };
-                slot.0 += up;
-                slot.1 += down;
+                if p.opted_out(at) {
+                    continue;
+                }
+                slot.0 += plan::capability(device, reading.as_ref(), p, Direction::Up, from, until);
+                slot.1 += plan::capability(device, reading.as_ref(), p, Direction::Down, from, until);
             }
         }
-        out.into_iter()
+        Ok(out
+            .into_iter()
             .map(|(region, values)| {
                 let rows = values
                     .into_iter()
@@ -709,9 +732,12 @@ impl Dispatcher {
                     .collect();
                 (region, rows)
             })
-            .collect()
+            .collect())
     }
 }
+
+/// How far from the same time yesterday a reading may be to stand for it in the forecast.
+const FORECAST_MATCH_SECS: i64 = 900;
 
 /// Drops the event's commands still in force; returns their ids (the caller marks them superseded).
 fn end_commands(state: &mut State, event_id: &str) -> Vec<String> {

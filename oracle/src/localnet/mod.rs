@@ -481,12 +481,12 @@ async fn grid_events(state: &crate::server::AppState, now: i64, args: &LocalnetA
     let slot = (60 / interval).max(1) * interval;
     let start = (now + i64::from(args.event_in_secs) + slot - 1).div_euclid(slot) * slot;
     let count = (i64::from(args.event_secs) / slot).max(1);
-    let event = |region: &str, kind: &str, start: i64, duration: i64, values: Vec<f64>| -> anyhow::Result<WireEvent> {
+    let event = |region: &str, kind: &str, name: &str, start: i64, duration: i64, values: Vec<f64>| -> anyhow::Result<WireEvent> {
         let intervals: Vec<_> =
             values.iter().enumerate().map(|(i, v)| serde_json::json!({"id": i, "payloads": [{"type": kind, "values": [v]}]})).collect();
         Ok(serde_json::from_value(serde_json::json!({
             "programID": PROGRAM,
-            "eventName": format!("localnet {}", kind.to_lowercase()),
+            "eventName": name,
             "targets": [{"type": "REGION", "values": [region]}],
             "intervalPeriod": {"start": rfc3339(start), "duration": crate::dispatch::event::iso_duration(duration)},
             "intervals": intervals,
@@ -495,7 +495,14 @@ async fn grid_events(state: &crate::server::AppState, now: i64, args: &LocalnetA
     let mut ids = (None, None);
     if let Some(group) = regions.get("DE-BY").filter(|g| g.flex_up_w > 0) {
         let target_kw = (group.flex_up_w as f64 * 0.3 / 1000.0).round().max(1.0);
-        match state.dispatch.put_event(&event("DE-BY", "DISPATCH_SETPOINT", start, slot, vec![target_kw; count as usize])?, None, now).await
+        match state
+            .dispatch
+            .put_event(
+                &event("DE-BY", "DISPATCH_SETPOINT", "localnet demand response", start, slot, vec![target_kw; count as usize])?,
+                None,
+                now,
+            )
+            .await
         {
             Ok(e) => {
                 println!(
@@ -511,7 +518,11 @@ async fn grid_events(state: &crate::server::AppState, now: i64, args: &LocalnetA
     }
     if regions.contains_key("DE-BW") {
         let prices: Vec<f64> = (0..12).map(|i| if (2..6).contains(&i) { 0.05 } else { 0.35 }).collect();
-        match state.dispatch.put_event(&event("DE-BW", "PRICE", now.div_euclid(300) * 300, 300, prices)?, None, now).await {
+        match state
+            .dispatch
+            .put_event(&event("DE-BW", "PRICE", "localnet cheap-price window", now.div_euclid(300) * 300, 300, prices)?, None, now)
+            .await
+        {
             Ok(e) => {
                 println!(
                     "cheap-price window {}: DE-BW at 0.05/kWh from {} to {}",

@@ -403,3 +403,45 @@ async fn an_owner_opts_a_device_out_with_the_cli() {
     assert!(err.contains("0 to 100"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The flexibility forecast: storage from its state now, PV and EVs from the same time
+/// yesterday. With yesterday's noon readings, the one-hour forecast counts yesterday's PV
+/// output as curtailable; four hours ahead, where yesterday sent nothing, only storage.
+#[tokio::test]
+async fn the_forecast_counts_yesterdays_rhythm_and_todays_storage() {
+    let (chain, mut fleet) = registered_fleet(10, 15).await;
+    let oracle = oracle(&chain, "dispatch-forecast").await;
+    let sender = Sender::new(&oracle.base);
+    // 11:00 UTC today (or yesterday if that is less than three hours ago): an hour later,
+    // yesterday, is midday.
+    let now = {
+        let t = unix_now().div_euclid(86_400) * 86_400 + 11 * 3600;
+        if t > unix_now() - 3 * 3600 {
+            t - 86_400
+        } else {
+            t
+        }
+    };
+    let noon_yesterday = now + 3600 - 86_400;
+    let mut pv_w = 0;
+    for t in (noon_yesterday - 600..noon_yesterday + 600).step_by(300) {
+        let batches = fleet.tick(t, 300);
+        if t == noon_yesterday {
+            pv_w = batches[0].batch.readings[0].average_power_w; // device 0 is rooftop PV
+        }
+        sender.send(&batches).await.unwrap();
+    }
+    assert!(pv_w > 100, "midday PV: {pv_w} W");
+    // The fleet view's forecast is as of the wall clock; this one is as of `now`, with
+    // readings of the last interval before it.
+    for device in fleet.devices.iter_mut() {
+        device.dispatch = None;
+    }
+    sender.send(&fleet.tick(now - 300, 300)).await.unwrap();
+    let forecast = oracle.state.dispatch.forecast(now, &[1, 4]).await.unwrap();
+    let region = &forecast[fleet.devices[0].region];
+    let (one, four) = (&region[0], &region[1]);
+    assert_eq!((one["hours"].as_i64(), four["hours"].as_i64()), (Some(1), Some(4)));
+    let down = |v: &Value| v["flex_down_w"].as_i64().unwrap();
+    assert!(down(one) >= down(four) + i64::from(pv_w), "1 h: {one}, 4 h: {four}, PV yesterday {pv_w} W");
+}

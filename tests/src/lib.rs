@@ -220,6 +220,25 @@ impl TestChain {
         self.send(&[ix], &[]).await
     }
 
+    /// Puts `amount` OVPP in `owner`'s associated token account by writing the account
+    /// (governance tests need holders; minting through epochs and claims is tested
+    /// elsewhere). The mint's supply is not adjusted: transfers do not look at it.
+    pub fn give_ovpp(&mut self, owner: &Pubkey, amount: u64) {
+        use anchor_lang::solana_program::program_pack::Pack;
+        use anchor_spl::token_2022::spl_token_2022::state::{Account as TokenAccount, AccountState};
+        let state = TokenAccount {
+            mint: ovpp::protocol::mint_address().0,
+            owner: *owner,
+            amount,
+            state: AccountState::Initialized,
+            ..TokenAccount::default()
+        };
+        let mut data = vec![0u8; TokenAccount::LEN];
+        TokenAccount::pack(state, &mut data).expect("pack token account");
+        let account = Account { lamports: 10_000_000, data, owner: anchor_spl::token_2022::ID, executable: false, rent_epoch: 0 };
+        self.set_account(&client::owner_token_account(owner), account);
+    }
+
     /// OVPP balance (base units) of `owner`'s associated token account, 0 if it does not exist.
     pub async fn ovpp_balance(&mut self, owner: &Pubkey) -> u64 {
         use anchor_spl::token_2022::spl_token_2022::extension::StateWithExtensions;

@@ -6,8 +6,11 @@ use anchor_lang::{InstructionData, ToAccountMetas};
 use anchor_spl::associated_token::get_associated_token_address_with_program_id;
 
 use crate::instructions::{DeviceParams, InitializeArgs, PostEpochArgs};
-use crate::protocol::{config_address, device_address, epoch_address, epoch_message, mint_address, Hash32, RewardLeaf};
-use crate::state::DeviceKind;
+use crate::protocol::{
+    config_address, device_address, epoch_address, epoch_message, escrow_address, governance_address, mint_address, proposal_address,
+    vault_address, vote_address, Hash32, RewardLeaf,
+};
+use crate::state::{DeviceKind, GovernanceChange, GovernanceParams};
 use crate::{accounts, instruction, ID};
 use anchor_lang::prelude::Pubkey;
 
@@ -170,4 +173,109 @@ pub fn claim(payer: Pubkey, device_key: &Pubkey, owner: Pubkey, leaf: RewardLeaf
         },
         instruction::Claim { leaf, proof },
     )
+}
+
+/// Hands `Config` to governance (signed by the current authority, who pays).
+pub fn init_governance(authority: Pubkey, params: GovernanceParams, emergency_pauser: Option<Pubkey>) -> Instruction {
+    ix(
+        accounts::InitGovernance {
+            authority,
+            config: config_address().0,
+            mint: mint_address().0,
+            governance: governance_address().0,
+            vault: vault_address().0,
+            token_program: TOKEN_2022,
+            system_program: SYSTEM,
+        },
+        instruction::InitGovernance { params, emergency_pauser },
+    )
+}
+
+/// Locks `amount` from the owner's OVPP account in a new escrow for `lock_secs`.
+pub fn lock(owner: Pubkey, amount: u64, lock_secs: i64) -> Instruction {
+    ix(
+        accounts::Lock {
+            owner,
+            governance: governance_address().0,
+            config: config_address().0,
+            mint: mint_address().0,
+            escrow: escrow_address(&owner).0,
+            owner_tokens: owner_token_account(&owner),
+            vault: vault_address().0,
+            token_program: TOKEN_2022,
+            system_program: SYSTEM,
+        },
+        instruction::Lock { amount, lock_secs },
+    )
+}
+
+pub fn add_to_lock(owner: Pubkey, amount: u64, extend_secs: Option<i64>) -> Instruction {
+    ix(
+        accounts::AddToLock {
+            owner,
+            governance: governance_address().0,
+            config: config_address().0,
+            mint: mint_address().0,
+            escrow: escrow_address(&owner).0,
+            owner_tokens: owner_token_account(&owner),
+            vault: vault_address().0,
+            token_program: TOKEN_2022,
+        },
+        instruction::AddToLock { amount, extend_secs },
+    )
+}
+
+pub fn withdraw(owner: Pubkey) -> Instruction {
+    ix(
+        accounts::Withdraw {
+            owner,
+            governance: governance_address().0,
+            config: config_address().0,
+            mint: mint_address().0,
+            escrow: escrow_address(&owner).0,
+            owner_tokens: owner_token_account(&owner),
+            vault: vault_address().0,
+            token_program: TOKEN_2022,
+        },
+        instruction::Withdraw {},
+    )
+}
+
+/// `id` must be the governance's next proposal number (`Governance::proposal_count`).
+pub fn propose(proposer: Pubkey, id: u64, change: GovernanceChange, description_hash: [u8; 32]) -> Instruction {
+    ix(
+        accounts::Propose {
+            proposer,
+            governance: governance_address().0,
+            escrow: escrow_address(&proposer).0,
+            proposal: proposal_address(id).0,
+            system_program: SYSTEM,
+        },
+        instruction::Propose { change, description_hash },
+    )
+}
+
+pub fn vote(voter: Pubkey, id: u64, support: bool) -> Instruction {
+    let proposal = proposal_address(id).0;
+    ix(
+        accounts::CastVote {
+            voter,
+            escrow: escrow_address(&voter).0,
+            proposal,
+            vote: vote_address(&proposal, &voter).0,
+            system_program: SYSTEM,
+        },
+        instruction::Vote { support },
+    )
+}
+
+pub fn execute(executor: Pubkey, id: u64) -> Instruction {
+    ix(
+        accounts::Execute { executor, governance: governance_address().0, config: config_address().0, proposal: proposal_address(id).0 },
+        instruction::Execute {},
+    )
+}
+
+pub fn emergency_pause(pauser: Pubkey) -> Instruction {
+    ix(accounts::EmergencyPause { pauser, governance: governance_address().0, config: config_address().0 }, instruction::EmergencyPause {})
 }

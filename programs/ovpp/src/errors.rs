@@ -81,4 +81,36 @@ pub enum OvppError {
     InvalidReputation,
     #[msg("arithmetic overflow")]
     Overflow,
+    #[msg("governance parameters out of bounds (voting 60 s to 30 days, timelock up to 30 days, quorum 1-10000 bps, approval 5000-9999 bps, proposal power at least 1)")]
+    InvalidGovernanceParams,
+    #[msg("lock for one week to four years")]
+    InvalidLockDuration,
+    #[msg("amount must be more than zero")]
+    ZeroAmount,
+    #[msg("the lock has not ended yet")]
+    LockNotEnded,
+    #[msg("not enough voting power to make a proposal")]
+    InsufficientProposalPower,
+    #[msg("the vote on this proposal is closed")]
+    VotingClosed,
+    #[msg("the lock ends before the vote does: extend it to vote")]
+    LockEndsBeforeVote,
+    #[msg("no voting power")]
+    NoVotingPower,
+    #[msg("the vote has not ended yet")]
+    VotingNotEnded,
+    #[msg("the timelock has not elapsed")]
+    TimelockNotElapsed,
+    #[msg("the proposal expired: it was not executed in time")]
+    ProposalExpired,
+    #[msg("the proposal was already executed")]
+    ProposalAlreadyExecuted,
+    #[msg("quorum not reached")]
+    QuorumNotReached,
+    #[msg("the proposal did not get more than the approval threshold of the votes")]
+    ProposalRejected,
+    #[msg("signer is not the emergency pauser")]
+    NotEmergencyPauser,
+    #[msg("governance is not the Config authority")]
+    GovernanceNotInControl,
 }

@@ -102,3 +102,50 @@ pub struct RewardsClaimed {
     pub amount: u64,
     pub cumulative_claimed: u64,
 }
+
+#[event]
+pub struct GovernanceInitialized {
+    pub governance: Pubkey,
+    pub previous_authority: Pubkey,
+    pub emergency_pauser: Option<Pubkey>,
+}
+
+#[event]
+pub struct TokensLocked {
+    pub owner: Pubkey,
+    pub amount: u64,
+    pub total: u64,
+    pub lock_end: i64,
+}
+
+#[event]
+pub struct TokensWithdrawn {
+    pub owner: Pubkey,
+    pub amount: u64,
+}
+
+#[event]
+pub struct ProposalCreated {
+    pub id: u64,
+    pub proposer: Pubkey,
+    pub voting_ends_at: i64,
+    pub executable_at: i64,
+}
+
+#[event]
+pub struct VoteCast {
+    pub proposal: u64,
+    pub voter: Pubkey,
+    pub support: bool,
+    pub power: u128,
+}
+
+#[event]
+pub struct ProposalExecuted {
+    pub id: u64,
+}
+
+#[event]
+pub struct EmergencyPaused {
+    pub pauser: Pubkey,
+}

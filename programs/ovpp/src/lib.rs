@@ -17,7 +17,7 @@ pub mod state;
 
 use instructions::*;
 use protocol::{Hash32, RewardLeaf};
-use state::DeviceKind;
+use state::{DeviceKind, GovernanceChange, GovernanceParams};
 
 declare_id!("CwWzgeQbrRCZL6Zi6TTSWmmnKUcz36zSed2PiF8Veg8u");
 
@@ -89,5 +89,38 @@ pub mod ovpp {
     /// Mints `leaf.cumulative_amount - device.claimed` to the device owner's token account.
     pub fn claim(ctx: Context<Claim>, leaf: RewardLeaf, proof: Vec<Hash32>) -> Result<()> {
         instructions::claim::claim_rewards(ctx, leaf, proof)
+    }
+
+    /// The authority hands `Config` to OVPP holders' governance.
+    pub fn init_governance(ctx: Context<InitGovernance>, params: GovernanceParams, emergency_pauser: Option<Pubkey>) -> Result<()> {
+        instructions::governance::init_governance(ctx, params, emergency_pauser)
+    }
+
+    pub fn lock(ctx: Context<Lock>, amount: u64, lock_secs: i64) -> Result<()> {
+        instructions::governance::lock(ctx, amount, lock_secs)
+    }
+
+    pub fn add_to_lock(ctx: Context<AddToLock>, amount: u64, extend_secs: Option<i64>) -> Result<()> {
+        instructions::governance::add_to_lock(ctx, amount, extend_secs)
+    }
+
+    pub fn withdraw(ctx: Context<Withdraw>) -> Result<()> {
+        instructions::governance::withdraw(ctx)
+    }
+
+    pub fn propose(ctx: Context<Propose>, change: GovernanceChange, description_hash: [u8; 32]) -> Result<()> {
+        instructions::governance::propose(ctx, change, description_hash)
+    }
+
+    pub fn vote(ctx: Context<CastVote>, support: bool) -> Result<()> {
+        instructions::governance::vote(ctx, support)
+    }
+
+    pub fn execute(ctx: Context<Execute>) -> Result<()> {
+        instructions::governance::execute(ctx)
+    }
+
+    pub fn emergency_pause(ctx: Context<EmergencyPause>) -> Result<()> {
+        instructions::governance::emergency_pause(ctx)
     }
 }

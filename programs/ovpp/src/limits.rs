@@ -99,3 +99,45 @@ pub fn check_oracle_set(oracles: &[Pubkey], threshold: u8) -> Result<()> {
     );
     Ok(())
 }
+
+/// Locks last at least a week and at most four years.
+pub const MIN_LOCK_SECS: i64 = 7 * 24 * 3600;
+pub const MAX_LOCK_SECS: i64 = 4 * 365 * 24 * 3600;
+/// A passed proposal may be executed during this long after its timelock.
+pub const EXECUTION_WINDOW_SECS: i64 = 14 * 24 * 3600;
+
+/// Voting power of `amount` OVPP locked until `lock_end`, at `now`: from 1x (lock ending
+/// now) to 4x (four years left), linear in the time left, so it decays as the lock runs
+/// down (as in vote-escrow systems): `amount * (1 + 3 * left / MAX_LOCK_SECS)`.
+pub fn voting_power(amount: u64, lock_end: i64, now: i64) -> u128 {
+    let left = lock_end.saturating_sub(now).clamp(0, MAX_LOCK_SECS) as u128;
+    let max = MAX_LOCK_SECS as u128;
+    u128::from(amount) * (max + 3 * left) / max
+}
+
+pub fn check_governance_params(p: &crate::state::GovernanceParams) -> Result<()> {
+    const DAY: u32 = 24 * 3600;
+    let ok = (60..=30 * DAY).contains(&p.voting_period_secs)
+        && p.timelock_secs <= 30 * DAY
+        && (1..=10_000).contains(&p.quorum_bps)
+        && (5_000..10_000).contains(&p.approval_bps)
+        && p.min_proposal_power >= 1;
+    require!(ok, OvppError::InvalidGovernanceParams);
+    Ok(())
+}
+
+/// The bounds of each change, checked when it is proposed and again when it is executed.
+pub fn check_change(change: &crate::state::GovernanceChange) -> Result<()> {
+    use crate::state::GovernanceChange::*;
+    match change {
+        OracleSet { oracles, threshold } => check_oracle_set(oracles, *threshold),
+        EmissionCap { emission_cap_per_epoch } => check_emission_cap(*emission_cap_per_epoch),
+        EpochLength { epoch_length_secs } => check_epoch_length(*epoch_length_secs),
+        Authority { new_authority } => {
+            require!(*new_authority != Pubkey::default(), OvppError::InvalidGovernanceParams);
+            Ok(())
+        }
+        Params { params } => check_governance_params(params),
+        ScoringRulesHash { .. } | Paused { .. } | EmergencyPauser { .. } => Ok(()),
+    }
+}

@@ -7,6 +7,11 @@ pub const CONFIG_SEED: &[u8] = b"config";
 pub const MINT_SEED: &[u8] = b"mint";
 pub const DEVICE_SEED: &[u8] = b"device";
 pub const EPOCH_SEED: &[u8] = b"epoch";
+pub const GOVERNANCE_SEED: &[u8] = b"governance";
+pub const VAULT_SEED: &[u8] = b"vault";
+pub const ESCROW_SEED: &[u8] = b"escrow";
+pub const PROPOSAL_SEED: &[u8] = b"proposal";
+pub const VOTE_SEED: &[u8] = b"vote";
 
 pub const LEAF_DOMAIN: &[u8] = b"OVPP-LEAF-V1";
 pub const EPOCH_DOMAIN: &[u8] = b"OVPP-EPOCH-V1";
@@ -30,6 +35,26 @@ pub fn device_address(device_key: &Pubkey) -> (Pubkey, u8) {
 
 pub fn epoch_address(epoch: u64) -> (Pubkey, u8) {
     Pubkey::find_program_address(&[EPOCH_SEED, &epoch.to_le_bytes()], &crate::ID)
+}
+
+pub fn governance_address() -> (Pubkey, u8) {
+    Pubkey::find_program_address(&[GOVERNANCE_SEED], &crate::ID)
+}
+
+pub fn vault_address() -> (Pubkey, u8) {
+    Pubkey::find_program_address(&[VAULT_SEED], &crate::ID)
+}
+
+pub fn escrow_address(owner: &Pubkey) -> (Pubkey, u8) {
+    Pubkey::find_program_address(&[ESCROW_SEED, owner.as_ref()], &crate::ID)
+}
+
+pub fn proposal_address(id: u64) -> (Pubkey, u8) {
+    Pubkey::find_program_address(&[PROPOSAL_SEED, &id.to_le_bytes()], &crate::ID)
+}
+
+pub fn vote_address(proposal: &Pubkey, voter: &Pubkey) -> (Pubkey, u8) {
+    Pubkey::find_program_address(&[VOTE_SEED, proposal.as_ref(), voter.as_ref()], &crate::ID)
 }
 
 /// What one device's leaf in epoch `epoch` attests: everything it has earned since genesis,

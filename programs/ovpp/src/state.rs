@@ -153,3 +153,111 @@ pub struct Epoch {
     pub posted_at: i64,
     pub bump: u8,
 }
+
+/// Governance by OVPP holders ["governance"]. Once it exists it is `Config`'s authority:
+/// parameters change only through proposals that passed a vote and waited out the timelock.
+#[account]
+#[derive(InitSpace)]
+pub struct Governance {
+    pub bump: u8,
+    pub vault_bump: u8,
+    pub params: GovernanceParams,
+    /// May pause (never unpause) in an emergency; governance can revoke it.
+    pub emergency_pauser: Option<Pubkey>,
+    /// OVPP held in the vault for all escrows.
+    pub total_locked: u64,
+    pub proposal_count: u64,
+    /// Hash of the scoring rules the oracles must apply (their reports carry it).
+    pub scoring_rules_hash: [u8; 32],
+}
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
+pub struct GovernanceParams {
+    pub voting_period_secs: u32,
+    /// Between the end of a vote and the earliest execution.
+    pub timelock_secs: u32,
+    /// Share of all locked OVPP that must take part in a vote, basis points.
+    pub quorum_bps: u16,
+    /// The power for must be more than this share of the power cast, basis points.
+    pub approval_bps: u16,
+    /// Voting power needed to make a proposal.
+    pub min_proposal_power: u64,
+}
+
+/// A wallet's locked OVPP ["escrow", owner].
+#[account]
+#[derive(InitSpace)]
+pub struct Escrow {
+    pub owner: Pubkey,
+    pub bump: u8,
+    pub amount: u64,
+    pub lock_end: i64,
+}
+
+/// What a proposal changes when executed.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq, InitSpace)]
+pub enum GovernanceChange {
+    OracleSet {
+        #[max_len(MAX_ORACLES)]
+        oracles: Vec<Pubkey>,
+        threshold: u8,
+    },
+    EmissionCap {
+        emission_cap_per_epoch: u64,
+    },
+    EpochLength {
+        epoch_length_secs: u32,
+    },
+    ScoringRulesHash {
+        hash: [u8; 32],
+    },
+    Paused {
+        paused: bool,
+    },
+    /// Proposes a new `Config` authority (it must then accept), handing governance over.
+    Authority {
+        new_authority: Pubkey,
+    },
+    EmergencyPauser {
+        pauser: Option<Pubkey>,
+    },
+    Params {
+        params: GovernanceParams,
+    },
+}
+
+/// ["proposal", id u64 LE]
+#[account]
+#[derive(InitSpace)]
+pub struct Proposal {
+    pub id: u64,
+    pub bump: u8,
+    pub proposer: Pubkey,
+    pub change: GovernanceChange,
+    /// Hash of the off-chain description (e.g. sha256 of its text).
+    pub description_hash: [u8; 32],
+    pub created_at: i64,
+    pub voting_ends_at: i64,
+    pub executable_at: i64,
+    /// After this a passed proposal can no longer be executed.
+    pub expires_at: i64,
+    /// All OVPP locked when the proposal was made (the quorum's base).
+    pub total_locked_snapshot: u64,
+    /// OVPP locked by the wallets that voted (for the quorum).
+    pub locked_voted: u64,
+    pub power_for: u128,
+    pub power_against: u128,
+    pub executed: bool,
+}
+
+/// One wallet's vote on one proposal ["vote", proposal, voter]: its existence is what stops
+/// a second vote.
+#[account]
+#[derive(InitSpace)]
+pub struct VoteRecord {
+    pub proposal: Pubkey,
+    pub voter: Pubkey,
+    pub bump: u8,
+    pub support: bool,
+    pub power: u128,
+}

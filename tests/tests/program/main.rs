@@ -6,5 +6,6 @@ mod admin;
 mod claims;
 mod devices;
 mod epochs;
+mod governance;
 mod lifecycle;
 mod sizes;

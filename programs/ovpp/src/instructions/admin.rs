@@ -30,16 +30,23 @@ pub fn set_oracle_set(ctx: Context<ConfigAdmin>, oracles: Vec<Pubkey>, threshold
 
 pub fn set_emission_cap(ctx: Context<ConfigAdmin>, emission_cap_per_epoch: u64) -> Result<()> {
     check_emission_cap(emission_cap_per_epoch)?;
-    ctx.accounts.config.emission_cap_per_epoch = emission_cap_per_epoch;
-    emit!(EmissionCapChanged { emission_cap_per_epoch });
+    apply_emission_cap(&mut ctx.accounts.config, emission_cap_per_epoch);
     Ok(())
+}
+
+pub(crate) fn apply_emission_cap(config: &mut Config, emission_cap_per_epoch: u64) {
+    config.emission_cap_per_epoch = emission_cap_per_epoch;
+    emit!(EmissionCapChanged { emission_cap_per_epoch });
+}
+
+pub fn set_epoch_length(ctx: Context<ConfigAdmin>, epoch_length_secs: u32) -> Result<()> {
+    check_epoch_length(epoch_length_secs)?;
+    apply_epoch_length(&mut ctx.accounts.config, epoch_length_secs)
 }
 
 /// Epochs already posted keep their times; the schedule restarts at the end of the last
 /// posted epoch with the new length, so no epoch ends twice or is skipped.
-pub fn set_epoch_length(ctx: Context<ConfigAdmin>, epoch_length_secs: u32) -> Result<()> {
-    check_epoch_length(epoch_length_secs)?;
-    let config = &mut ctx.accounts.config;
+pub(crate) fn apply_epoch_length(config: &mut Config, epoch_length_secs: u32) -> Result<()> {
     let last_end = config.epoch_end_ts(config.last_epoch).ok_or(OvppError::Overflow)?;
     config.schedule_start_epoch = config.last_epoch;
     config.schedule_start_ts = last_end;

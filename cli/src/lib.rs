@@ -18,6 +18,7 @@ use solana_sdk::transaction::Transaction;
 mod admin;
 mod device;
 pub mod error;
+mod gov;
 mod network;
 mod rewards;
 pub mod units;
@@ -73,6 +74,9 @@ pub enum Command {
     /// Operator commands (signed by the authority).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Governance by OVPP holders: lock, propose, vote, execute.
+    #[command(subcommand)]
+    Gov(gov::GovCommand),
 }
 
 /// What every command works with.
@@ -165,6 +169,7 @@ async fn run(ctx: &mut Context<'_>) -> Result<(), CliError> {
         Command::Epoch(command) => network::run_epoch(ctx, command).await,
         Command::Config(command) => network::run_config(ctx, command).await,
         Command::Admin(command) => admin::run(ctx, command).await,
+        Command::Gov(command) => gov::run(ctx, command).await,
     }
 }
 

@@ -48,3 +48,14 @@ pub fn parse_ovpp(text: &str) -> Result<u64, String> {
 }
 
 pub use ovpp_oracle::config::format_ovpp;
+
+/// A duration in seconds: `3600`, `90m`, `12h`, `7d`, `2w`, `4y` (365-day years).
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    parse_with_units(text, "duration", &[("s", 1), ("m", 60), ("h", 3_600), ("d", 86_400), ("w", 7 * 86_400), ("y", 365 * 86_400)])
+}
+
+/// Percent as basis points: `40` -> 4000, `50.5` -> 5050.
+pub fn parse_percent_bps(text: &str) -> Result<u16, String> {
+    let bps = parse_with_units(text.trim_end_matches('%'), "percentage", &[("", 100)])?;
+    u16::try_from(bps).ok().filter(|&b| b <= 10_000).ok_or_else(|| format!("percentage must be 0 to 100: {text}"))
+}

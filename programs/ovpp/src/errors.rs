@@ -113,4 +113,6 @@ pub enum OvppError {
     NotEmergencyPauser,
     #[msg("governance is not the Config authority")]
     GovernanceNotInControl,
+    #[msg("this wallet already voted on this proposal")]
+    AlreadyVoted,
 }

@@ -23,6 +23,11 @@ impl Run {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 
+    /// Succeeded (any output).
+    fn json_or_text(&self) {
+        assert_eq!(self.code, 0, "stdout: {} stderr: {}", self.stdout, self.stderr);
+    }
+
     fn fails_with(&self, code: i32, text: &str) {
         assert_eq!(self.code, code, "stdout: {} stderr: {}", self.stdout, self.stderr);
         assert!(self.stderr.contains(text), "expected {text:?} in: {}", self.stderr);
@@ -387,4 +392,54 @@ async fn an_operator_initializes_and_governs_through_the_cli() {
     assert_eq!(config["authority"], successor.pubkey().to_string().as_str());
     ovpp(&chain, &["-k", &operator, "admin", "pause"]).await.fails_with(1, "NotAuthority");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Governance through the CLI: the operator hands over, holders lock, propose, vote and
+/// execute, and the chain's configuration changes; the usual mistakes are refused.
+#[tokio::test]
+async fn holders_govern_through_the_cli() {
+    let mut test_chain = TestChain::initialized(1, 1).await;
+    let chain: Arc<dyn Chain> = Arc::new(BanksChain::new(test_chain.ctx.banks_client.clone()));
+    let dir = temp_dir("gov");
+    let operator = keypair_file(&dir, "operator.json", &test_chain.authority.insecure_clone());
+    let (alice, bob) = (test_chain.new_owner().await, test_chain.new_owner().await);
+    test_chain.give_ovpp(&alice.pubkey(), 1_000_000_000);
+    test_chain.give_ovpp(&bob.pubkey(), 500_000_000);
+    let (alice_file, bob_file) = (keypair_file(&dir, "alice.json", &alice), keypair_file(&dir, "bob.json", &bob));
+
+    let init =
+        ["gov", "init", "--voting-period", "1d", "--timelock", "1d", "--quorum", "30", "--min-proposal-power", "100", "-k", &operator];
+    // Out-of-bounds parameters are refused before anything is sent.
+    ovpp(&chain, &["gov", "init", "--quorum", "0", "-k", &operator]).await.fails_with(1, "InvalidGovernanceParams");
+    ovpp(&chain, &["gov", "init", "--approval", "40", "-k", &operator]).await.fails_with(1, "InvalidGovernanceParams");
+    ovpp(&chain, &["gov", "init", "--quorum", "120", "-k", &operator]).await.fails_with(2, "percentage must be 0 to 100");
+    ovpp(&chain, &init).await.json_or_text();
+    ovpp(&chain, &["admin", "pause", "-k", &operator]).await.fails_with(1, "NotAuthority");
+
+    ovpp(&chain, &["gov", "lock", "1000", "-k", &alice_file]).await.fails_with(1, "needs --for");
+    ovpp(&chain, &["gov", "lock", "1000", "--for", "2y", "-k", &alice_file]).await.json_or_text();
+    ovpp(&chain, &["gov", "lock", "500", "--for", "1y", "-k", &bob_file]).await.json_or_text();
+    let me = ovpp(&chain, &["gov", "show", "-k", &alice_file, "--output", "json"]).await.json();
+    assert_eq!(me["total_locked"], "1500.000000");
+    assert_eq!(me["my_lock"]["amount"], "1000.000000");
+
+    ovpp(&chain, &["gov", "propose", "emission-cap", "0", "-k", &alice_file]).await.fails_with(1, "InvalidEmissionCap");
+    let proposed =
+        ovpp(&chain, &["gov", "propose", "emission-cap", "5000", "--description", "halve", "-k", &alice_file, "--output", "json"])
+            .await
+            .json();
+    assert_eq!(proposed["status"], "Proposal 0: emission cap 5000.000000 OVPP");
+    ovpp(&chain, &["gov", "vote", "0", "--for", "-k", &alice_file]).await.json_or_text();
+    ovpp(&chain, &["gov", "vote", "0", "--against", "-k", &bob_file]).await.json_or_text();
+    ovpp(&chain, &["gov", "vote", "0", "--against", "-k", &alice_file]).await.fails_with(1, "AlreadyVoted");
+    ovpp(&chain, &["gov", "execute", "0", "-k", &bob_file]).await.fails_with(1, "VotingNotEnded");
+    ovpp(&chain, &["gov", "unlock", "-k", &bob_file]).await.fails_with(1, "the lock ends at");
+
+    test_chain.advance_time(2 * 86_400 + 1).await;
+    let list = ovpp(&chain, &["gov", "list", "--output", "json"]).await.json();
+    assert_eq!(list[0]["status"], "executable", "{list}");
+    ovpp(&chain, &["gov", "execute", "0", "-k", &bob_file]).await.json_or_text();
+    let shown = ovpp(&chain, &["gov", "show", "0", "--output", "json"]).await.json();
+    assert_eq!(shown["status"], "executed");
+    assert_eq!(test_chain.config().await.emission_cap_per_epoch, 5_000_000_000);
 }

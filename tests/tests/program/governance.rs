@@ -137,14 +137,21 @@ async fn the_same_tokens_never_vote_twice_and_locked_tokens_stay_locked_during_a
     let alice = gov.holder(1_000, 30 * DAY).await;
     let id = gov.propose(&alice, GovernanceChange::EmissionCap { emission_cap_per_epoch: 5 * OVPP }).await.unwrap();
     gov.send(client::vote(alice.pubkey(), id, true), &alice).await.expect("first vote");
-    // Again, for or against: the vote record exists (the system program refuses to create it twice).
-    assert_failed_at(gov.send(client::vote(alice.pubkey(), id, false), &alice).await, 1);
+    // Again, for or against: her vote record exists.
+    assert_ovpp_err(gov.send(client::vote(alice.pubkey(), id, false), &alice).await, OvppError::AlreadyVoted);
+    // Someone pre-funding Bob's vote address cannot stop him from voting.
+    let bob = gov.holder(200, 30 * DAY).await;
+    let proposal = proposal_address(id).0;
+    let bob_vote = ovpp::protocol::vote_address(&proposal, &bob.pubkey()).0;
+    gov.chain.fund(&bob_vote, 1_000_000).await;
+    gov.send(client::vote(bob.pubkey(), id, false), &bob).await.expect("vote at a pre-funded address");
+    assert_ovpp_err(gov.send(client::vote(bob.pubkey(), id, true), &bob).await, OvppError::AlreadyVoted);
     // Her tokens cannot leave to vote from another wallet: the lock outlasts the vote.
     assert_ovpp_err(gov.send(client::withdraw(alice.pubkey()), &alice).await, OvppError::LockNotEnded);
     // Adding more to the escrow does not add to her cast vote.
     gov.chain.give_ovpp(&alice.pubkey(), 500 * OVPP);
     gov.send(client::add_to_lock(alice.pubkey(), 500 * OVPP, None), &alice).await.expect("add");
-    assert_eq!(gov.proposal(id).await.locked_voted, 1_000 * OVPP);
+    assert_eq!(gov.proposal(id).await.locked_voted, 1_200 * OVPP, "her 1,000 and Bob's 200");
     // A lock that ends before the vote does cannot vote (its tokens could leave and vote again).
     let short = gov.holder(500, 8 * DAY).await;
     gov.chain.advance_time(6 * DAY).await;
@@ -155,7 +162,24 @@ async fn the_same_tokens_never_vote_twice_and_locked_tokens_stay_locked_during_a
     assert_ovpp_err(gov.send(client::vote(alice.pubkey(), id2, true), &alice).await, OvppError::VotingClosed);
     gov.send(client::withdraw(alice.pubkey()), &alice).await.expect("withdraw after the lock");
     assert_eq!(gov.chain.ovpp_balance(&alice.pubkey()).await, 1_500 * OVPP);
-    assert_eq!(gov.governance().await.total_locked, 500 * OVPP);
+    // Only now can her tokens move to another wallet, and by now their vote is over.
+    let dave = gov.chain.new_owner().await;
+    gov.chain.give_ovpp(&dave.pubkey(), 0);
+    let transfer = anchor_spl::token_2022::spl_token_2022::instruction::transfer_checked(
+        &anchor_spl::token_2022::ID,
+        &client::owner_token_account(&alice.pubkey()),
+        &ovpp::protocol::mint_address().0,
+        &client::owner_token_account(&dave.pubkey()),
+        &alice.pubkey(),
+        &[],
+        1_500 * OVPP,
+        6,
+    )
+    .unwrap();
+    gov.send(transfer, &alice).await.expect("transfer to another wallet");
+    gov.send(client::lock(dave.pubkey(), 1_500 * OVPP, 30 * DAY), &dave).await.expect("dave locks them");
+    assert_ovpp_err(gov.send(client::vote(dave.pubkey(), id, true), &dave).await, OvppError::VotingClosed);
+    assert_eq!(gov.governance().await.total_locked, 2_200 * OVPP, "Bob's 200, the short lock's 500, Dave's 1,500");
     assert!(gov.chain.account(escrow_address(&alice.pubkey()).0).await.is_none(), "escrow closed");
 }
 

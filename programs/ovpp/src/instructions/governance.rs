@@ -265,15 +265,11 @@ pub struct CastVote<'info> {
     pub escrow: Box<Account<'info, Escrow>>,
     #[account(mut, seeds = [PROPOSAL_SEED, &proposal.id.to_le_bytes()], bump = proposal.bump)]
     pub proposal: Box<Account<'info, Proposal>>,
-    /// Exists once per (proposal, voter): a second vote fails to create it.
-    #[account(
-        init,
-        payer = voter,
-        space = 8 + VoteRecord::INIT_SPACE,
-        seeds = [VOTE_SEED, proposal.key().as_ref(), voter.key().as_ref()],
-        bump,
-    )]
-    pub vote: Box<Account<'info, VoteRecord>>,
+    /// Exists once per (proposal, voter): a second vote finds it and is refused. Created by
+    /// the handler (also when someone sent lamports to the address beforehand).
+    /// CHECK: the PDA address is checked by the seeds; the handler creates it.
+    #[account(mut, seeds = [VOTE_SEED, proposal.key().as_ref(), voter.key().as_ref()], bump)]
+    pub vote: UncheckedAccount<'info>,
     pub system_program: Program<'info, System>,
 }
 
@@ -281,6 +277,7 @@ pub fn vote(ctx: Context<CastVote>, support: bool) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let escrow = &ctx.accounts.escrow;
     let proposal = &mut ctx.accounts.proposal;
+    require!(ctx.accounts.vote.owner != ctx.program_id, OvppError::AlreadyVoted);
     require!(now < proposal.voting_ends_at, OvppError::VotingClosed);
     require!(escrow.lock_end >= proposal.voting_ends_at, OvppError::LockEndsBeforeVote);
     let power = voting_power(escrow.amount, escrow.lock_end, now);
@@ -291,13 +288,45 @@ pub fn vote(ctx: Context<CastVote>, support: bool) -> Result<()> {
         proposal.power_against = proposal.power_against.checked_add(power).ok_or(OvppError::Overflow)?;
     }
     proposal.locked_voted = proposal.locked_voted.checked_add(escrow.amount).ok_or(OvppError::Overflow)?;
-    let record = &mut ctx.accounts.vote;
-    record.proposal = proposal.key();
-    record.voter = ctx.accounts.voter.key();
-    record.bump = ctx.bumps.vote;
-    record.support = support;
-    record.power = power;
+    let record = VoteRecord { proposal: proposal.key(), voter: ctx.accounts.voter.key(), bump: ctx.bumps.vote, support, power };
+    create_vote_record(&ctx.accounts.voter, &ctx.accounts.vote, &ctx.accounts.system_program, &record)?;
     emit!(VoteCast { proposal: proposal.id, voter: record.voter, support, power });
+    Ok(())
+}
+
+/// Creates the vote record at its PDA and writes it; an address someone pre-funded is topped
+/// up, allocated and assigned instead (creating it would fail).
+fn create_vote_record<'info>(
+    payer: &Signer<'info>,
+    vote: &UncheckedAccount<'info>,
+    system_program: &Program<'info, System>,
+    record: &VoteRecord,
+) -> Result<()> {
+    use anchor_lang::system_program::{allocate, assign, create_account, transfer, Allocate, Assign, CreateAccount, Transfer};
+    let space = 8 + VoteRecord::INIT_SPACE;
+    let rent = Rent::get()?.minimum_balance(space);
+    let proposal = record.proposal;
+    let seeds: &[&[u8]] = &[VOTE_SEED, proposal.as_ref(), record.voter.as_ref(), &[record.bump]];
+    let signer = &[seeds];
+    let system = system_program.key();
+    let to = vote.to_account_info();
+    if vote.lamports() == 0 {
+        create_account(
+            CpiContext::new_with_signer(system, CreateAccount { from: payer.to_account_info(), to: to.clone() }, signer),
+            rent,
+            space as u64,
+            &crate::ID,
+        )?;
+    } else {
+        let missing = rent.saturating_sub(vote.lamports());
+        if missing > 0 {
+            transfer(CpiContext::new(system, Transfer { from: payer.to_account_info(), to: to.clone() }), missing)?;
+        }
+        allocate(CpiContext::new_with_signer(system, Allocate { account_to_allocate: to.clone() }, signer), space as u64)?;
+        assign(CpiContext::new_with_signer(system, Assign { account_to_assign: to.clone() }, signer), &crate::ID)?;
+    }
+    let mut data = to.try_borrow_mut_data()?;
+    record.try_serialize(&mut &mut data[..])?;
     Ok(())
 }
 

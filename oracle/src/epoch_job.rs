@@ -63,6 +63,10 @@ impl EpochJob {
             tracing::warn!(oracle = %self.oracle_key(), "this oracle key is not in the on-chain oracle set: its signatures will not count");
         }
         let registry = self.state.registry.all().await;
+        if self.role.close || self.role.cosign_for.is_some() {
+            let governed = relay::governed_rules_hash(self.chain.as_ref()).await?;
+            relay::check_rules(governed, &self.role.settings.rules).map_err(|e| anyhow::anyhow!(e))?;
+        }
         if let Some(primary) = &self.role.cosign_for {
             self.cosign_step(primary, &config, &registry).await?;
         } else if self.role.close {

@@ -56,6 +56,30 @@ pub async fn read_config(chain: &dyn Chain) -> Result<Config, RelayError> {
     Config::try_deserialize(&mut account.data.as_slice()).map_err(|_| RelayError::NoConfig)
 }
 
+/// The scoring-rules hash OVPP holders voted for, if governance exists and set one.
+pub async fn governed_rules_hash(chain: &dyn Chain) -> Result<Option<[u8; 32]>, RelayError> {
+    match chain.get_account(&ovpp::protocol::governance_address().0).await? {
+        Some(account) if account.owner == ovpp::ID => Ok(ovpp::state::Governance::try_deserialize(&mut account.data.as_slice())
+            .ok()
+            .map(|g| g.scoring_rules_hash)
+            .filter(|h| *h != [0; 32])),
+        _ => Ok(None),
+    }
+}
+
+/// An oracle closes or co-signs epochs only with the scoring rules governance set (when it
+/// set any): a report under other rules would be refused by the holders' decision.
+pub fn check_rules(governed: Option<[u8; 32]>, rules: &crate::score::ScoringRules) -> Result<(), String> {
+    match governed {
+        Some(hash) if hash != rules.hash() => Err(format!(
+            "governance requires scoring rules {} but this oracle runs {} (--scoring-rules)",
+            hex::encode(hash),
+            hex::encode(rules.hash())
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The epoch's account on-chain, if it was posted.
 pub async fn posted_epoch(chain: &dyn Chain, epoch: u64) -> Result<Option<Epoch>, RelayError> {
     match chain.get_account(&epoch_address(epoch).0).await? {

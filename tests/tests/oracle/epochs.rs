@@ -449,3 +449,31 @@ async fn a_late_oracle_joins_from_the_posted_epoch() {
     assert!(signers.iter().any(|(s, _)| *s == net.chain.oracles[2].pubkey().to_bytes()), "the newcomer's signature was handed in");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Holders vote a scoring-rules hash; an oracle running other rules refuses to close or
+/// co-sign, one running the voted rules goes on.
+#[tokio::test]
+async fn oracles_follow_the_scoring_rules_governance_chose() {
+    use ovpp::state::{GovernanceChange, GovernanceParams};
+    let mut chain = TestChain::initialized(1, 1).await;
+    let banks = BanksChain::new(chain.ctx.banks_client.clone());
+    assert_eq!(relay::governed_rules_hash(&banks).await.unwrap(), None, "no governance: the oracle's own rules");
+    let authority = chain.authority.insecure_clone();
+    let params =
+        GovernanceParams { voting_period_secs: 3600, timelock_secs: 0, quorum_bps: 1_000, approval_bps: 5_000, min_proposal_power: 1 };
+    chain.send(&[ovpp::client::init_governance(authority.pubkey(), params, None)], &[&authority]).await.unwrap();
+    let holder = chain.new_owner().await;
+    chain.give_ovpp(&holder.pubkey(), 1_000_000);
+    chain.send(&[ovpp::client::lock(holder.pubkey(), 1_000_000, 30 * 86_400)], &[&holder]).await.unwrap();
+    let stricter = ScoringRules { online_per_hour: ScoringRules::default().online_per_hour + 1, ..ScoringRules::default() };
+    let change = GovernanceChange::ScoringRulesHash { hash: stricter.hash() };
+    chain.send(&[ovpp::client::propose(holder.pubkey(), 0, change, [0; 32])], &[&holder]).await.unwrap();
+    chain.send(&[ovpp::client::vote(holder.pubkey(), 0, true)], &[&holder]).await.unwrap();
+    chain.advance_time(3601).await;
+    chain.send(&[ovpp::client::execute(holder.pubkey(), 0)], &[&holder]).await.unwrap();
+    let governed = relay::governed_rules_hash(&banks).await.unwrap();
+    assert_eq!(governed, Some(stricter.hash()));
+    let refused = relay::check_rules(governed, &ScoringRules::default()).unwrap_err();
+    assert!(refused.contains("governance requires scoring rules"), "{refused}");
+    relay::check_rules(governed, &stricter).expect("the voted rules");
+}

@@ -132,6 +132,15 @@ pub enum ChangeCommand {
     },
     /// Change governance's own parameters.
     Params(ParamArgs),
+    /// Suspend a device (e.g. proven telemetry fraud; `--reason` is a documented code).
+    SuspendDevice {
+        device: String,
+        #[arg(long, default_value_t = 0)]
+        reason: u16,
+    },
+    ReinstateDevice {
+        device: String,
+    },
 }
 
 impl ChangeCommand {
@@ -159,6 +168,12 @@ impl ChangeCommand {
                 GovernanceChange::EmergencyPauser { pauser: if pauser == "none" { None } else { Some(parse_pubkey(pauser, "pauser")?) } }
             }
             ChangeCommand::Params(args) => GovernanceChange::Params { params: args.params()? },
+            ChangeCommand::SuspendDevice { device, reason } => {
+                GovernanceChange::DeviceStatus { device_key: parse_pubkey(device, "device")?, suspend: true, reason: *reason }
+            }
+            ChangeCommand::ReinstateDevice { device } => {
+                GovernanceChange::DeviceStatus { device_key: parse_pubkey(device, "device")?, suspend: false, reason: 0 }
+            }
         })
     }
 }
@@ -217,6 +232,9 @@ fn change_text(change: &GovernanceChange) -> String {
         GovernanceChange::Paused { paused } => (if *paused { "pause" } else { "unpause" }).into(),
         GovernanceChange::Authority { new_authority } => format!("authority to {new_authority}"),
         GovernanceChange::EmergencyPauser { pauser } => format!("emergency pauser {}", pauser.map_or("none".into(), |p| p.to_string())),
+        GovernanceChange::DeviceStatus { device_key, suspend, .. } => {
+            format!("{} device {device_key}", if *suspend { "suspend" } else { "reinstate" })
+        }
         GovernanceChange::Params { params } => format!(
             "governance: vote {} s, timelock {} s, quorum {} bps, approval {} bps",
             params.voting_period_secs, params.timelock_secs, params.quorum_bps, params.approval_bps
@@ -293,7 +311,13 @@ pub async fn run(ctx: &mut Context<'_>, command: &GovCommand) -> Result<(), CliE
         GovCommand::Vote { id, support, against: _ } => {
             (vec![ovpp::client::vote(me, *id, *support)], format!("Voted {} proposal {id}", if *support { "for" } else { "against" }))
         }
-        GovCommand::Execute { id } => (vec![ovpp::client::execute(me, *id)], format!("Executed proposal {id}")),
+        GovCommand::Execute { id } => {
+            let device = match proposal(ctx, *id).await?.change {
+                GovernanceChange::DeviceStatus { device_key, .. } => Some(device_key),
+                _ => None,
+            };
+            (vec![ovpp::client::execute(me, *id, device.as_ref())], format!("Executed proposal {id}"))
+        }
         GovCommand::List | GovCommand::Show { .. } => unreachable!("answered above"),
     };
     let signature = ctx.send(&ixs, &[&signer]).await?;

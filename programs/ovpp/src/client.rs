@@ -269,11 +269,16 @@ pub fn vote(voter: Pubkey, id: u64, support: bool) -> Instruction {
     )
 }
 
-pub fn execute(executor: Pubkey, id: u64) -> Instruction {
-    ix(
+/// `device`: the device key of a `DeviceStatus` change (its account goes last).
+pub fn execute(executor: Pubkey, id: u64, device: Option<&Pubkey>) -> Instruction {
+    let mut ix = ix(
         accounts::Execute { executor, governance: governance_address().0, config: config_address().0, proposal: proposal_address(id).0 },
         instruction::Execute {},
-    )
+    );
+    if let Some(device) = device {
+        ix.accounts.push(anchor_lang::solana_program::instruction::AccountMeta::new(device_address(device).0, false));
+    }
+    ix
 }
 
 pub fn emergency_pause(pauser: Pubkey) -> Instruction {

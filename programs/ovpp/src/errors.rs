@@ -115,4 +115,6 @@ pub enum OvppError {
     GovernanceNotInControl,
     #[msg("this wallet already voted on this proposal")]
     AlreadyVoted,
+    #[msg("a device-status proposal executes with the device's account as its one remaining account")]
+    MissingDeviceAccount,
 }

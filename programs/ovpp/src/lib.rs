@@ -116,7 +116,7 @@ pub mod ovpp {
         instructions::governance::vote(ctx, support)
     }
 
-    pub fn execute(ctx: Context<Execute>) -> Result<()> {
+    pub fn execute<'info>(ctx: Context<'info, Execute<'info>>) -> Result<()> {
         instructions::governance::execute(ctx)
     }
 

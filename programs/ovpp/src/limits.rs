@@ -138,6 +138,6 @@ pub fn check_change(change: &crate::state::GovernanceChange) -> Result<()> {
             Ok(())
         }
         Params { params } => check_governance_params(params),
-        ScoringRulesHash { .. } | Paused { .. } | EmergencyPauser { .. } => Ok(()),
+        ScoringRulesHash { .. } | Paused { .. } | EmergencyPauser { .. } | DeviceStatus { .. } => Ok(()),
     }
 }

@@ -224,6 +224,13 @@ pub enum GovernanceChange {
     Params {
         params: GovernanceParams,
     },
+    /// Suspends (e.g. proven telemetry fraud, `reason` as in `suspend_device`) or reinstates
+    /// a device; `execute` takes the device account as its one remaining account.
+    DeviceStatus {
+        device_key: Pubkey,
+        suspend: bool,
+        reason: u16,
+    },
 }
 
 /// ["proposal", id u64 LE]

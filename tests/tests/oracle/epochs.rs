@@ -470,7 +470,7 @@ async fn oracles_follow_the_scoring_rules_governance_chose() {
     chain.send(&[ovpp::client::propose(holder.pubkey(), 0, change, [0; 32])], &[&holder]).await.unwrap();
     chain.send(&[ovpp::client::vote(holder.pubkey(), 0, true)], &[&holder]).await.unwrap();
     chain.advance_time(3601).await;
-    chain.send(&[ovpp::client::execute(holder.pubkey(), 0)], &[&holder]).await.unwrap();
+    chain.send(&[ovpp::client::execute(holder.pubkey(), 0, None)], &[&holder]).await.unwrap();
     let governed = relay::governed_rules_hash(&banks).await.unwrap();
     assert_eq!(governed, Some(stricter.hash()));
     let refused = relay::check_rules(governed, &ScoringRules::default()).unwrap_err();

@@ -114,12 +114,12 @@ async fn holders_replace_the_oracle_set_and_the_next_epoch_is_posted_by_the_new_
 
     // Not before the vote ends, nor before the timelock.
     let anyone = gov.chain.new_owner().await;
-    assert_ovpp_err(gov.send(client::execute(anyone.pubkey(), id), &anyone).await, OvppError::VotingNotEnded);
+    assert_ovpp_err(gov.send(client::execute(anyone.pubkey(), id, None), &anyone).await, OvppError::VotingNotEnded);
     gov.chain.advance_time(3 * DAY).await;
-    assert_ovpp_err(gov.send(client::execute(anyone.pubkey(), id), &anyone).await, OvppError::TimelockNotElapsed);
+    assert_ovpp_err(gov.send(client::execute(anyone.pubkey(), id, None), &anyone).await, OvppError::TimelockNotElapsed);
     gov.chain.advance_time(2 * DAY).await;
-    gov.send(client::execute(anyone.pubkey(), id), &anyone).await.expect("anyone executes a passed proposal");
-    assert_ovpp_err(gov.send(client::execute(anyone.pubkey(), id), &anyone).await, OvppError::ProposalAlreadyExecuted);
+    gov.send(client::execute(anyone.pubkey(), id, None), &anyone).await.expect("anyone executes a passed proposal");
+    assert_ovpp_err(gov.send(client::execute(anyone.pubkey(), id, None), &anyone).await, OvppError::ProposalAlreadyExecuted);
     let config = gov.chain.config().await;
     assert_eq!(config.oracles, new_set.iter().map(Signer::pubkey).collect::<Vec<_>>());
     assert_eq!(config.threshold, 2);
@@ -216,10 +216,10 @@ async fn proposals_that_fail_cannot_be_executed() {
     let late = gov.propose(&alice, GovernanceChange::EmissionCap { emission_cap_per_epoch: 8 * OVPP }).await.unwrap();
     gov.send(client::vote(bob.pubkey(), late, true), &bob).await.unwrap();
     gov.chain.advance_time(5 * DAY).await;
-    assert_ovpp_err(gov.send(client::execute(anyone.pubkey(), lonely), &anyone).await, OvppError::QuorumNotReached);
-    assert_ovpp_err(gov.send(client::execute(anyone.pubkey(), rejected), &anyone).await, OvppError::ProposalRejected);
+    assert_ovpp_err(gov.send(client::execute(anyone.pubkey(), lonely, None), &anyone).await, OvppError::QuorumNotReached);
+    assert_ovpp_err(gov.send(client::execute(anyone.pubkey(), rejected, None), &anyone).await, OvppError::ProposalRejected);
     gov.chain.advance_time(15 * DAY).await;
-    assert_ovpp_err(gov.send(client::execute(anyone.pubkey(), late), &anyone).await, OvppError::ProposalExpired);
+    assert_ovpp_err(gov.send(client::execute(anyone.pubkey(), late, None), &anyone).await, OvppError::ProposalExpired);
     assert!(!gov.chain.config().await.paused);
 }
 
@@ -237,7 +237,7 @@ async fn the_operator_keeps_an_emergency_pause_that_governance_can_revoke() {
         let id = gov.propose(&alice, change).await.unwrap();
         gov.send(client::vote(alice.pubkey(), id, true), &alice).await.unwrap();
         gov.chain.advance_time(5 * DAY).await;
-        gov.send(client::execute(stranger.pubkey(), id), &stranger).await.expect("execute");
+        gov.send(client::execute(stranger.pubkey(), id, None), &stranger).await.expect("execute");
     }
     assert!(!gov.chain.config().await.paused);
     assert_eq!(gov.governance().await.emergency_pauser, None);
@@ -247,7 +247,7 @@ async fn the_operator_keeps_an_emergency_pause_that_governance_can_revoke() {
     let id = gov.propose(&alice, GovernanceChange::Authority { new_authority: successor.pubkey() }).await.unwrap();
     gov.send(client::vote(alice.pubkey(), id, true), &alice).await.unwrap();
     gov.chain.advance_time(5 * DAY).await;
-    gov.send(client::execute(stranger.pubkey(), id), &stranger).await.unwrap();
+    gov.send(client::execute(stranger.pubkey(), id, None), &stranger).await.unwrap();
     gov.send(client::accept_authority(successor.pubkey()), &successor).await.expect("accept");
     assert_eq!(gov.chain.config().await.authority, successor.pubkey());
 }
@@ -279,4 +279,28 @@ async fn locks_are_bounded_and_only_the_authority_starts_governance() {
     let mut steal = client::withdraw(thief.pubkey());
     steal.accounts[4].pubkey = escrow_address(&holder.pubkey()).0;
     assert!(chain.send(&[steal], &[&thief]).await.is_err());
+}
+
+#[tokio::test]
+async fn governance_suspends_and_reinstates_a_device() {
+    let mut gov = Gov::new().await;
+    let alice = gov.holder(1_000, YEAR).await;
+    let owner = gov.chain.new_owner().await;
+    let device = gov.chain.register(&owner, ovpp::state::DeviceKind::HomeBattery, ovpp_tests::home_battery()).await.pubkey();
+    let other = gov.chain.register(&owner, ovpp::state::DeviceKind::HomeBattery, ovpp_tests::home_battery()).await.pubkey();
+    // The operator's key no longer suspends devices.
+    let operator = gov.operator.insecure_clone();
+    assert_ovpp_err(gov.send(client::suspend_device(operator.pubkey(), &device, 7), &operator).await, OvppError::NotAuthority);
+    for suspend in [true, false] {
+        let id = gov.propose(&alice, GovernanceChange::DeviceStatus { device_key: device, suspend, reason: 7 }).await.unwrap();
+        gov.send(client::vote(alice.pubkey(), id, true), &alice).await.unwrap();
+        gov.chain.advance_time(5 * DAY).await;
+        let anyone = gov.chain.new_owner().await;
+        assert_ovpp_err(gov.send(client::execute(anyone.pubkey(), id, None), &anyone).await, OvppError::MissingDeviceAccount);
+        assert_ovpp_err(gov.send(client::execute(anyone.pubkey(), id, Some(&other)), &anyone).await, OvppError::MissingDeviceAccount);
+        gov.send(client::execute(anyone.pubkey(), id, Some(&device)), &anyone).await.expect("execute with the device");
+        let expected = if suspend { ovpp::state::DeviceStatus::Suspended } else { ovpp::state::DeviceStatus::Active };
+        assert_eq!(gov.chain.device(&device).await.status, expected);
+    }
+    assert_eq!(gov.chain.device(&other).await.status, ovpp::state::DeviceStatus::Active);
 }

@@ -105,19 +105,23 @@ pub struct DeviceAdmin<'info> {
 /// Stops a device from claiming (e.g. proven telemetry fraud); `reason` is an
 /// off-chain-documented code carried in the event.
 pub fn suspend_device(ctx: Context<DeviceAdmin>, reason: u16) -> Result<()> {
-    let device = &mut ctx.accounts.device;
-    require!(device.status == DeviceStatus::Active, OvppError::DeviceNotActive);
-    device.status = DeviceStatus::Suspended;
-    device.updated_at = Clock::get()?.unix_timestamp;
-    emit!(DeviceStatusChanged { device_key: device.device_key, status: device.status, reason });
-    Ok(())
+    set_device_status(&mut ctx.accounts.device, true, reason)
 }
 
 pub fn reinstate_device(ctx: Context<DeviceAdmin>) -> Result<()> {
-    let device = &mut ctx.accounts.device;
-    require!(device.status == DeviceStatus::Suspended, OvppError::DeviceNotSuspended);
-    device.status = DeviceStatus::Active;
+    set_device_status(&mut ctx.accounts.device, false, 0)
+}
+
+/// Suspends an active device or reinstates a suspended one (the authority's or governance's decision).
+pub(crate) fn set_device_status(device: &mut Device, suspend: bool, reason: u16) -> Result<()> {
+    if suspend {
+        require!(device.status == DeviceStatus::Active, OvppError::DeviceNotActive);
+        device.status = DeviceStatus::Suspended;
+    } else {
+        require!(device.status == DeviceStatus::Suspended, OvppError::DeviceNotSuspended);
+        device.status = DeviceStatus::Active;
+    }
     device.updated_at = Clock::get()?.unix_timestamp;
-    emit!(DeviceStatusChanged { device_key: device.device_key, status: device.status, reason: 0 });
+    emit!(DeviceStatusChanged { device_key: device.device_key, status: device.status, reason });
     Ok(())
 }

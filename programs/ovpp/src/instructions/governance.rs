@@ -342,7 +342,8 @@ pub struct Execute<'info> {
     pub proposal: Box<Account<'info, Proposal>>,
 }
 
-pub fn execute(ctx: Context<Execute>) -> Result<()> {
+/// A `DeviceStatus` change takes the device's account as the one remaining account.
+pub fn execute<'info>(ctx: Context<'info, Execute<'info>>) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let governance = &mut ctx.accounts.governance;
     let config = &mut ctx.accounts.config;
@@ -360,6 +361,13 @@ pub fn execute(ctx: Context<Execute>) -> Result<()> {
     require!(proposal.power_for.checked_mul(10_000).ok_or(OvppError::Overflow)? > needed, OvppError::ProposalRejected);
     // Bounds may have changed since the proposal was made (another proposal executed).
     check_change(&proposal.change)?;
+    if let GovernanceChange::DeviceStatus { device_key, suspend, reason } = proposal.change {
+        let info = ctx.remaining_accounts.first().ok_or(OvppError::MissingDeviceAccount)?;
+        require_keys_eq!(info.key(), crate::protocol::device_address(&device_key).0, OvppError::MissingDeviceAccount);
+        let mut device: Account<crate::state::Device> = Account::try_from(info)?;
+        super::admin::set_device_status(&mut device, suspend, reason)?;
+        device.exit(ctx.program_id)?;
+    }
     apply(&proposal.change, config, governance)?;
     proposal.executed = true;
     emit!(ProposalExecuted { id: proposal.id });
@@ -383,6 +391,8 @@ fn apply(change: &GovernanceChange, config: &mut Config, governance: &mut Govern
         GovernanceChange::Authority { new_authority } => config.pending_authority = Some(new_authority),
         GovernanceChange::EmergencyPauser { pauser } => governance.emergency_pauser = pauser,
         GovernanceChange::Params { params } => governance.params = params,
+        // Applied to the device account by `execute`.
+        GovernanceChange::DeviceStatus { .. } => {}
     }
     Ok(())
 }

@@ -85,7 +85,8 @@ impl Metrics {
         let _ = writeln!(out, "ovpp_ingest_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(out, "ovpp_ingest_request_duration_seconds_sum {}", load(&self.latency_sum_micros) as f64 / 1e6);
         let _ = writeln!(out, "ovpp_ingest_request_duration_seconds_count {count}");
-        let gauges: [(&str, &str, fn(&crate::fleet::FleetGroup) -> u64); 6] = [
+        type Gauge = (&'static str, &'static str, fn(&crate::fleet::FleetGroup) -> u64);
+        let gauges: [Gauge; 6] = [
             ("ovpp_fleet_devices", "Registered devices.", |g| g.devices),
             ("ovpp_fleet_devices_online", "Devices online now.", |g| g.devices_online),
             ("ovpp_fleet_rated_power_watts", "Declared rated power.", |g| g.rated_power_w),

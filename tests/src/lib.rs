@@ -272,7 +272,7 @@ pub fn home_battery() -> DeviceParams {
 
 /// Valid declared parameters for a 9 kW rooftop PV system in Bavaria.
 pub fn rooftop_solar() -> DeviceParams {
-    DeviceParams { rated_power_w: 9_000, energy_capacity_wh: 0, region: region("DE-BY"), location_cell: 0x8a1f_8d6a_5b27_fff }
+    DeviceParams { rated_power_w: 9_000, energy_capacity_wh: 0, region: region("DE-BY"), location_cell: 0x08a1_f8d6_a5b2_7fff }
 }
 
 /// Zero-padded region bytes; panics on codes longer than 8 (test input only).

@@ -31,10 +31,10 @@ proptest! {
         let hashes = leaves(n, seed);
         let tree = MerkleTree::new(hashes.clone()).unwrap();
         let root = tree.root();
-        for i in 0..n {
+        for (i, hash) in hashes.iter().enumerate() {
             let proof = tree.proof(i).unwrap();
             prop_assert!(proof.len() <= 14, "depth of 10^4 leaves is 14");
-            prop_assert_eq!(root_from_proof(hashes[i], &proof), root);
+            prop_assert_eq!(root_from_proof(*hash, &proof), root);
         }
 
         let i = pick.index(n);

@@ -79,9 +79,9 @@ async fn a_local_network_runs_pays_and_continues_after_a_restart() {
         let epoch = claim["epoch"].as_u64().unwrap();
         let mut earned = 0u64;
         for n in 1..=epoch {
-            if !reports.contains_key(&n) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = reports.entry(n) {
                 let text = reqwest::get(format!("{api}/v1/epochs/{n}/report")).await.unwrap().text().await.unwrap();
-                reports.insert(n, text.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect());
+                slot.insert(text.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect());
             }
             earned += reports[&n].iter().filter(|l| l["device_key"] == device).map(|l| l["amount"].as_u64().unwrap()).sum::<u64>();
         }

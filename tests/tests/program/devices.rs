@@ -20,7 +20,7 @@ async fn registration_needs_both_the_owner_and_the_device_key() {
     let no_owner_sig = without_signer(ix.clone(), &owner.pubkey());
     assert_anchor_err(chain.send(&[no_owner_sig], &[&device_key]).await, Anchor::AccountNotSigner);
 
-    chain.send(&[ix.clone()], &[&owner, &device_key]).await.expect("both signatures");
+    chain.send(std::slice::from_ref(&ix), &[&owner, &device_key]).await.expect("both signatures");
     // The same device key cannot be registered again, by anyone.
     let thief = chain.new_owner().await;
     let again = client::register_device(thief.pubkey(), device_key.pubkey(), DeviceKind::HomeBattery, home_battery());
@@ -104,7 +104,7 @@ async fn only_the_owner_updates_transfers_and_retires() {
     }
 
     let ix = client::retire_device(owner.pubkey(), &key);
-    chain.send(&[ix.clone()], &[&owner]).await.expect("retire");
+    chain.send(std::slice::from_ref(&ix), &[&owner]).await.expect("retire");
     assert_eq!(chain.device(&key).await.status, DeviceStatus::Retired);
     assert_ovpp_err(chain.send(&[ix], &[&owner]).await, OvppError::DeviceRetired);
     let ix = client::update_device(owner.pubkey(), &key, bigger);

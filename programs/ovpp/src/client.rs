@@ -191,18 +191,24 @@ pub fn init_governance(authority: Pubkey, params: GovernanceParams, emergency_pa
     )
 }
 
+fn locker() -> accounts::Locker {
+    accounts::Locker {
+        governance: governance_address().0,
+        config: config_address().0,
+        mint: mint_address().0,
+        vault: vault_address().0,
+        token_program: TOKEN_2022,
+    }
+}
+
 /// Locks `amount` from the owner's OVPP account in a new escrow for `lock_secs`.
 pub fn lock(owner: Pubkey, amount: u64, lock_secs: i64) -> Instruction {
     ix(
         accounts::Lock {
             owner,
-            governance: governance_address().0,
-            config: config_address().0,
-            mint: mint_address().0,
+            locker: locker(),
             escrow: escrow_address(&owner).0,
             owner_tokens: owner_token_account(&owner),
-            vault: vault_address().0,
-            token_program: TOKEN_2022,
             system_program: SYSTEM,
         },
         instruction::Lock { amount, lock_secs },
@@ -211,32 +217,14 @@ pub fn lock(owner: Pubkey, amount: u64, lock_secs: i64) -> Instruction {
 
 pub fn add_to_lock(owner: Pubkey, amount: u64, extend_secs: Option<i64>) -> Instruction {
     ix(
-        accounts::AddToLock {
-            owner,
-            governance: governance_address().0,
-            config: config_address().0,
-            mint: mint_address().0,
-            escrow: escrow_address(&owner).0,
-            owner_tokens: owner_token_account(&owner),
-            vault: vault_address().0,
-            token_program: TOKEN_2022,
-        },
+        accounts::AddToLock { owner, locker: locker(), escrow: escrow_address(&owner).0, owner_tokens: owner_token_account(&owner) },
         instruction::AddToLock { amount, extend_secs },
     )
 }
 
 pub fn withdraw(owner: Pubkey) -> Instruction {
     ix(
-        accounts::Withdraw {
-            owner,
-            governance: governance_address().0,
-            config: config_address().0,
-            mint: mint_address().0,
-            escrow: escrow_address(&owner).0,
-            owner_tokens: owner_token_account(&owner),
-            vault: vault_address().0,
-            token_program: TOKEN_2022,
-        },
+        accounts::Withdraw { owner, locker: locker(), escrow: escrow_address(&owner).0, owner_tokens: owner_token_account(&owner) },
         instruction::Withdraw {},
     )
 }

@@ -276,9 +276,11 @@ async fn locks_are_bounded_and_only_the_authority_starts_governance() {
     chain.send(&[client::lock(holder.pubkey(), 100 * OVPP, YEAR)], &[&holder]).await.expect("lock");
     // Someone else cannot withdraw it.
     let thief = chain.new_owner().await;
+    chain.give_ovpp(&thief.pubkey(), 0);
     let mut steal = client::withdraw(thief.pubkey());
-    steal.accounts[4].pubkey = escrow_address(&holder.pubkey()).0;
-    assert!(chain.send(&[steal], &[&thief]).await.is_err());
+    let thiefs_escrow = escrow_address(&thief.pubkey()).0;
+    steal.accounts.iter_mut().filter(|m| m.pubkey == thiefs_escrow).for_each(|m| m.pubkey = escrow_address(&holder.pubkey()).0);
+    ovpp_tests::assert_anchor_err(chain.send(&[steal], &[&thief]).await, anchor_lang::error::ErrorCode::ConstraintSeeds);
 }
 
 #[tokio::test]

@@ -67,22 +67,29 @@ pub fn init_governance(ctx: Context<InitGovernance>, params: GovernanceParams, e
     Ok(())
 }
 
+/// What every lock, addition and withdrawal moves tokens through: governance, the OVPP
+/// mint (checked against `Config`) and the vault.
 #[derive(Accounts)]
-pub struct Lock<'info> {
-    #[account(mut)]
-    pub owner: Signer<'info>,
+pub struct Locker<'info> {
     #[account(mut, seeds = [GOVERNANCE_SEED], bump = governance.bump)]
     pub governance: Box<Account<'info, Governance>>,
     #[account(seeds = [CONFIG_SEED], bump = config.bump, has_one = mint @ OvppError::WrongMint)]
     pub config: Box<Account<'info, Config>>,
     pub mint: Box<InterfaceAccount<'info, Mint>>,
-    #[account(init, payer = owner, space = 8 + Escrow::INIT_SPACE, seeds = [ESCROW_SEED, owner.key().as_ref()], bump)]
-    pub escrow: Box<Account<'info, Escrow>>,
-    #[account(mut, token::mint = mint, token::authority = owner, token::token_program = token_program)]
-    pub owner_tokens: Box<InterfaceAccount<'info, TokenAccount>>,
     #[account(mut, seeds = [VAULT_SEED], bump = governance.vault_bump)]
     pub vault: Box<InterfaceAccount<'info, TokenAccount>>,
     pub token_program: Program<'info, Token2022>,
+}
+
+#[derive(Accounts)]
+pub struct Lock<'info> {
+    #[account(mut)]
+    pub owner: Signer<'info>,
+    pub locker: Locker<'info>,
+    #[account(init, payer = owner, space = 8 + Escrow::INIT_SPACE, seeds = [ESCROW_SEED, owner.key().as_ref()], bump)]
+    pub escrow: Box<Account<'info, Escrow>>,
+    #[account(mut, token::mint = locker.mint, token::authority = owner, token::token_program = locker.token_program)]
+    pub owner_tokens: Box<InterfaceAccount<'info, TokenAccount>>,
     pub system_program: Program<'info, System>,
 }
 
@@ -92,13 +99,13 @@ pub fn lock(mut ctx: Context<Lock>, amount: u64, lock_secs: i64) -> Result<()> {
     require!((MIN_LOCK_SECS..=MAX_LOCK_SECS).contains(&lock_secs), OvppError::InvalidLockDuration);
     let now = Clock::get()?.unix_timestamp;
     let a = &mut ctx.accounts;
-    deposit(&a.owner, &a.owner_tokens, &a.vault, &a.mint, &a.token_program, amount)?;
+    deposit(&a.owner, &a.owner_tokens, &a.locker, amount)?;
     let escrow = &mut a.escrow;
     escrow.owner = a.owner.key();
     escrow.bump = ctx.bumps.escrow;
     escrow.amount = amount;
     escrow.lock_end = now.checked_add(lock_secs).ok_or(OvppError::Overflow)?;
-    a.governance.total_locked = a.governance.total_locked.checked_add(amount).ok_or(OvppError::Overflow)?;
+    a.locker.governance.total_locked = a.locker.governance.total_locked.checked_add(amount).ok_or(OvppError::Overflow)?;
     emit!(TokensLocked { owner: escrow.owner, amount, total: escrow.amount, lock_end: escrow.lock_end });
     Ok(())
 }
@@ -106,18 +113,11 @@ pub fn lock(mut ctx: Context<Lock>, amount: u64, lock_secs: i64) -> Result<()> {
 #[derive(Accounts)]
 pub struct AddToLock<'info> {
     pub owner: Signer<'info>,
-    #[account(mut, seeds = [GOVERNANCE_SEED], bump = governance.bump)]
-    pub governance: Box<Account<'info, Governance>>,
-    #[account(seeds = [CONFIG_SEED], bump = config.bump, has_one = mint @ OvppError::WrongMint)]
-    pub config: Box<Account<'info, Config>>,
-    pub mint: Box<InterfaceAccount<'info, Mint>>,
+    pub locker: Locker<'info>,
     #[account(mut, seeds = [ESCROW_SEED, owner.key().as_ref()], bump = escrow.bump, has_one = owner)]
     pub escrow: Box<Account<'info, Escrow>>,
-    #[account(mut, token::mint = mint, token::authority = owner, token::token_program = token_program)]
+    #[account(mut, token::mint = locker.mint, token::authority = owner, token::token_program = locker.token_program)]
     pub owner_tokens: Box<InterfaceAccount<'info, TokenAccount>>,
-    #[account(mut, seeds = [VAULT_SEED], bump = governance.vault_bump)]
-    pub vault: Box<InterfaceAccount<'info, TokenAccount>>,
-    pub token_program: Program<'info, Token2022>,
 }
 
 /// Adds `amount` (may be 0) and, with `extend_secs`, moves the lock's end to at least now
@@ -134,34 +134,27 @@ pub fn add_to_lock(mut ctx: Context<AddToLock>, amount: u64, extend_secs: Option
         require!(a.escrow.lock_end > now, OvppError::InvalidLockDuration);
     }
     if amount > 0 {
-        deposit(&a.owner, &a.owner_tokens, &a.vault, &a.mint, &a.token_program, amount)?;
+        deposit(&a.owner, &a.owner_tokens, &a.locker, amount)?;
         a.escrow.amount = a.escrow.amount.checked_add(amount).ok_or(OvppError::Overflow)?;
-        a.governance.total_locked = a.governance.total_locked.checked_add(amount).ok_or(OvppError::Overflow)?;
+        a.locker.governance.total_locked = a.locker.governance.total_locked.checked_add(amount).ok_or(OvppError::Overflow)?;
     }
     emit!(TokensLocked { owner: a.escrow.owner, amount, total: a.escrow.amount, lock_end: a.escrow.lock_end });
     Ok(())
 }
 
-fn deposit<'info>(
-    owner: &Signer<'info>,
-    from: &InterfaceAccount<'info, TokenAccount>,
-    vault: &InterfaceAccount<'info, TokenAccount>,
-    mint: &InterfaceAccount<'info, Mint>,
-    token_program: &Program<'info, Token2022>,
-    amount: u64,
-) -> Result<()> {
+fn deposit<'info>(owner: &Signer<'info>, from: &InterfaceAccount<'info, TokenAccount>, locker: &Locker<'info>, amount: u64) -> Result<()> {
     transfer_checked(
         CpiContext::new(
-            token_program.key(),
+            locker.token_program.key(),
             TransferChecked {
                 from: from.to_account_info(),
-                mint: mint.to_account_info(),
-                to: vault.to_account_info(),
+                mint: locker.mint.to_account_info(),
+                to: locker.vault.to_account_info(),
                 authority: owner.to_account_info(),
             },
         ),
         amount,
-        mint.decimals,
+        locker.mint.decimals,
     )
 }
 
@@ -169,18 +162,11 @@ fn deposit<'info>(
 pub struct Withdraw<'info> {
     #[account(mut)]
     pub owner: Signer<'info>,
-    #[account(mut, seeds = [GOVERNANCE_SEED], bump = governance.bump)]
-    pub governance: Box<Account<'info, Governance>>,
-    #[account(seeds = [CONFIG_SEED], bump = config.bump, has_one = mint @ OvppError::WrongMint)]
-    pub config: Box<Account<'info, Config>>,
-    pub mint: Box<InterfaceAccount<'info, Mint>>,
+    pub locker: Locker<'info>,
     #[account(mut, close = owner, seeds = [ESCROW_SEED, owner.key().as_ref()], bump = escrow.bump, has_one = owner)]
     pub escrow: Box<Account<'info, Escrow>>,
-    #[account(mut, token::mint = mint, token::authority = owner, token::token_program = token_program)]
+    #[account(mut, token::mint = locker.mint, token::authority = owner, token::token_program = locker.token_program)]
     pub owner_tokens: Box<InterfaceAccount<'info, TokenAccount>>,
-    #[account(mut, seeds = [VAULT_SEED], bump = governance.vault_bump)]
-    pub vault: Box<InterfaceAccount<'info, TokenAccount>>,
-    pub token_program: Program<'info, Token2022>,
 }
 
 /// Returns everything once the lock has ended, and closes the escrow.
@@ -189,22 +175,22 @@ pub fn withdraw(mut ctx: Context<Withdraw>) -> Result<()> {
     let a = &mut ctx.accounts;
     require!(now >= a.escrow.lock_end, OvppError::LockNotEnded);
     let amount = a.escrow.amount;
-    let seeds: &[&[u8]] = &[GOVERNANCE_SEED, &[a.governance.bump]];
+    let seeds: &[&[u8]] = &[GOVERNANCE_SEED, &[a.locker.governance.bump]];
     transfer_checked(
         CpiContext::new_with_signer(
-            a.token_program.key(),
+            a.locker.token_program.key(),
             TransferChecked {
-                from: a.vault.to_account_info(),
-                mint: a.mint.to_account_info(),
+                from: a.locker.vault.to_account_info(),
+                mint: a.locker.mint.to_account_info(),
                 to: a.owner_tokens.to_account_info(),
-                authority: a.governance.to_account_info(),
+                authority: a.locker.governance.to_account_info(),
             },
             &[seeds],
         ),
         amount,
-        a.mint.decimals,
+        a.locker.mint.decimals,
     )?;
-    a.governance.total_locked = a.governance.total_locked.checked_sub(amount).ok_or(OvppError::Overflow)?;
+    a.locker.governance.total_locked = a.locker.governance.total_locked.checked_sub(amount).ok_or(OvppError::Overflow)?;
     emit!(TokensWithdrawn { owner: a.owner.key(), amount });
     Ok(())
 }

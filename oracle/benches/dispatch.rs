@@ -1,6 +1,7 @@
 //! Allocation of one event across 100,000 devices (random capabilities and reliabilities),
-//! the goal being at most 100 ms; and a day-ahead price schedule (96 quarter hours) for
-//! 10,000 batteries. Run: `cargo bench -p ovpp-oracle --bench dispatch`.
+//! the goal being at most 100 ms, alone and with the capability of each device computed from
+//! its latest reading (a whole planning step); and a day-ahead price schedule (96 quarter
+//! hours) for 10,000 batteries. Run: `cargo bench -p ovpp-oracle --bench dispatch`.
 
 use std::hint::black_box;
 
@@ -21,6 +22,32 @@ fn allocation(c: &mut Criterion) {
         .collect();
     let capability: u64 = fleet.iter().map(|c| c.capacity_w).sum();
     c.bench_function("allocate_100k_devices", |b| b.iter(|| allocate(black_box(&fleet), capability / 3, 1_000)));
+}
+
+/// A planning step for 100,000 simulated devices: capability from each one's latest
+/// reading, registry entry and preferences, then the allocation.
+fn planning_step(c: &mut Criterion) {
+    use ovpp_oracle::dispatch::command::Preferences;
+    use ovpp_oracle::dispatch::plan::{candidates, Direction};
+    let mut fleet = ovpp_oracle::simulate::Fleet::new(100_000, 6, 48.1, 11.6);
+    let start = 1_795_600_800; // a November evening, 17:20 UTC
+    let readings: Vec<_> = fleet.tick(start, 300).into_iter().map(|b| b.batch.readings[0]).collect();
+    let registered: Vec<_> = fleet.devices.iter().map(|d| d.as_registered(Default::default())).collect();
+    let prefs = Preferences::default();
+    // Reliabilities as measured history would spread them.
+    let mut rng = StdRng::seed_from_u64(7);
+    let weights: Vec<u32> = (0..registered.len()).map(|_| rng.gen_range(WEIGHT_SCALE / 4..=WEIGHT_SCALE)).collect();
+    let now = start + 300;
+    let devices = || registered.iter().zip(&readings).zip(&weights).map(|((d, r), w)| (d, Some(r), &prefs, *w));
+    let able = candidates(devices(), Direction::Up, now, now + 900);
+    eprintln!("plan_step_100k_devices: {} of 100000 devices can deliver", able.len());
+    c.bench_function("plan_step_100k_devices", |b| {
+        b.iter(|| {
+            let eligible = candidates(devices(), Direction::Up, now, now + 900);
+            let capability: u64 = eligible.iter().map(|c| c.capacity_w).sum();
+            allocate(black_box(&eligible), capability / 3, 1_000)
+        })
+    });
 }
 
 fn day_ahead_schedule(c: &mut Criterion) {
@@ -56,5 +83,5 @@ fn day_ahead_schedule(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, allocation, day_ahead_schedule);
+criterion_group!(benches, allocation, planning_step, day_ahead_schedule);
 criterion_main!(benches);

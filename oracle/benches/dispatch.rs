@@ -38,7 +38,7 @@ fn planning_step(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(7);
     let weights: Vec<u32> = (0..registered.len()).map(|_| rng.gen_range(WEIGHT_SCALE / 4..=WEIGHT_SCALE)).collect();
     let now = start + 300;
-    let devices = || registered.iter().zip(&readings).zip(&weights).map(|((d, r), w)| (d, Some(r), &prefs, *w));
+    let devices = || registered.iter().zip(&readings).zip(&weights).map(|((d, r), w)| (d, Some(r), &prefs, *w, 0));
     let able = candidates(devices(), Direction::Up, now, now + 900);
     eprintln!("plan_step_100k_devices: {} of 100000 devices can deliver", able.len());
     c.bench_function("plan_step_100k_devices", |b| {

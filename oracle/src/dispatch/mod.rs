@@ -367,12 +367,16 @@ impl Dispatcher {
             region.push((device, latest));
         }
         let weights: Vec<u32> = region.iter().map(|(d, _)| reliability(state, &d.key, now)).collect();
+        // A device following this event's set point offers its flexibility on top of it.
+        let holding = |key: &DeviceKey, latest: &Option<crate::telemetry::Reading>| -> u64 {
+            let following = latest.as_ref().is_some_and(|r| r.grid_response == crate::telemetry::GridResponse::FollowingDispatch);
+            let current = state.plans.get(&event.id).and_then(|p| p.setpoints.get(key)).map_or(0, |(w, _)| w.unsigned_abs());
+            current * u64::from(following)
+        };
         let eligible = plan::candidates(
-            region
-                .iter()
-                .zip(&weights)
-                .filter(|((d, _), _)| !state.refused.contains(&(event.id.clone(), d.key)))
-                .map(|((d, latest), w)| (*d, latest.as_ref(), state.prefs.get(&d.key).unwrap_or(&default_prefs), *w)),
+            region.iter().zip(&weights).filter(|((d, _), _)| !state.refused.contains(&(event.id.clone(), d.key))).map(
+                |((d, latest), w)| (*d, latest.as_ref(), state.prefs.get(&d.key).unwrap_or(&default_prefs), *w, holding(&d.key, latest)),
+            ),
             direction,
             now,
             interval.end,
@@ -718,8 +722,8 @@ impl Dispatcher {
                 if p.opted_out(at) {
                     continue;
                 }
-                slot.0 += plan::capability(device, reading.as_ref(), p, Direction::Up, from, until);
-                slot.1 += plan::capability(device, reading.as_ref(), p, Direction::Down, from, until);
+                slot.0 += plan::capability(device, reading.as_ref(), p, Direction::Up, from, until, 0);
+                slot.1 += plan::capability(device, reading.as_ref(), p, Direction::Down, from, until, 0);
             }
         }
         Ok(out

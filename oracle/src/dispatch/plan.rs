@@ -36,6 +36,8 @@ fn is_storage(kind: DeviceKind) -> bool {
 /// asked: not active, offline, opted out (by preference or by its own telemetry), faulty,
 /// or without energy. Storage keeps its state-of-charge reserve for the whole event, and
 /// an EV keeps what it needs to reach its departure charge at rated power afterwards.
+/// `holding_w` is what the device already gives this event (its reported flexibility is
+/// what it could give on top).
 pub fn capability(
     device: &RegisteredDevice,
     latest: Option<&Reading>,
@@ -43,6 +45,7 @@ pub fn capability(
     direction: Direction,
     now: i64,
     until: i64,
+    holding_w: u64,
 ) -> u64 {
     let Some(r) = latest else { return 0 };
     if device.profile.status != DeviceStatus::Active
@@ -62,7 +65,7 @@ pub fn capability(
         (Direction::Down, DeviceKind::RooftopSolar) => u64::try_from(r.average_power_w.max(0)).unwrap_or(0),
         _ => 0,
     };
-    power = power.min(rated);
+    power = power.saturating_add(holding_w).min(rated);
     if let (true, Some(soc)) = (is_storage(kind), r.state_of_charge_permille) {
         let usable = f64::from(r.storage_available_wh.unwrap_or(device.profile.energy_capacity_wh as u32));
         let stored = usable * f64::from(soc.min(1000)) / 1000.0;
@@ -93,17 +96,16 @@ pub fn reliability_ppm(delivery_ratio: Option<f64>, events_last_day: usize) -> u
     ((ratio * fatigue * f64::from(WEIGHT_SCALE)) as u32).max(1)
 }
 
+/// A device as the planner sees it: registry entry, latest reading, owner's preferences,
+/// reliability (ppm) and what it already gives the event (W).
+pub type PlanInput<'a> = (&'a RegisteredDevice, Option<&'a Reading>, &'a Preferences, u32, u64);
+
 /// Candidates for the allocator from the devices of the event's region.
-pub fn candidates<'a>(
-    devices: impl Iterator<Item = (&'a RegisteredDevice, Option<&'a Reading>, &'a Preferences, u32)>,
-    direction: Direction,
-    now: i64,
-    until: i64,
-) -> Vec<Candidate> {
+pub fn candidates<'a>(devices: impl Iterator<Item = PlanInput<'a>>, direction: Direction, now: i64, until: i64) -> Vec<Candidate> {
     devices
-        .map(|(device, latest, prefs, weight_ppm)| Candidate {
+        .map(|(device, latest, prefs, weight_ppm, holding_w)| Candidate {
             device: device.key,
-            capacity_w: capability(device, latest, prefs, direction, now, until),
+            capacity_w: capability(device, latest, prefs, direction, now, until, holding_w),
             weight_ppm,
         })
         .filter(|c| c.capacity_w > 0)

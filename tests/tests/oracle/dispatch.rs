@@ -82,7 +82,7 @@ fn event_json(program: &str, region: &str, kind: &str, start: i64, duration: &st
 /// is within 10 % of what was commanded (the target plus the 10 % reserve), so at least the
 /// target. (Tolerance: devices follow exactly, but the meter-before baseline holds the
 /// pre-event rate while the batteries' own self-consumption drifts with clouds and load.
-/// Measured: 1.002 of commanded.)
+/// Measured: 1.001 of commanded, at 70 % of the capability plus reserve.)
 #[tokio::test]
 async fn a_shed_event_is_dispatched_followed_and_measured() {
     let (chain, mut fleet) = registered_fleet(60, 11).await;
@@ -103,14 +103,15 @@ async fn a_shed_event_is_dispatched_followed_and_measured() {
     let (status, _) = post(&oracle, "/openadr3/programs", Some(TOKEN), &json!({"programName": "peak-relief"})).await;
     assert_eq!(status, 201);
 
-    // Target: 40 % of what the region's devices could give for the half hour.
+    // Target: 70 % of what the region's devices could give for the half hour (with the
+    // reserve, most of each device: its flexibility while following is less than its set point).
     let devices = oracle.state.registry.all().await;
     let mut capable = 0;
     for d in devices.iter().filter(|d| d.region == "DE-BY") {
         let latest = oracle.state.fleet.latest(&d.key).await.map(|l| l.reading);
-        capable += capability(d, latest.as_ref(), &Preferences::default(), Direction::Up, start - 60, start + 1800);
+        capable += capability(d, latest.as_ref(), &Preferences::default(), Direction::Up, start - 60, start + 1800, 0);
     }
-    let target_kw = (capable as f64 * 0.4 / 1000.0).round();
+    let target_kw = (capable as f64 * 0.7 / 1000.0).round();
     assert!(target_kw > 10.0, "the region can give {capable} W");
     let wire: WireEvent =
         serde_json::from_value(event_json("peak-relief", "DE-BY", "DISPATCH_SETPOINT", start, "PT5M", &[target_kw; 6])).unwrap();
@@ -124,6 +125,13 @@ async fn a_shed_event_is_dispatched_followed_and_measured() {
         }
         let sent = sender.send(&fleet.tick(t, 300)).await.unwrap();
         assert_eq!(sent.rejected, 0, "{:?}", sent.reasons);
+        // A round late in the interval, with the devices' telemetry showing them following
+        // (their flexibility now on top of their set points): the plan holds, no churn.
+        if t < start + 1800 {
+            oracle.state.dispatch.tick(t + 299).await.unwrap();
+            let plan = oracle.state.dispatch.plan(&event.id).await.expect("planned");
+            assert_eq!(plan.revision, (t - start) as u64 / 300 + 1, "one plan per interval");
+        }
     }
     let plan_devices = oracle.state.store.event_commands(&event.id).await.unwrap();
     assert!(!plan_devices.is_empty());
@@ -327,7 +335,7 @@ async fn a_cosigner_remeasures_the_primarys_events_and_signs_the_same_report() {
     let mut capable = 0;
     for d in primary.registry.all().await.iter().filter(|d| d.region == region) {
         let latest = primary.fleet.latest(&d.key).await.map(|l| l.reading);
-        capable += capability(d, latest.as_ref(), &Preferences::default(), Direction::Up, event_start - 60, event_start + 900);
+        capable += capability(d, latest.as_ref(), &Preferences::default(), Direction::Up, event_start - 60, event_start + 900, 0);
     }
     let target_kw = (capable as f64 * 0.3 / 1000.0).round();
     let wire: WireEvent =

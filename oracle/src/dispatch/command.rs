@@ -32,7 +32,7 @@ pub struct Command {
 }
 
 impl Command {
-    /// Ids are derived, not random: the same plan revision gives the same id after a restart.
+    /// The id is a hash of (event, plan revision, start, device): unique per plan and device.
     pub fn new(
         event_id: &str,
         revision: u64,

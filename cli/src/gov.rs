@@ -209,14 +209,11 @@ async fn now(ctx: &Context<'_>) -> i64 {
 
 /// Where a proposal stands at `now` (the tallies decide the outcome once the vote ends).
 fn status(p: &Proposal, g: &Governance, now: i64) -> &'static str {
-    let quorum =
-        u128::from(p.locked_voted) * 10_000 >= u128::from(p.total_locked_snapshot) * u128::from(g.params.quorum_bps) && p.locked_voted > 0;
-    let approved = p.power_for * 10_000 > (p.power_for + p.power_against) * u128::from(g.params.approval_bps);
     match () {
         _ if p.executed => "executed",
         _ if now < p.voting_ends_at => "voting",
-        _ if !quorum => "failed (no quorum)",
-        _ if !approved => "rejected",
+        _ if !p.reached_quorum(g.params.quorum_bps) => "failed (no quorum)",
+        _ if !p.approved(g.params.approval_bps) => "rejected",
         _ if now >= p.expires_at => "expired",
         _ if now < p.executable_at => "passed, in timelock",
         _ => "executable",

@@ -257,6 +257,19 @@ pub struct Proposal {
     pub executed: bool,
 }
 
+impl Proposal {
+    /// OVPP locked by the voters is at least `quorum_bps` of all OVPP locked at creation.
+    /// (Tallies are far below overflow: all OVPP ever, times 4, times 10^4, fits in u128.)
+    pub fn reached_quorum(&self, quorum_bps: u16) -> bool {
+        self.locked_voted > 0 && u128::from(self.locked_voted) * 10_000 >= u128::from(self.total_locked_snapshot) * u128::from(quorum_bps)
+    }
+
+    /// The power for is strictly more than `approval_bps` of the power cast (a 50 % tie fails).
+    pub fn approved(&self, approval_bps: u16) -> bool {
+        self.power_for.saturating_mul(10_000) > self.power_for.saturating_add(self.power_against).saturating_mul(u128::from(approval_bps))
+    }
+}
+
 /// One wallet's vote on one proposal ["vote", proposal, voter]: its existence is what stops
 /// a second vote.
 #[account]

@@ -339,12 +339,8 @@ pub fn execute<'info>(ctx: Context<'info, Execute<'info>>) -> Result<()> {
     require!(now >= proposal.executable_at, OvppError::TimelockNotElapsed);
     require!(now < proposal.expires_at, OvppError::ProposalExpired);
     require!(config.authority == governance.key(), OvppError::GovernanceNotInControl);
-    let quorum = u128::from(proposal.total_locked_snapshot) * u128::from(governance.params.quorum_bps);
-    require!(u128::from(proposal.locked_voted) * 10_000 >= quorum && proposal.locked_voted > 0, OvppError::QuorumNotReached);
-    let cast = proposal.power_for.checked_add(proposal.power_against).ok_or(OvppError::Overflow)?;
-    let needed = cast.checked_mul(u128::from(governance.params.approval_bps)).ok_or(OvppError::Overflow)?;
-    // Strictly more than the threshold: a tie at 50 % does not pass.
-    require!(proposal.power_for.checked_mul(10_000).ok_or(OvppError::Overflow)? > needed, OvppError::ProposalRejected);
+    require!(proposal.reached_quorum(governance.params.quorum_bps), OvppError::QuorumNotReached);
+    require!(proposal.approved(governance.params.approval_bps), OvppError::ProposalRejected);
     // Bounds may have changed since the proposal was made (another proposal executed).
     check_change(&proposal.change)?;
     if let GovernanceChange::DeviceStatus { device_key, suspend, reason } = proposal.change {

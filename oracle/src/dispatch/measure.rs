@@ -27,6 +27,8 @@ pub fn uses_day_matching(kind: DeviceKind) -> bool {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DeviceDelivery {
+    #[serde(skip)]
+    pub key: DeviceKey,
     pub device: String,
     pub kind: &'static str,
     pub baseline: &'static str,
@@ -148,6 +150,7 @@ pub fn measure(
         }
         let commanded_total: f64 = commanded_wh.iter().sum();
         report_devices.push(DeviceDelivery {
+            key: *key,
             device: bs58::encode(key).into_string(),
             kind: kind_name(device.kind()),
             baseline: baseline.as_ref().map_or("NONE", |b| b.method),

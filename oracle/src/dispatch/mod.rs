@@ -566,14 +566,11 @@ impl Dispatcher {
         self.store.save_event_report(&event.id, &body, &paid, credited_at, now).await?;
         tracing::info!(event = %event.id, target_wh = report.target_wh, delivered_wh = report.delivered_wh, "event measured");
         let mut state = self.state.lock().await;
-        for device in &report.devices {
-            let mut key = [0u8; 32];
-            if device.commanded_wh > 0 && bs58::decode(&device.device).onto(&mut key).ok() == Some(32) {
-                let ratios = &mut state.history.entry(key).or_default().ratios;
-                ratios.push_back(device.delivery_ratio.clamp(0.0, 1.0));
-                while ratios.len() > 10 {
-                    ratios.pop_front();
-                }
+        for device in report.devices.iter().filter(|d| d.commanded_wh > 0) {
+            let ratios = &mut state.history.entry(device.key).or_default().ratios;
+            ratios.push_back(device.delivery_ratio.clamp(0.0, 1.0));
+            while ratios.len() > 10 {
+                ratios.pop_front();
             }
         }
         state.measured.insert(event.id.clone());
@@ -706,7 +703,8 @@ impl Dispatcher {
         let mut out: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
         for device in &devices {
             let p = prefs.get(&device.key).unwrap_or(&default_prefs);
-            let held = matches!(device.kind(), DeviceKind::HomeBattery | DeviceKind::CiStorage | DeviceKind::EnergyManagementSystem);
+            // Stationary storage keeps its state; EVs come and go with a daily rhythm.
+            let held = plan::is_storage(device.kind()) && device.kind() != DeviceKind::Ev;
             let latest = self.fleet.latest(&device.key).await.map(|l| l.reading);
             let entry = out.entry(device.region.clone()).or_insert_with(|| vec![(0, 0); horizons_h.len()]);
             for ((slot, h), then) in entry.iter_mut().zip(horizons_h).zip(&yesterday) {
@@ -777,10 +775,7 @@ fn storage_model(
     wear: f64,
 ) -> Option<schedule::Storage> {
     let kind = device.kind();
-    if !matches!(kind, DeviceKind::HomeBattery | DeviceKind::CiStorage | DeviceKind::EnergyManagementSystem | DeviceKind::Ev)
-        || !crate::fleet::is_online(latest, now)
-        || prefs.opted_out(now)
-    {
+    if !plan::is_storage(kind) || !crate::fleet::is_online(latest, now) || prefs.opted_out(now) {
         return None;
     }
     let soc = latest.state_of_charge_permille?;

@@ -28,7 +28,8 @@ impl Direction {
     }
 }
 
-fn is_storage(kind: DeviceKind) -> bool {
+/// Kinds that store energy (EVs included): limited by their state of charge.
+pub fn is_storage(kind: DeviceKind) -> bool {
     matches!(kind, DeviceKind::HomeBattery | DeviceKind::CiStorage | DeviceKind::EnergyManagementSystem | DeviceKind::Ev)
 }
 

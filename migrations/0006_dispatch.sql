@@ -45,8 +45,11 @@ CREATE TABLE device_preferences (
 CREATE TABLE event_reports (
     event_id     TEXT PRIMARY KEY,
     measured_at  BIGINT NOT NULL,
+    -- The epoch containing this time pays the event's delivery (see dr_deliveries).
+    credited_at  BIGINT NOT NULL,
     body         TEXT NOT NULL
 );
+CREATE INDEX event_reports_by_credit ON event_reports (credited_at);
 
 -- Measured delivery per device and event interval, Wh (what scoring pays, capped by the
 -- command). An event's delivery counts in the epoch that contains its `credited_at` (its end

@@ -577,34 +577,20 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// What another oracle needs to re-measure a measured event: the event as validated, its
-    /// program, every command it issued, and the time its delivery is credited at.
-    pub async fn record(&self, id: &str) -> Result<Option<EventRecord>, DispatchError> {
-        let Some(report) = self.store.event_report(id).await? else { return Ok(None) };
-        let (event, program) = {
-            let state = self.state.lock().await;
-            let Some(event) = state.events.get(id).cloned() else { return Ok(None) };
-            let program = state.programs.get(&event.program_id).cloned();
-            (event, program)
-        };
-        let Some(program) = program else { return Ok(None) };
-        let commands = self.store.event_commands(id).await?;
-        let credited_at = report["credited_at"].as_i64().unwrap_or(event.end() + self.settings.measure_delay_secs);
-        Ok(Some(EventRecord { event, program, commands, credited_at }))
-    }
-
-    /// The records of the measured events credited in `[start, end)`.
+    /// What another oracle needs to re-measure the events credited in `[start, end)`: each
+    /// event as validated, its program, every command it issued, and its credit time.
     pub async fn records_credited(&self, start: i64, end: i64) -> Result<Vec<EventRecord>, DispatchError> {
-        let ids: Vec<String> = self.state.lock().await.measured.iter().cloned().collect();
         let mut out = Vec::new();
-        for id in ids {
-            if let Some(record) = self.record(&id).await? {
-                if (start..end).contains(&record.credited_at) {
-                    out.push(record);
-                }
-            }
+        for (id, credited_at) in self.store.events_credited(start, end).await? {
+            let (event, program) = {
+                let state = self.state.lock().await;
+                let Some(event) = state.events.get(&id).cloned() else { continue };
+                let Some(program) = state.programs.get(&event.program_id).cloned() else { continue };
+                (event, program)
+            };
+            let commands = self.store.event_commands(&id).await?;
+            out.push(EventRecord { event, program, commands, credited_at });
         }
-        out.sort_by(|a, b| a.event.id.cmp(&b.event.id));
         Ok(out)
     }
 

@@ -195,9 +195,13 @@ impl Store {
         at: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.writes.begin().await?;
-        sqlx::query("INSERT INTO event_reports (event_id, measured_at, body) VALUES ($1, $2, $3) ON CONFLICT (event_id) DO UPDATE SET measured_at = excluded.measured_at, body = excluded.body")
+        sqlx::query(
+            "INSERT INTO event_reports (event_id, measured_at, credited_at, body) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (event_id) DO UPDATE SET measured_at = excluded.measured_at, credited_at = excluded.credited_at, body = excluded.body",
+        )
             .bind(event_id)
             .bind(at)
+            .bind(credited_at)
             .bind(report.to_string())
             .execute(&mut *tx)
             .await?;
@@ -217,6 +221,17 @@ impl Store {
     pub async fn event_report(&self, event_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
         let row = sqlx::query("SELECT body FROM event_reports WHERE event_id = $1").bind(event_id).fetch_optional(&self.pool).await?;
         row.map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("event_reports", e))).transpose()
+    }
+
+    /// The measured events credited in `[start, end)`, with their credit time.
+    pub async fn events_credited(&self, start: i64, end: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT event_id, credited_at FROM event_reports WHERE credited_at >= $1 AND credited_at < $2 ORDER BY event_id")
+                .bind(start)
+                .bind(end)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(|r| Ok((r.try_get("event_id")?, r.try_get("credited_at")?))).collect()
     }
 
     pub async fn event_reports(&self) -> Result<Vec<serde_json::Value>, StoreError> {

@@ -252,8 +252,8 @@ impl Dispatcher {
         }
         event.cancelled = true;
         event.modified = now;
-        let ended = end_commands(&mut state, id);
-        self.store.issue_commands(&[], &ended, now).await?;
+        drop_commands(&mut state, id);
+        self.store.issue_commands(id, &[], now).await?;
         self.store.save_event(&event).await?;
         state.plans.remove(id);
         state.events.insert(id.to_string(), event.clone());
@@ -409,13 +409,13 @@ impl Dispatcher {
         }
         let allocation = allocate::allocate(&eligible, target_w, self.settings.reserve_bps);
         let revision = state.plans.get(&event.id).map_or(1, |p| p.revision + 1);
-        let ended = end_commands(state, &event.id);
+        drop_commands(state, &event.id);
         let commands: Vec<Command> = allocation
             .set_points
             .iter()
             .map(|(key, w)| Command::new(&event.id, revision, *key, valid_from, interval.end, direction.sign() * *w as i64, now))
             .collect();
-        self.store.issue_commands(&commands, &ended, now).await?;
+        self.store.issue_commands(&event.id, &commands, now).await?;
         let setpoints = commands.iter().map(|c| (c.device_key, (c.setpoint_w, c.id.clone()))).collect();
         let first_time: Vec<DeviceKey> = commands
             .iter()
@@ -461,7 +461,7 @@ impl Dispatcher {
         devices: &[RegisteredDevice],
         now: i64,
     ) -> Result<(), DispatchError> {
-        let ended = end_commands(state, &event.id);
+        drop_commands(state, &event.id);
         let remaining: Vec<_> = event.intervals.iter().filter(|i| i.end > now).copied().collect();
         let slot_secs = remaining.first().map_or(0, |i| i.end - i.start);
         let mut commands = Vec::new();
@@ -494,7 +494,7 @@ impl Dispatcher {
         } else {
             tracing::warn!(event = %event.id, "price curve with unequal intervals: not scheduled");
         }
-        self.store.issue_commands(&commands, &ended, now).await?;
+        self.store.issue_commands(&event.id, &commands, now).await?;
         tracing::info!(event = %event.id, commands = commands.len(), "price schedule issued");
         for c in commands {
             state.command_signal.insert(c.id.clone(), Signal::Price);
@@ -727,20 +727,11 @@ impl Dispatcher {
 /// How far from the same time yesterday a reading may be to stand for it in the forecast.
 const FORECAST_MATCH_SECS: i64 = 900;
 
-/// Drops the event's commands still in force; returns their ids (the caller marks them superseded).
-fn end_commands(state: &mut State, event_id: &str) -> Vec<String> {
-    let mut ended = Vec::new();
+/// Drops the event's commands from memory (the store supersedes them in `issue_commands`).
+fn drop_commands(state: &mut State, event_id: &str) {
     for commands in state.commands.values_mut() {
-        commands.retain(|c| {
-            if c.event_id == event_id {
-                ended.push(c.id.clone());
-                false
-            } else {
-                true
-            }
-        });
+        commands.retain(|c| c.event_id != event_id);
     }
-    ended
 }
 
 fn reliability(state: &State, key: &DeviceKey, now: i64) -> u32 {

@@ -60,9 +60,15 @@ impl Store {
         rows.iter().map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("grid_events", e))).collect()
     }
 
-    /// Records new commands and ends the ones they replace, in one transaction.
-    pub async fn issue_commands(&self, commands: &[Command], superseded: &[String], at: i64) -> Result<(), StoreError> {
+    /// Ends the event's commands still in force at `at` and records `commands` in their
+    /// place, in one transaction.
+    pub async fn issue_commands(&self, event_id: &str, commands: &[Command], at: i64) -> Result<(), StoreError> {
         let mut tx = self.writes.begin().await?;
+        sqlx::query("UPDATE dispatch_commands SET superseded_at = $1 WHERE event_id = $2 AND superseded_at IS NULL AND valid_until > $1")
+            .bind(at)
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
         for chunk in commands.chunks(256) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO dispatch_commands (id, event_id, device_key, valid_from, valid_until, setpoint_w, issued_at) ",
@@ -78,13 +84,6 @@ impl Store {
             });
             insert.push(" ON CONFLICT (id) DO NOTHING");
             insert.build().execute(&mut *tx).await?;
-        }
-        for id in superseded {
-            sqlx::query("UPDATE dispatch_commands SET superseded_at = $1 WHERE id = $2 AND superseded_at IS NULL")
-                .bind(at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -99,6 +99,12 @@ impl Fleet {
         Some(Latest { reading: *state.recent.back()?, received_at: state.received_at })
     }
 
+    /// The latest reading of each of `keys` (one lock for all of them).
+    pub async fn latest_readings<'a>(&self, keys: impl Iterator<Item = &'a DeviceKey>) -> Vec<Option<Reading>> {
+        let devices = self.devices.read().await;
+        keys.map(|k| devices.get(k).and_then(|s| s.recent.back().copied())).collect()
+    }
+
     /// The device's recent readings, newest first.
     pub async fn recent(&self, key: &DeviceKey) -> Vec<Reading> {
         self.devices.read().await.get(key).map(|s| s.recent.iter().rev().copied().collect()).unwrap_or_default()

@@ -277,16 +277,26 @@ impl Dispatcher {
     }
 
     pub async fn commands_for(&self, device: &DeviceKey, now: i64) -> DeviceCommands {
+        self.commands_for_many(std::slice::from_ref(device), now).await.remove(0)
+    }
+
+    /// `commands_for` of each of `devices` (a gateway's query), under one lock.
+    pub async fn commands_for_many(&self, devices: &[DeviceKey], now: i64) -> Vec<DeviceCommands> {
         let state = self.state.lock().await;
-        let mut commands: Vec<Command> =
-            state.commands.get(device).into_iter().flatten().filter(|c| c.valid_until > now).cloned().collect();
-        commands.sort_by(|a, b| (a.valid_from, &a.id).cmp(&(b.valid_from, &b.id)));
-        let current = commands
+        devices
             .iter()
-            .filter(|c| c.valid_from <= now)
-            .max_by_key(|c| (state.command_signal.get(&c.id).is_some_and(|s| s.is_power()), c.issued_at))
-            .cloned();
-        DeviceCommands { now, current, commands }
+            .map(|device| {
+                let mut commands: Vec<Command> =
+                    state.commands.get(device).into_iter().flatten().filter(|c| c.valid_until > now).cloned().collect();
+                commands.sort_by(|a, b| (a.valid_from, &a.id).cmp(&(b.valid_from, &b.id)));
+                let current = commands
+                    .iter()
+                    .filter(|c| c.valid_from <= now)
+                    .max_by_key(|c| (state.command_signal.get(&c.id).is_some_and(|s| s.is_power()), c.issued_at))
+                    .cloned();
+                DeviceCommands { now, current, commands }
+            })
+            .collect()
     }
 
     /// A device's signed answer to a command. A refusal takes the device out of the event.
@@ -361,11 +371,9 @@ impl Dispatcher {
         let valid_from = now.max(interval.start);
         let direction = if event.signal == Signal::AbsorbSetpoint { Direction::Down } else { Direction::Up };
         let default_prefs = Preferences::default();
-        let mut region = Vec::new();
-        for device in devices.iter().filter(|d| d.region == event.region) {
-            let latest = self.fleet.latest(&device.key).await.map(|l| l.reading);
-            region.push((device, latest));
-        }
+        let in_region: Vec<&RegisteredDevice> = devices.iter().filter(|d| d.region == event.region).collect();
+        let latest = self.fleet.latest_readings(in_region.iter().map(|d| &d.key)).await;
+        let region: Vec<_> = in_region.into_iter().zip(latest).collect();
         let weights: Vec<u32> = region.iter().map(|(d, _)| reliability(state, &d.key, now)).collect();
         // A device following this event's set point offers its flexibility on top of it.
         let holding = |key: &DeviceKey, latest: &Option<crate::telemetry::Reading>| -> u64 {
@@ -468,8 +476,10 @@ impl Dispatcher {
         if remaining.iter().all(|i| i.end - i.start == slot_secs) && slot_secs > 0 {
             let prices: Vec<f64> = remaining.iter().map(|i| i.value as f64 / 1e6).collect();
             let default_prefs = Preferences::default();
-            for device in devices.iter().filter(|d| d.region == event.region) {
-                let Some(latest) = self.fleet.latest(&device.key).await.map(|l| l.reading) else { continue };
+            let in_region: Vec<&RegisteredDevice> = devices.iter().filter(|d| d.region == event.region).collect();
+            let latest = self.fleet.latest_readings(in_region.iter().map(|d| &d.key)).await;
+            for (device, latest) in in_region.into_iter().zip(latest) {
+                let Some(latest) = latest else { continue };
                 let prefs = state.prefs.get(&device.key).unwrap_or(&default_prefs);
                 let Some(storage) = storage_model(device, &latest, prefs, &remaining, now, self.settings.wear_per_kwh) else { continue };
                 match schedule::schedule(&storage, &prices, slot_secs) {
@@ -687,11 +697,11 @@ impl Dispatcher {
             yesterday.push(nearest);
         }
         let mut out: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
-        for device in &devices {
+        let latest_readings = self.fleet.latest_readings(devices.iter().map(|d| &d.key)).await;
+        for (device, latest) in devices.iter().zip(latest_readings) {
             let p = prefs.get(&device.key).unwrap_or(&default_prefs);
             // Stationary storage keeps its state; EVs come and go with a daily rhythm.
             let held = plan::is_storage(device.kind()) && device.kind() != DeviceKind::Ev;
-            let latest = self.fleet.latest(&device.key).await.map(|l| l.reading);
             let entry = out.entry(device.region.clone()).or_insert_with(|| vec![(0, 0); horizons_h.len()]);
             for ((slot, h), then) in entry.iter_mut().zip(horizons_h).zip(&yesterday) {
                 let at = now + h * 3600;

@@ -191,11 +191,9 @@ async fn post_commands_query(State(state): State<AppState>, body: axum::body::By
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "too_many_devices", "at most 4096 devices per request"));
     }
     let now = unix_now();
-    let mut devices = serde_json::Map::new();
-    for text in &query.devices {
-        let key = parse_key(text)?;
-        devices.insert(text.clone(), json!(state.dispatch.commands_for(&key, now).await));
-    }
+    let keys = query.devices.iter().map(|t| parse_key(t)).collect::<Result<Vec<_>, _>>()?;
+    let answers = state.dispatch.commands_for_many(&keys, now).await;
+    let devices: serde_json::Map<String, serde_json::Value> = query.devices.iter().cloned().zip(answers.iter().map(|a| json!(a))).collect();
     Ok(Json(json!({"now": now, "devices": devices})).into_response())
 }
 

@@ -250,19 +250,10 @@ async fn set_preferences(
     let signing_key = ed25519_dalek::SigningKey::from_bytes(device.secret_bytes());
     let mut body = serde_json::to_value(&prefs).map_err(|e| CliError::Invalid(e.to_string()))?;
     body["signature"] = json!(bs58::encode(prefs.sign(&signing_key)).into_string());
-    let base = ctx.cli.oracle_url.trim_end_matches('/').to_string();
-    let oracle_error = |message: String| CliError::Oracle { url: base.clone(), message };
-    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(|e| oracle_error(e.to_string()))?;
-    let response = http
-        .put(format!("{base}/v1/devices/{}/preferences", device.pubkey()))
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| oracle_error(format!("no answer: {e}")))?;
-    let status = response.status();
-    let answer: Value = response.json().await.map_err(|e| oracle_error(format!("HTTP {status}, not an oracle's answer: {e}")))?;
+    let path = format!("/v1/devices/{}/preferences", device.pubkey());
+    let (status, answer) = ctx.oracle(reqwest::Method::PUT, &path, Some(&body)).await?;
     if !status.is_success() {
-        return Err(oracle_error(format!("HTTP {status}: {}", answer["error"]["message"].as_str().unwrap_or("(no message)"))));
+        return Err(ctx.oracle_error(format!("HTTP {status}: {}", answer["error"]["message"].as_str().unwrap_or("(no message)"))));
     }
     let mut display = format!("Dispatch preferences of {} set: reserve {reserve_pct} %", device.pubkey());
     if let Some(departure) = departure {

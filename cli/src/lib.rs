@@ -103,6 +103,32 @@ impl Context<'_> {
         Ok(())
     }
 
+    /// An error about the oracle at `--oracle-url`.
+    pub fn oracle_error(&self, message: String) -> CliError {
+        CliError::Oracle { url: self.cli.oracle_url.trim_end_matches('/').to_string(), message }
+    }
+
+    /// Sends `method path` (with a JSON `body`) to the oracle; returns the status and the
+    /// JSON answer, whatever the status (callers decide what an error answer means).
+    pub async fn oracle(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(reqwest::StatusCode, Value), CliError> {
+        let url = format!("{}{path}", self.cli.oracle_url.trim_end_matches('/'));
+        let http =
+            reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(|e| self.oracle_error(e.to_string()))?;
+        let mut request = http.request(method, url);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| self.oracle_error(format!("no answer: {e}")))?;
+        let status = response.status();
+        let answer = response.json().await.map_err(|e| self.oracle_error(format!("HTTP {status}, not an oracle's answer: {e}")))?;
+        Ok((status, answer))
+    }
+
     /// Signs `instructions` with `signers` (the first pays) and sends them; returns the
     /// transaction signature once confirmed.
     pub async fn send(&self, instructions: &[Instruction], signers: &[&Keypair]) -> Result<String, CliError> {

@@ -39,12 +39,8 @@ struct Earned {
 }
 
 async fn fetch_earned(ctx: &Context<'_>, device: &Pubkey) -> Result<Option<Earned>, CliError> {
-    let base = ctx.cli.oracle_url.trim_end_matches('/');
-    let oracle_error = |message: String| CliError::Oracle { url: base.to_string(), message };
-    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(|e| oracle_error(e.to_string()))?;
-    let response = http.get(format!("{base}/v1/rewards/{device}")).send().await.map_err(|e| oracle_error(format!("no answer: {e}")))?;
-    let status = response.status();
-    let body: Value = response.json().await.map_err(|e| oracle_error(format!("HTTP {status}, not an oracle's answer: {e}")))?;
+    let oracle_error = |message: String| ctx.oracle_error(message);
+    let (status, body) = ctx.oracle(reqwest::Method::GET, &format!("/v1/rewards/{device}"), None).await?;
     if !status.is_success() {
         // Only the oracle's own "nothing for this device yet" means nothing earned.
         return match body["error"]["code"].as_str() {

@@ -56,6 +56,17 @@ async fn planned_event(name: &str, seed: u64) -> (TestChain, Oracle, Fleet, Stri
     (chain, oracle, fleet, id, plan)
 }
 
+/// The most recent 11:00 UTC at least three hours ago (ingest takes the past, not the future).
+fn recent_11_utc() -> i64 {
+    let latest = unix_now() - 3 * 3600;
+    let t = latest.div_euclid(86_400) * 86_400 + 11 * 3600;
+    if t > latest {
+        t - 86_400
+    } else {
+        t
+    }
+}
+
 async fn post(oracle: &Oracle, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
     let mut request = oracle.http.post(format!("{}{path}", oracle.base)).json(body);
     if let Some(token) = token {
@@ -88,14 +99,8 @@ async fn a_shed_event_is_dispatched_followed_and_measured() {
     let (chain, mut fleet) = registered_fleet(60, 11).await;
     let oracle = oracle(&chain, "dispatch-e2e").await;
     let sender = Sender::new(&oracle.base);
-    // The most recent 11:00 UTC at least three hours ago: midday, steady C&I storage.
-    let start = {
-        let mut t = (unix_now() - 3 * 3600).div_euclid(86_400) * 86_400 + 11 * 3600;
-        if t > unix_now() - 3 * 3600 {
-            t -= 86_400;
-        }
-        t
-    };
+    // Midday: steady C&I storage.
+    let start = recent_11_utc();
     for t in (start - 7200..start).step_by(300) {
         let sent = sender.send(&fleet.tick(t, 300)).await.unwrap();
         assert_eq!(sent.rejected, 0, "{:?}", sent.reasons);
@@ -413,43 +418,38 @@ async fn an_owner_opts_a_device_out_with_the_cli() {
 }
 
 /// The flexibility forecast: storage from its state now, PV and EVs from the same time
-/// yesterday. With yesterday's noon readings, the one-hour forecast counts yesterday's PV
-/// output as curtailable; four hours ahead, where yesterday sent nothing, only storage.
+/// yesterday. Region DE-BW of this fleet holds rooftop PV, an EV and a meter, no stationary
+/// storage: an hour ahead (yesterday's noon readings exist) it counts yesterday's PV output
+/// as curtailable; four hours ahead (yesterday sent nothing then) it forecasts nothing,
+/// although every device is online now.
 #[tokio::test]
 async fn the_forecast_counts_yesterdays_rhythm_and_todays_storage() {
     let (chain, mut fleet) = registered_fleet(10, 15).await;
     let oracle = oracle(&chain, "dispatch-forecast").await;
     let sender = Sender::new(&oracle.base);
-    // 11:00 UTC today (or yesterday if that is less than three hours ago): an hour later,
-    // yesterday, is midday.
-    let now = {
-        let t = unix_now().div_euclid(86_400) * 86_400 + 11 * 3600;
-        if t > unix_now() - 3 * 3600 {
-            t - 86_400
-        } else {
-            t
-        }
-    };
+    // An hour later, yesterday, is midday.
+    let now = recent_11_utc();
     let noon_yesterday = now + 3600 - 86_400;
+    let pv = 1; // device 1: rooftop PV in DE-BW
+    assert_eq!((fleet.devices[pv].region, fleet.devices[pv].profile.kind), ("DE-BW", ovpp::state::DeviceKind::RooftopSolar));
     let mut pv_w = 0;
     for t in (noon_yesterday - 600..noon_yesterday + 600).step_by(300) {
         let batches = fleet.tick(t, 300);
         if t == noon_yesterday {
-            pv_w = batches[0].batch.readings[0].average_power_w; // device 0 is rooftop PV
+            pv_w = batches[pv].batch.readings[0].average_power_w;
         }
         sender.send(&batches).await.unwrap();
     }
     assert!(pv_w > 100, "midday PV: {pv_w} W");
     // The fleet view's forecast is as of the wall clock; this one is as of `now`, with
     // readings of the last interval before it.
-    for device in fleet.devices.iter_mut() {
-        device.dispatch = None;
-    }
     sender.send(&fleet.tick(now - 300, 300)).await.unwrap();
     let forecast = oracle.state.dispatch.forecast(now, &[1, 4]).await.unwrap();
-    let region = &forecast[fleet.devices[0].region];
-    let (one, four) = (&region[0], &region[1]);
+    let (one, four) = (&forecast["DE-BW"][0], &forecast["DE-BW"][1]);
     assert_eq!((one["hours"].as_i64(), four["hours"].as_i64()), (Some(1), Some(4)));
-    let down = |v: &Value| v["flex_down_w"].as_i64().unwrap();
-    assert!(down(one) >= down(four) + i64::from(pv_w), "1 h: {one}, 4 h: {four}, PV yesterday {pv_w} W");
+    let flex = |v: &Value, dir: &str| v[dir].as_i64().unwrap();
+    assert!(flex(one, "flex_down_w") >= i64::from(pv_w), "1 h: {one}, PV yesterday {pv_w} W");
+    assert_eq!((flex(four, "flex_up_w"), flex(four, "flex_down_w")), (0, 0), "4 h: {four}");
+    // Storage is held at its state now, so DE-BY (battery, C&I) offers something at 4 h.
+    assert!(flex(&forecast["DE-BY"][1], "flex_down_w") > 0);
 }

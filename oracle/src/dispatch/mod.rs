@@ -160,11 +160,7 @@ impl Dispatcher {
             events: store.events().await?.into_iter().map(|e| (e.id.clone(), e)).collect(),
             ..State::default()
         };
-        for report in store.event_reports().await? {
-            if let Some(id) = report["event_id"].as_str() {
-                state.measured.insert(id.to_string());
-            }
-        }
+        state.measured = store.measured_events().await?.into_iter().collect();
         for command in store.live_commands(now).await? {
             if let Some(event) = state.events.get(&command.event_id) {
                 state.command_signal.insert(command.id.clone(), event.signal);

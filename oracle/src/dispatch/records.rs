@@ -233,9 +233,10 @@ impl Store {
         rows.iter().map(|r| Ok((r.try_get("event_id")?, r.try_get("credited_at")?))).collect()
     }
 
-    pub async fn event_reports(&self) -> Result<Vec<serde_json::Value>, StoreError> {
-        let rows = sqlx::query("SELECT body FROM event_reports ORDER BY measured_at").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("event_reports", e))).collect()
+    /// The events that have a report.
+    pub async fn measured_events(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT event_id FROM event_reports").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(r.try_get("event_id")?)).collect()
     }
 
     /// Paid demand-response Wh per device of the events credited in `[start, end)`.

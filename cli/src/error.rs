@@ -53,10 +53,6 @@ fn decode(failure: TransactionError) -> CliError {
     if let Some((_, name, message)) = ANCHOR_ERRORS.iter().find(|(c, _, _)| *c == code) {
         return CliError::Program { instruction, code, name: (*name).into(), message: (*message).into() };
     }
-    if code == 0 {
-        // The system program's AccountAlreadyInUse, from an `init`.
-        return CliError::Program { instruction, code, name: "AccountAlreadyInUse".into(), message: "the account already exists".into() };
-    }
     CliError::Transaction(TransactionError::InstructionError(instruction, InstructionError::Custom(code)))
 }
 

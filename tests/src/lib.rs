@@ -44,9 +44,8 @@ pub fn assert_ovpp_err(result: Result<(), BanksClientError>, expected: OvppError
 }
 
 /// Asserts the transaction failed inside instruction `index` (of the transaction as sent,
-/// i.e. counting the harness's compute-budget instruction at 0). Used where the runtime,
-/// not the program, refuses: e.g. the system program's "account already in use", whose
-/// code the native test harness reports as `InvalidInstructionData` instead of `Custom(0)`.
+/// i.e. counting the harness's compute-budget instruction at 0). Used where another program,
+/// not this one, refuses: e.g. the token program a transfer of more than the wallet holds.
 #[track_caller]
 pub fn assert_failed_at(result: Result<(), BanksClientError>, index: u8) {
     match &result {

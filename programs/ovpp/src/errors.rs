@@ -117,4 +117,10 @@ pub enum OvppError {
     AlreadyVoted,
     #[msg("a device-status proposal executes with the device's account as its one remaining account")]
     MissingDeviceAccount,
+    #[msg("the program is already initialized")]
+    AlreadyInitialized,
+    #[msg("this device key is already registered")]
+    DeviceAlreadyRegistered,
+    #[msg("this wallet already has a lock: add to it with add_to_lock, or withdraw it once it has ended")]
+    LockExists,
 }

@@ -10,6 +10,7 @@ pub mod errors;
 pub mod events;
 pub mod instructions;
 pub mod limits;
+pub mod pda;
 #[cfg(feature = "offchain")]
 pub mod merkle;
 pub mod protocol;

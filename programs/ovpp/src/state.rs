@@ -147,6 +147,7 @@ pub struct Epoch {
     pub leaf_count: u64,
     /// sha256 of the published epoch report the root was computed from.
     pub report_hash: [u8; 32],
+    /// The oracles whose signatures were verified, in instruction order; at most 8 (`MAX_ORACLES`).
     #[max_len(MAX_ORACLES)]
     pub signers: Vec<Pubkey>,
     pub posted_slot: u64,

@@ -33,8 +33,7 @@ async fn only_the_upgrade_authority_initializes_and_only_once() {
     }
     let ix = client::initialize(authority.pubkey(), args);
     chain.send(std::slice::from_ref(&ix), &[&authority]).await.expect("initialize");
-    let again = chain.send(&[ix], &[&authority]).await;
-    assert_failed_at(again, 1);
+    assert_ovpp_err(chain.send(&[ix], &[&authority]).await, OvppError::AlreadyInitialized);
 }
 
 #[tokio::test]

@@ -24,8 +24,7 @@ async fn registration_needs_both_the_owner_and_the_device_key() {
     // The same device key cannot be registered again, by anyone.
     let thief = chain.new_owner().await;
     let again = client::register_device(thief.pubkey(), device_key.pubkey(), DeviceKind::HomeBattery, home_battery());
-    let result = chain.send(&[again], &[&thief, &device_key]).await;
-    assert_failed_at(result, 1);
+    assert_ovpp_err(chain.send(&[again], &[&thief, &device_key]).await, OvppError::DeviceAlreadyRegistered);
     assert_eq!(chain.device(&device_key.pubkey()).await.owner, owner.pubkey());
 }
 

@@ -13,10 +13,10 @@ use ovpp_tests::{assert_failed_at, assert_ovpp_err, TestChain, EPOCH_LENGTH_SECS
 use solana_sdk::signature::{Keypair, Signer};
 
 const DAY: i64 = 24 * 3600;
-const YEAR: i64 = 365 * DAY;
-const OVPP: u64 = 1_000_000;
+pub const YEAR: i64 = 365 * DAY;
+pub const OVPP: u64 = 1_000_000;
 
-fn params() -> GovernanceParams {
+pub fn params() -> GovernanceParams {
     GovernanceParams {
         voting_period_secs: 3 * DAY as u32,
         timelock_secs: 2 * DAY as u32,

@@ -18,7 +18,12 @@ async fn initialize_creates_config_and_a_pda_mint_wallets_can_name() {
     assert_eq!(config.oracles.len(), 3);
     assert_eq!(config.mint, mint_address().0);
     assert!(!config.paused);
+    assert_ovpp_mint(&mut chain).await;
+}
 
+/// The OVPP mint exists as initialize makes it: Token-2022, `Config` its only authority,
+/// 6 decimals, nothing minted, name and symbol in its own metadata.
+pub async fn assert_ovpp_mint(chain: &mut TestChain) {
     let mint_account = chain.account(mint_address().0).await.expect("mint exists");
     assert_eq!(mint_account.owner, anchor_spl::token_2022::ID);
     let mint = StateWithExtensions::<Mint>::unpack(&mint_account.data).expect("mint");

@@ -8,4 +8,5 @@ mod devices;
 mod epochs;
 mod governance;
 mod lifecycle;
+mod prefund;
 mod sizes;

@@ -6,6 +6,7 @@ use anchor_lang::prelude::*;
 use crate::errors::OvppError;
 use crate::events::{DeviceRegistered, DeviceStatusChanged, DeviceTransferred, DeviceUpdated};
 use crate::limits::{check_declared, check_region};
+use crate::pda::init_pda;
 use crate::protocol::{CONFIG_SEED, DEVICE_SEED};
 use crate::state::{Config, ContributionSummary, CreditRecord, Device, DeviceKind, DeviceStatus};
 
@@ -30,14 +31,9 @@ pub struct RegisterDevice<'info> {
     pub device_key: Signer<'info>,
     #[account(seeds = [CONFIG_SEED], bump = config.bump, constraint = !config.paused @ OvppError::Paused)]
     pub config: Box<Account<'info, Config>>,
-    #[account(
-        init,
-        payer = owner,
-        space = 8 + Device::INIT_SPACE,
-        seeds = [DEVICE_SEED, device_key.key().as_ref()],
-        bump,
-    )]
-    pub device: Box<Account<'info, Device>>,
+    /// CHECK: the device's PDA, created by the handler (see `pda`).
+    #[account(mut, seeds = [DEVICE_SEED, device_key.key().as_ref()], bump)]
+    pub device: UncheckedAccount<'info>,
     pub system_program: Program<'info, System>,
 }
 
@@ -49,9 +45,10 @@ fn check_params(kind: DeviceKind, params: &DeviceParams) -> Result<()> {
 pub fn register(ctx: Context<RegisterDevice>, kind: DeviceKind, params: DeviceParams) -> Result<()> {
     check_params(kind, &params)?;
     let now = Clock::get()?.unix_timestamp;
-    let device = &mut ctx.accounts.device;
-    device.set_inner(Device {
-        device_key: ctx.accounts.device_key.key(),
+    let accounts = &ctx.accounts;
+    let device_key = accounts.device_key.key();
+    let device = Device {
+        device_key,
         owner: ctx.accounts.owner.key(),
         kind,
         status: DeviceStatus::Active,
@@ -66,7 +63,9 @@ pub fn register(ctx: Context<RegisterDevice>, kind: DeviceKind, params: DevicePa
         credit: CreditRecord { reputation_bps: INITIAL_REPUTATION_BPS, ..CreditRecord::default() },
         contribution: ContributionSummary::default(),
         claimed: 0,
-    });
+    };
+    let seeds: &[&[u8]] = &[DEVICE_SEED, device_key.as_ref(), &[ctx.bumps.device]];
+    init_pda(&accounts.owner.to_account_info(), &accounts.device.to_account_info(), seeds, OvppError::DeviceAlreadyRegistered, &device)?;
     emit!(DeviceRegistered {
         device_key: device.device_key,
         owner: device.owner,

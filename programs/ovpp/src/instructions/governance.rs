@@ -13,7 +13,7 @@
 
 use anchor_lang::prelude::*;
 use anchor_spl::token_2022::Token2022;
-use anchor_spl::token_interface::{transfer_checked, Mint, TokenAccount, TransferChecked};
+use anchor_spl::token_interface::{initialize_account3, transfer_checked, InitializeAccount3, Mint, TokenAccount, TransferChecked};
 
 use crate::errors::OvppError;
 use crate::events::{
@@ -21,6 +21,7 @@ use crate::events::{
     TokensWithdrawn, VoteCast,
 };
 use crate::limits::{check_change, check_governance_params, voting_power, EXECUTION_WINDOW_SECS, MAX_LOCK_SECS, MIN_LOCK_SECS};
+use crate::pda::{create_pda, init_pda, token_account_space};
 use crate::protocol::{CONFIG_SEED, ESCROW_SEED, GOVERNANCE_SEED, PROPOSAL_SEED, VAULT_SEED, VOTE_SEED};
 use crate::state::{Config, Escrow, Governance, GovernanceChange, GovernanceParams, Proposal, VoteRecord};
 
@@ -31,18 +32,12 @@ pub struct InitGovernance<'info> {
     #[account(mut, seeds = [CONFIG_SEED], bump = config.bump, has_one = authority @ OvppError::NotAuthority, has_one = mint @ OvppError::WrongMint)]
     pub config: Box<Account<'info, Config>>,
     pub mint: Box<InterfaceAccount<'info, Mint>>,
-    #[account(init, payer = authority, space = 8 + Governance::INIT_SPACE, seeds = [GOVERNANCE_SEED], bump)]
-    pub governance: Box<Account<'info, Governance>>,
-    #[account(
-        init,
-        payer = authority,
-        seeds = [VAULT_SEED],
-        bump,
-        token::mint = mint,
-        token::authority = governance,
-        token::token_program = token_program,
-    )]
-    pub vault: Box<InterfaceAccount<'info, TokenAccount>>,
+    /// CHECK: governance's PDA, created by the handler (see `pda`).
+    #[account(mut, seeds = [GOVERNANCE_SEED], bump)]
+    pub governance: UncheckedAccount<'info>,
+    /// CHECK: the vault's PDA, created by the handler as an OVPP token account of governance.
+    #[account(mut, seeds = [VAULT_SEED], bump)]
+    pub vault: UncheckedAccount<'info>,
     pub token_program: Program<'info, Token2022>,
     pub system_program: Program<'info, System>,
 }
@@ -51,20 +46,41 @@ pub struct InitGovernance<'info> {
 /// operator) may then only pause.
 pub fn init_governance(ctx: Context<InitGovernance>, params: GovernanceParams, emergency_pauser: Option<Pubkey>) -> Result<()> {
     check_governance_params(&params)?;
-    let governance = &mut ctx.accounts.governance;
-    governance.bump = ctx.bumps.governance;
-    governance.vault_bump = ctx.bumps.vault;
-    governance.params = params;
-    governance.emergency_pauser = emergency_pauser;
-    governance.total_locked = 0;
-    governance.proposal_count = 0;
-    governance.scoring_rules_hash = [0; 32];
+    let a = &ctx.accounts;
+    let governance = Governance {
+        bump: ctx.bumps.governance,
+        vault_bump: ctx.bumps.vault,
+        params,
+        emergency_pauser,
+        total_locked: 0,
+        proposal_count: 0,
+        scoring_rules_hash: [0; 32],
+    };
+    let payer = a.authority.to_account_info();
+    let governance_info = a.governance.to_account_info();
+    init_pda(&payer, &governance_info, &[GOVERNANCE_SEED, &[ctx.bumps.governance]], OvppError::AlreadyInitialized, &governance)?;
+    create_vault(&ctx)?;
+    let governance_key = governance_info.key();
     let config = &mut ctx.accounts.config;
     let previous_authority = config.authority;
-    config.authority = governance.key();
+    config.authority = governance_key;
     config.pending_authority = None;
-    emit!(GovernanceInitialized { governance: governance.key(), previous_authority, emergency_pauser });
+    emit!(GovernanceInitialized { governance: governance_key, previous_authority, emergency_pauser });
     Ok(())
+}
+
+/// The vault: a Token-2022 account of the OVPP mint, owned by governance, at its PDA; sized
+/// for the account extensions the mint's extensions require.
+fn create_vault(ctx: &Context<InitGovernance>) -> Result<()> {
+    let a = &ctx.accounts;
+    let space = token_account_space(&a.mint.to_account_info())?;
+    let vault = a.vault.to_account_info();
+    let seeds: &[&[u8]] = &[VAULT_SEED, &[ctx.bumps.vault]];
+    create_pda(&a.authority.to_account_info(), &vault, space, &a.token_program.key(), seeds, OvppError::AlreadyInitialized)?;
+    initialize_account3(CpiContext::new(
+        a.token_program.key(),
+        InitializeAccount3 { account: vault, mint: a.mint.to_account_info(), authority: a.governance.to_account_info() },
+    ))
 }
 
 /// What every lock, addition and withdrawal moves tokens through: governance, the OVPP
@@ -86,8 +102,9 @@ pub struct Lock<'info> {
     #[account(mut)]
     pub owner: Signer<'info>,
     pub locker: Locker<'info>,
-    #[account(init, payer = owner, space = 8 + Escrow::INIT_SPACE, seeds = [ESCROW_SEED, owner.key().as_ref()], bump)]
-    pub escrow: Box<Account<'info, Escrow>>,
+    /// CHECK: the owner's escrow PDA, created by the handler (see `pda`).
+    #[account(mut, seeds = [ESCROW_SEED, owner.key().as_ref()], bump)]
+    pub escrow: UncheckedAccount<'info>,
     #[account(mut, token::mint = locker.mint, token::authority = owner, token::token_program = locker.token_program)]
     pub owner_tokens: Box<InterfaceAccount<'info, TokenAccount>>,
     pub system_program: Program<'info, System>,
@@ -99,12 +116,11 @@ pub fn lock(mut ctx: Context<Lock>, amount: u64, lock_secs: i64) -> Result<()> {
     require!((MIN_LOCK_SECS..=MAX_LOCK_SECS).contains(&lock_secs), OvppError::InvalidLockDuration);
     let now = Clock::get()?.unix_timestamp;
     let a = &mut ctx.accounts;
+    let owner = a.owner.key();
+    let escrow = Escrow { owner, bump: ctx.bumps.escrow, amount, lock_end: now.checked_add(lock_secs).ok_or(OvppError::Overflow)? };
+    let seeds: &[&[u8]] = &[ESCROW_SEED, owner.as_ref(), &[ctx.bumps.escrow]];
+    init_pda(&a.owner.to_account_info(), &a.escrow.to_account_info(), seeds, OvppError::LockExists, &escrow)?;
     deposit(&a.owner, &a.owner_tokens, &a.locker, amount)?;
-    let escrow = &mut a.escrow;
-    escrow.owner = a.owner.key();
-    escrow.bump = ctx.bumps.escrow;
-    escrow.amount = amount;
-    escrow.lock_end = now.checked_add(lock_secs).ok_or(OvppError::Overflow)?;
     a.locker.governance.total_locked = a.locker.governance.total_locked.checked_add(amount).ok_or(OvppError::Overflow)?;
     emit!(TokensLocked { owner: escrow.owner, amount, total: escrow.amount, lock_end: escrow.lock_end });
     Ok(())
@@ -203,14 +219,9 @@ pub struct Propose<'info> {
     pub governance: Box<Account<'info, Governance>>,
     #[account(seeds = [ESCROW_SEED, proposer.key().as_ref()], bump = escrow.bump, constraint = escrow.owner == proposer.key())]
     pub escrow: Box<Account<'info, Escrow>>,
-    #[account(
-        init,
-        payer = proposer,
-        space = 8 + Proposal::INIT_SPACE,
-        seeds = [PROPOSAL_SEED, &governance.proposal_count.to_le_bytes()],
-        bump,
-    )]
-    pub proposal: Box<Account<'info, Proposal>>,
+    /// CHECK: the next proposal's PDA, created by the handler (see `pda`).
+    #[account(mut, seeds = [PROPOSAL_SEED, &governance.proposal_count.to_le_bytes()], bump)]
+    pub proposal: UncheckedAccount<'info>,
     pub system_program: Program<'info, System>,
 }
 
@@ -223,23 +234,30 @@ pub fn propose(ctx: Context<Propose>, change: GovernanceChange, description_hash
     let params = governance.params;
     let voting_ends_at = now.checked_add(i64::from(params.voting_period_secs)).ok_or(OvppError::Overflow)?;
     let executable_at = voting_ends_at.checked_add(i64::from(params.timelock_secs)).ok_or(OvppError::Overflow)?;
-    let proposal = &mut ctx.accounts.proposal;
-    proposal.id = governance.proposal_count;
-    proposal.bump = ctx.bumps.proposal;
-    proposal.proposer = ctx.accounts.proposer.key();
-    proposal.change = change;
-    proposal.description_hash = description_hash;
-    proposal.created_at = now;
-    proposal.voting_ends_at = voting_ends_at;
-    proposal.executable_at = executable_at;
-    proposal.expires_at = executable_at.checked_add(EXECUTION_WINDOW_SECS).ok_or(OvppError::Overflow)?;
-    proposal.total_locked_snapshot = governance.total_locked;
-    proposal.locked_voted = 0;
-    proposal.power_for = 0;
-    proposal.power_against = 0;
-    proposal.executed = false;
-    governance.proposal_count = governance.proposal_count.checked_add(1).ok_or(OvppError::Overflow)?;
-    emit!(ProposalCreated { id: proposal.id, proposer: proposal.proposer, voting_ends_at, executable_at });
+    let id = governance.proposal_count;
+    let proposal = Proposal {
+        id,
+        bump: ctx.bumps.proposal,
+        proposer: ctx.accounts.proposer.key(),
+        change,
+        description_hash,
+        created_at: now,
+        voting_ends_at,
+        executable_at,
+        expires_at: executable_at.checked_add(EXECUTION_WINDOW_SECS).ok_or(OvppError::Overflow)?,
+        total_locked_snapshot: governance.total_locked,
+        locked_voted: 0,
+        power_for: 0,
+        power_against: 0,
+        executed: false,
+    };
+    governance.proposal_count = id.checked_add(1).ok_or(OvppError::Overflow)?;
+    let id_bytes = id.to_le_bytes();
+    let seeds: &[&[u8]] = &[PROPOSAL_SEED, &id_bytes, &[ctx.bumps.proposal]];
+    let a = &ctx.accounts;
+    // The next id's address cannot hold an account: ids only grow.
+    init_pda(&a.proposer.to_account_info(), &a.proposal.to_account_info(), seeds, OvppError::AlreadyInitialized, &proposal)?;
+    emit!(ProposalCreated { id, proposer: proposal.proposer, voting_ends_at, executable_at });
     Ok(())
 }
 
@@ -263,7 +281,7 @@ pub fn vote(ctx: Context<CastVote>, support: bool) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let escrow = &ctx.accounts.escrow;
     let proposal = &mut ctx.accounts.proposal;
-    require!(ctx.accounts.vote.owner != ctx.program_id, OvppError::AlreadyVoted);
+    require!(ctx.accounts.vote.data_is_empty(), OvppError::AlreadyVoted);
     require!(now < proposal.voting_ends_at, OvppError::VotingClosed);
     require!(escrow.lock_end >= proposal.voting_ends_at, OvppError::LockEndsBeforeVote);
     let power = voting_power(escrow.amount, escrow.lock_end, now);
@@ -275,44 +293,9 @@ pub fn vote(ctx: Context<CastVote>, support: bool) -> Result<()> {
     }
     proposal.locked_voted = proposal.locked_voted.checked_add(escrow.amount).ok_or(OvppError::Overflow)?;
     let record = VoteRecord { proposal: proposal.key(), voter: ctx.accounts.voter.key(), bump: ctx.bumps.vote, support, power };
-    create_vote_record(&ctx.accounts.voter, &ctx.accounts.vote, &ctx.accounts.system_program, &record)?;
+    let seeds: &[&[u8]] = &[VOTE_SEED, record.proposal.as_ref(), record.voter.as_ref(), &[record.bump]];
+    init_pda(&ctx.accounts.voter.to_account_info(), &ctx.accounts.vote.to_account_info(), seeds, OvppError::AlreadyVoted, &record)?;
     emit!(VoteCast { proposal: proposal.id, voter: record.voter, support, power });
-    Ok(())
-}
-
-/// Creates the vote record at its PDA and writes it; an address someone pre-funded is topped
-/// up, allocated and assigned instead (creating it would fail).
-fn create_vote_record<'info>(
-    payer: &Signer<'info>,
-    vote: &UncheckedAccount<'info>,
-    system_program: &Program<'info, System>,
-    record: &VoteRecord,
-) -> Result<()> {
-    use anchor_lang::system_program::{allocate, assign, create_account, transfer, Allocate, Assign, CreateAccount, Transfer};
-    let space = 8 + VoteRecord::INIT_SPACE;
-    let rent = Rent::get()?.minimum_balance(space);
-    let proposal = record.proposal;
-    let seeds: &[&[u8]] = &[VOTE_SEED, proposal.as_ref(), record.voter.as_ref(), &[record.bump]];
-    let signer = &[seeds];
-    let system = system_program.key();
-    let to = vote.to_account_info();
-    if vote.lamports() == 0 {
-        create_account(
-            CpiContext::new_with_signer(system, CreateAccount { from: payer.to_account_info(), to: to.clone() }, signer),
-            rent,
-            space as u64,
-            &crate::ID,
-        )?;
-    } else {
-        let missing = rent.saturating_sub(vote.lamports());
-        if missing > 0 {
-            transfer(CpiContext::new(system, Transfer { from: payer.to_account_info(), to: to.clone() }), missing)?;
-        }
-        allocate(CpiContext::new_with_signer(system, Allocate { account_to_allocate: to.clone() }, signer), space as u64)?;
-        assign(CpiContext::new_with_signer(system, Assign { account_to_assign: to.clone() }, signer), &crate::ID)?;
-    }
-    let mut data = to.try_borrow_mut_data()?;
-    record.try_serialize(&mut &mut data[..])?;
     Ok(())
 }
 

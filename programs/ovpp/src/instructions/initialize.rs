@@ -4,11 +4,16 @@ use anchor_lang::system_program::{transfer, Transfer};
 use anchor_spl::token_2022::Token2022;
 use anchor_spl::token_interface::spl_pod::optional_keys::OptionalNonZeroPubkey;
 use anchor_spl::token_interface::spl_token_metadata_interface::state::TokenMetadata;
-use anchor_spl::token_interface::{token_metadata_initialize, Mint, TokenMetadataInitialize};
+use anchor_spl::token_2022::spl_token_2022::extension::ExtensionType;
+use anchor_spl::token_interface::{
+    initialize_mint2, metadata_pointer_initialize, token_metadata_initialize, InitializeMint2, MetadataPointerInitialize,
+    TokenMetadataInitialize,
+};
 
 use crate::errors::OvppError;
 use crate::events::Initialized;
 use crate::limits::{check_emission_cap, check_epoch_length, check_oracle_set, OVPP_DECIMALS};
+use crate::pda::{create_pda, init_pda, mint_space};
 use crate::protocol::{CONFIG_SEED, MINT_SEED};
 use crate::state::{Config, RootEntry, ROOT_RING_LEN};
 
@@ -32,20 +37,13 @@ pub struct Initialize<'info> {
     /// Must be the program's upgrade authority, so nobody can front-run the deployer.
     #[account(mut)]
     pub authority: Signer<'info>,
-    #[account(init, payer = authority, space = 8 + Config::INIT_SPACE, seeds = [CONFIG_SEED], bump)]
-    pub config: Box<Account<'info, Config>>,
-    #[account(
-        init,
-        payer = authority,
-        seeds = [MINT_SEED],
-        bump,
-        mint::decimals = OVPP_DECIMALS,
-        mint::authority = config,
-        mint::token_program = token_program,
-        extensions::metadata_pointer::authority = config,
-        extensions::metadata_pointer::metadata_address = mint,
-    )]
-    pub mint: Box<InterfaceAccount<'info, Mint>>,
+    /// CHECK: the config PDA, created by the handler (see `pda`).
+    #[account(mut, seeds = [CONFIG_SEED], bump)]
+    pub config: UncheckedAccount<'info>,
+    /// The OVPP mint: Token-2022, `config` its mint authority, its metadata inside it.
+    /// CHECK: the mint PDA, created by the handler (see `pda`).
+    #[account(mut, seeds = [MINT_SEED], bump)]
+    pub mint: UncheckedAccount<'info>,
     #[account(
         seeds = [crate::ID.as_ref()],
         bump,
@@ -64,15 +62,15 @@ pub fn initialize_config(ctx: Context<Initialize>, args: InitializeArgs) -> Resu
     require!(args.metadata_uri.len() <= MAX_URI_LEN, OvppError::InvalidTokenMetadata);
 
     let now = Clock::get()?.unix_timestamp;
-    let config = &mut ctx.accounts.config;
-    config.set_inner(Config {
+    let a = &ctx.accounts;
+    let config = Config {
         version: CONFIG_VERSION,
         bump: ctx.bumps.config,
         mint_bump: ctx.bumps.mint,
         paused: false,
-        authority: ctx.accounts.authority.key(),
+        authority: a.authority.key(),
         pending_authority: None,
-        mint: ctx.accounts.mint.key(),
+        mint: a.mint.key(),
         oracles: args.oracles.clone(),
         threshold: args.threshold,
         epoch_length_secs: args.epoch_length_secs,
@@ -83,8 +81,10 @@ pub fn initialize_config(ctx: Context<Initialize>, args: InitializeArgs) -> Resu
         cumulative_total: 0,
         total_claimed: 0,
         recent_roots: [RootEntry::default(); ROOT_RING_LEN],
-    });
-
+    };
+    let seeds: &[&[u8]] = &[CONFIG_SEED, &[ctx.bumps.config]];
+    init_pda(&a.authority.to_account_info(), &a.config.to_account_info(), seeds, OvppError::AlreadyInitialized, &config)?;
+    create_mint(&ctx)?;
     init_token_metadata(&ctx, args.metadata_uri)?;
 
     emit!(Initialized {
@@ -96,6 +96,21 @@ pub fn initialize_config(ctx: Context<Initialize>, args: InitializeArgs) -> Resu
         emission_cap_per_epoch: args.emission_cap_per_epoch,
     });
     Ok(())
+}
+
+/// The OVPP mint at its PDA: Token-2022 with a metadata pointer to itself, `config` as mint
+/// authority and metadata-pointer authority, no freeze authority.
+fn create_mint(ctx: &Context<Initialize>) -> Result<()> {
+    let a = &ctx.accounts;
+    let token_program = a.token_program.key();
+    let mint = a.mint.to_account_info();
+    let config = a.config.key();
+    let space = mint_space(&[ExtensionType::MetadataPointer])?;
+    let seeds: &[&[u8]] = &[MINT_SEED, &[ctx.bumps.mint]];
+    create_pda(&a.authority.to_account_info(), &mint, space, &token_program, seeds, OvppError::AlreadyInitialized)?;
+    let pointer = MetadataPointerInitialize { token_program_id: a.token_program.to_account_info(), mint: mint.clone() };
+    metadata_pointer_initialize(CpiContext::new(token_program, pointer), Some(config), Some(mint.key()))?;
+    initialize_mint2(CpiContext::new(token_program, InitializeMint2 { mint }), OVPP_DECIMALS, &config, None)
 }
 
 /// Writes name and symbol into the mint itself (Token-2022 metadata extension), with the

@@ -7,6 +7,7 @@ use solana_instructions_sysvar::load_instruction_at_checked;
 use crate::ed25519::{parse_entries, ParseError};
 use crate::errors::OvppError;
 use crate::events::EpochPosted;
+use crate::pda::init_pda;
 use crate::protocol::{epoch_message, Hash32, CONFIG_SEED, EPOCH_SEED};
 use crate::state::{Config, Epoch, RootEntry, ROOT_RING_LEN};
 
@@ -27,14 +28,9 @@ pub struct PostEpoch<'info> {
     pub relayer: Signer<'info>,
     #[account(mut, seeds = [CONFIG_SEED], bump = config.bump, constraint = !config.paused @ OvppError::Paused)]
     pub config: Box<Account<'info, Config>>,
-    #[account(
-        init,
-        payer = relayer,
-        space = 8 + Epoch::INIT_SPACE,
-        seeds = [EPOCH_SEED, &args.epoch.to_le_bytes()],
-        bump,
-    )]
-    pub epoch: Box<Account<'info, Epoch>>,
+    /// CHECK: the epoch's PDA, created by the handler (see `pda`).
+    #[account(mut, seeds = [EPOCH_SEED, &args.epoch.to_le_bytes()], bump)]
+    pub epoch: UncheckedAccount<'info>,
     /// CHECK: the instructions sysvar; its address is checked here and again by the
     /// checked loaders, so a look-alike account cannot feed fake signatures.
     #[account(address = solana_sdk_ids::sysvar::instructions::ID @ OvppError::InvalidInstructionsSysvar)]
@@ -58,8 +54,7 @@ pub fn post_epoch_root(ctx: Context<PostEpoch>, args: PostEpochArgs) -> Result<(
         epoch_message(ctx.program_id, &config.key(), args.epoch, &args.root, args.cumulative_total, args.leaf_count, &args.report_hash);
     let signers = verify_oracle_signatures(&ctx.accounts.instructions.to_account_info(), config, &message)?;
 
-    let epoch = &mut ctx.accounts.epoch;
-    epoch.set_inner(Epoch {
+    let epoch = Epoch {
         epoch: args.epoch,
         root: args.root,
         cumulative_total: args.cumulative_total,
@@ -69,7 +64,11 @@ pub fn post_epoch_root(ctx: Context<PostEpoch>, args: PostEpochArgs) -> Result<(
         posted_slot: clock.slot,
         posted_at: clock.unix_timestamp,
         bump: ctx.bumps.epoch,
-    });
+    };
+    let epoch_bytes = args.epoch.to_le_bytes();
+    let seeds: &[&[u8]] = &[EPOCH_SEED, &epoch_bytes, &[ctx.bumps.epoch]];
+    let accounts = &ctx.accounts;
+    init_pda(&accounts.relayer.to_account_info(), &accounts.epoch.to_account_info(), seeds, OvppError::EpochNotSequential, &epoch)?;
     let config = &mut ctx.accounts.config;
     config.last_epoch = args.epoch;
     config.cumulative_total = args.cumulative_total;

@@ -86,6 +86,18 @@ pub struct ServeArgs {
     /// Seconds after an event's end before it is measured (late telemetry) [default: 300].
     #[arg(long, env = "OVPP_MEASURE_DELAY_SECS")]
     pub measure_delay_secs: Option<i64>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, env = "OVPP_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "OVPP_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Most client connections served at once; more wait to be accepted [default: 1024].
+    #[arg(long, env = "OVPP_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a request may take, body included, before it is answered 408 [default: 30].
+    #[arg(long, env = "OVPP_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -111,6 +123,10 @@ struct FileSettings {
     grid_tokens: Option<Vec<String>>,
     dispatch_reserve_pct: Option<u32>,
     measure_delay_secs: Option<i64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    max_connections: Option<usize>,
+    request_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +138,9 @@ pub struct Settings {
     pub policy: Policy,
     pub epochs: EpochRole,
     pub dispatch: DispatchSettings,
+    /// Certificate chain and key files, for HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub limits: crate::server::listen::Limits,
 }
 
 /// What this oracle does about epochs.
@@ -266,7 +285,25 @@ impl Settings {
             measure_delay_secs: args.measure_delay_secs.or(file.measure_delay_secs).unwrap_or(300).max(0),
             ..DispatchSettings::default()
         };
+        let tls = match (args.tls_cert.clone().or(file.tls_cert), args.tls_key.clone().or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        };
+        let defaults_limits = crate::server::listen::Limits::default();
+        let max_connections = args.max_connections.or(file.max_connections).unwrap_or(defaults_limits.max_connections);
+        let request_timeout_secs = args.request_timeout_secs.or(file.request_timeout_secs).unwrap_or(30);
+        if max_connections == 0 || request_timeout_secs == 0 {
+            anyhow::bail!("--max-connections and --request-timeout-secs must be at least 1");
+        }
+        let limits = crate::server::listen::Limits {
+            max_connections,
+            request_timeout: Duration::from_secs(request_timeout_secs),
+            ..defaults_limits
+        };
         Ok(Self {
+            tls,
+            limits,
             dispatch,
             listen: args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8787))),
             database_url,

@@ -74,13 +74,14 @@ impl Ingestor {
         fleet: Arc<Fleet>,
         metrics: Arc<Metrics>,
         policy: Policy,
+        tasks: &crate::tasks::Tasks,
     ) -> Result<Self, crate::store::StoreError> {
         let cursors = store.cursors().await?;
         let closed = store.epochs(1).await?.first().map_or(i64::MIN, |e| e.end_ts);
         let closed_until = Arc::new(AtomicI64::new(closed));
         let (jobs, rx) = mpsc::channel(1024);
         let writer = Writer { store: store.clone(), cursors, fleet, metrics: metrics.clone(), policy, closed_until: closed_until.clone() };
-        tokio::spawn(writer.run(rx));
+        tasks.spawn("ingest_writer", writer.run(rx));
         Ok(Self { jobs, closed_until, registry, store, metrics })
     }
 
@@ -198,7 +199,7 @@ impl Writer {
         let mut overlay: HashMap<DeviceKey, DeviceCursor> = HashMap::new();
         let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
         let mut accepted: Vec<&SignedBatch> = Vec::new();
-        let mut rejected: Vec<(DeviceKey, &'static str)> = Vec::new();
+        let mut rejected: Vec<(&SignedBatch, &'static str)> = Vec::new();
         for job in &jobs {
             let mut job_outcomes = Vec::with_capacity(job.batches.len());
             for (batch, signature_ok, profile) in &job.batches {
@@ -231,7 +232,7 @@ impl Writer {
                     Ok(Accepted::AlreadyStored) => {}
                     // Held against the device (data quality) only when the device itself sent
                     // it: a valid signature, and not a replay, which anyone can send.
-                    Err(reason) if *signature_ok && reason != Reject::ReplayedSequence => rejected.push((key, reason.code())),
+                    Err(reason) if *signature_ok && reason != Reject::ReplayedSequence => rejected.push((batch, reason.code())),
                     Err(_) => {}
                 }
                 job_outcomes.push(outcome);

@@ -6,7 +6,7 @@
 //! the HTTP API ([`server`]), dispatch of grid events and measurement against baselines
 //! ([`dispatch`]), the fleet simulator ([`simulate`]), contribution scoring ([`score`]),
 //! epoch close and co-signing ([`epoch`]), the relayer ([`relay`]) and the epoch work of a
-//! running oracle ([`epoch_job`]).
+//! running oracle ([`epoch_job`]), all supervised by name ([`tasks`]).
 
 pub mod chain;
 pub mod config;
@@ -25,6 +25,7 @@ pub mod server;
 pub mod service;
 pub mod simulate;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
 
 pub use ovpp::{merkle, protocol};

@@ -196,16 +196,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if settings.epochs.active() {
         let job = ovpp_oracle::epoch_job::EpochJob::new(chain, state.clone(), settings.epochs.clone())?;
         tracing::info!(oracle = %job.oracle_key(), close = settings.epochs.close, cosign_for = ?settings.epochs.cosign_for, relay = settings.epochs.relay, "epoch work enabled");
-        tokio::spawn(job.run());
+        state.tasks.spawn("epoch_job", job.run());
     }
+    let tls = match &settings.tls {
+        None => None,
+        Some((cert, key)) => Some(ovpp_oracle::server::listen::tls_acceptor(cert, key)?),
+    };
     let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, database = %settings.database_url, rpc = %settings.rpc_url, "ovpp-oracle serving");
-    axum::serve(listener, ovpp_oracle::server::router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(listen = %listener.local_addr()?, scheme, database = %settings.database_url, rpc = %settings.rpc_url, "ovpp-oracle serving");
+    ovpp_oracle::server::listen::serve(listener, ovpp_oracle::server::router(state.clone()), settings.limits, tls, shutdown_signal()).await?;
+    // No request is in flight any more: stop the background work (the epoch job and the
+    // relayer resume where they were on the next start).
+    state.tasks.stop().await;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what service managers and container runtimes send).
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+    }
+    tracing::info!("shutting down: no new connections, finishing the requests in flight");
 }
 
 async fn run_simulation(args: SimulateArgs) -> anyhow::Result<()> {

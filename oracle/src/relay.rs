@@ -142,7 +142,10 @@ pub async fn relay_epoch(chain: &dyn Chain, store: &Store, payer: &Keypair, epoc
         tracing::info!(epoch, %signature, "posting epoch");
         match chain.send_transaction(&transaction).await {
             Ok(()) => {
-                store.mark_epoch_posted(epoch, Some(&signature), unix_now()).await?;
+                // The chain's time of posting (the `Epoch` account's clock), not this host's;
+                // this host's only if the account cannot be read back yet.
+                let at = posted_epoch(chain, epoch).await.ok().flatten().map_or_else(unix_now, |e| e.posted_at);
+                store.mark_epoch_posted(epoch, Some(&signature), at).await?;
                 return Ok(Relayed::Posted { signature });
             }
             // It may still have landed (e.g. a resend of an attempt that did): look again.

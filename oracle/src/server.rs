@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,9 +23,12 @@ use crate::store::{EpochRecord, Store, StoreError};
 use crate::telemetry::{Reading, SignedBatch, TelemetryBatch};
 
 mod grid;
+pub mod listen;
 
 /// Most batches one request may carry.
 pub const MAX_BATCHES_PER_REQUEST: usize = 4096;
+/// Largest request body accepted (413 above it): 4096 batches of 96 readings in JSON fit.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -35,6 +40,7 @@ pub struct AppState {
     pub proofs: Arc<ProofCache>,
     pub chain: Arc<dyn crate::chain::Chain>,
     pub dispatch: Arc<crate::dispatch::Dispatcher>,
+    pub tasks: Arc<crate::tasks::Tasks>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -49,9 +55,59 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rewards/{key}", get(get_rewards))
         .merge(grid::routes())
         .route("/metrics", get(get_metrics))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
+        .route("/healthz", get(get_health))
+        .fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// 200 while every background task runs; 503 naming the ones that stopped.
+async fn get_health(State(state): State<AppState>) -> Response {
+    let dead = state.tasks.dead();
+    if dead.is_empty() {
+        return Json(json!({"status": "ok"})).into_response();
+    }
+    let message = format!("background task(s) stopped: {} (see the log; restart the oracle)", dead.join(", "));
+    let body = json!({"status": "failing", "dead_tasks": dead, "error": {"code": "task_stopped", "message": message}});
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route {method} {}", uri.path()))
+}
+
+/// Every error answer carries the documented JSON body, also those axum makes itself as
+/// plain text: a wrong method (405), a body over the limit (413), a path, query or JSON body
+/// its extractors refuse (400, 415, 422), a request that took too long (408).
+pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", format!("{path} does not take {method}")),
+        StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", format!("request bodies are at most {MAX_BODY_BYTES} bytes")),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", text),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long to arrive or to answer".to_string()),
+        StatusCode::NOT_FOUND => ("not_found", format!("no route {method} {path}")),
+        _ if text.starts_with("Invalid URL") => ("bad_path", text),
+        _ if text.starts_with("Failed to deserialize query string") => ("bad_query", text),
+        _ if status.is_client_error() => ("malformed_body", text),
+        _ => ("internal", text),
+    };
+    let mut wrapped = ApiError::new(status, code, message).into_response();
+    // Keep what the client needs from the original answer (e.g. `Allow` on a 405).
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        wrapped.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    wrapped
 }
 
 /// `{"error": {"code": ..., "message": ...}}` with an HTTP status.
@@ -184,6 +240,7 @@ async fn post_telemetry(State(state): State<AppState>, headers: HeaderMap, body:
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FleetQuery {
     region: Option<String>,
     kind: Option<String>,
@@ -243,6 +300,10 @@ async fn get_metrics(State(state): State<AppState>) -> Response {
     let devices = state.registry.all().await;
     let summary = state.fleet.summary(&devices, unix_now()).await;
     let mut text = state.metrics.render(&summary);
+    text.push_str("# HELP ovpp_task_up Whether the named background task still runs (1) or stopped (0).\n# TYPE ovpp_task_up gauge\n");
+    for (name, up) in state.tasks.status() {
+        text.push_str(&format!("ovpp_task_up{{task=\"{name}\"}} {}\n", u8::from(up)));
+    }
     // Epoch progress, from the store (a failed read leaves the gauges out, not the page).
     if let Ok(epochs) = state.store.epochs(ovpp::state::ROOT_RING_LEN as i64).await {
         let closed = epochs.first();
@@ -302,6 +363,7 @@ async fn epoch_or_404(store: &Store, epoch: u64) -> Result<EpochRecord, ApiError
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EpochsQuery {
     limit: Option<i64>,
 }

@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::server::AppState;
 use crate::store::Store;
+use crate::tasks::Tasks;
 use crate::telemetry::validate::Policy;
 
 /// Opens the store, restores the cached registry and fleet, starts the ingest writer and
@@ -29,11 +30,12 @@ pub async fn start(
     let registry = Arc::new(Registry::new(chain.clone(), store.devices().await?));
     let fleet = Arc::new(Fleet::from_stored(store.readings_between(unix_now() - RECENT_WINDOW_SECS, i64::MAX).await?));
     let metrics = Arc::new(Metrics::default());
-    let ingestor = Ingestor::start(store.clone(), registry.clone(), fleet.clone(), metrics.clone(), policy).await?;
-    tokio::spawn(sync_registry(registry.clone(), store.clone(), registry_refresh));
+    let tasks = Arc::new(Tasks::default());
+    let ingestor = Ingestor::start(store.clone(), registry.clone(), fleet.clone(), metrics.clone(), policy, &tasks).await?;
+    tasks.spawn("registry_sync", sync_registry(registry.clone(), store.clone(), registry_refresh));
     let dispatch = Arc::new(Dispatcher::load(store.clone(), registry.clone(), fleet.clone(), dispatch, unix_now()).await?);
-    tokio::spawn(run_dispatch(dispatch.clone()));
-    Ok(AppState { ingestor, registry, fleet, store, metrics, proofs: Default::default(), chain, dispatch })
+    tasks.spawn("dispatch", run_dispatch(dispatch.clone()));
+    Ok(AppState { ingestor, registry, fleet, store, metrics, proofs: Default::default(), chain, dispatch, tasks })
 }
 
 /// Dispatch rounds every `tick_secs`; a failed round (storage) is logged and retried.

@@ -189,13 +189,14 @@ impl Store {
             .collect()
     }
 
-    /// Writes accepted batches (readings and new cursors) and rejection counts in one
-    /// transaction: when this returns `Ok`, all of it is on disk; on `Err`, none of it is.
+    /// Writes accepted batches (readings and new cursors) and rejected ones (each batch once,
+    /// however often it is sent) in one transaction: when this returns `Ok`, all of it is on
+    /// disk; on `Err`, none of it is.
     pub async fn commit(
         &self,
         accepted: &[&SignedBatch],
         cursors: &[(DeviceKey, DeviceCursor)],
-        rejected: &[(DeviceKey, &'static str)],
+        rejected: &[(&SignedBatch, &'static str)],
         now: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.writes.begin().await?;
@@ -249,14 +250,16 @@ impl Store {
             );
             upsert.build().execute(&mut *tx).await?;
         }
-        for (key, reason) in rejected {
+        for (batch, reason) in rejected {
             sqlx::query(
-                "INSERT INTO rejection_minutes (device_key, reason, minute, count) VALUES ($1, $2, $3, 1) \
-                 ON CONFLICT (device_key, reason, minute) DO UPDATE SET count = rejection_minutes.count + 1",
+                "INSERT INTO rejected_batches (device_key, sequence, signature, reason, received_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (device_key, sequence, signature) DO NOTHING",
             )
-            .bind(key_to_text(key))
+            .bind(key_to_text(&batch.batch.device_key))
+            .bind(batch.batch.sequence as i64)
+            .bind(hex::encode(batch.signature))
             .bind(*reason)
-            .bind(now.div_euclid(60))
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         }
@@ -282,8 +285,10 @@ impl Store {
     /// Lifetime rejection counts per (device, reason).
     pub async fn rejection_counts(&self) -> Result<Vec<(DeviceKey, String, i64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT device_key, reason, SUM(count) AS count FROM rejection_minutes GROUP BY device_key, reason \
-             ORDER BY device_key, reason",
+            "SELECT device_key, reason, CAST(SUM(count) AS BIGINT) AS count FROM ( \
+               SELECT device_key, reason, count FROM rejection_minutes \
+               UNION ALL SELECT device_key, reason, 1 AS count FROM rejected_batches \
+             ) AS all_rejections GROUP BY device_key, reason ORDER BY device_key, reason",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -381,7 +386,8 @@ macro_rules! select_epochs {
 
 impl Store {
     /// Per-device sums over the readings whose interval starts in `[start, end)` and the
-    /// rejections received in the minutes `[start / 60, end / 60)`: the inputs of scoring.
+    /// batches rejected (each once) whose receipt here was in `[start, end)`: the inputs of
+    /// scoring.
     /// With `cutoff`, only devices in it count, and of each only the batches up to its
     /// sequence there (a co-signer recomputing exactly what the primary used).
     pub async fn epoch_inputs(
@@ -464,14 +470,14 @@ impl Store {
             out.insert(key_from_text("readings", &row.try_get::<String, _>("device_key")?)?, inputs);
         }
         let rejections = sqlx::query(
-            "SELECT device_key, CAST(SUM(count) AS BIGINT) AS n FROM rejection_minutes WHERE minute >= $1 AND minute < $2 GROUP BY device_key",
+            "SELECT device_key, CAST(COUNT(*) AS BIGINT) AS n FROM rejected_batches WHERE received_at >= $1 AND received_at < $2 GROUP BY device_key",
         )
-        .bind(start.div_euclid(60))
-        .bind(end.div_euclid(60))
+        .bind(start)
+        .bind(end)
         .fetch_all(&self.pool)
         .await?;
         for row in &rejections {
-            let key = key_from_text("rejection_minutes", &row.try_get::<String, _>("device_key")?)?;
+            let key = key_from_text("rejected_batches", &row.try_get::<String, _>("device_key")?)?;
             if cutoff.is_some_and(|c| !c.contains_key(&key)) {
                 continue;
             }

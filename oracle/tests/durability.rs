@@ -187,8 +187,19 @@ async fn acknowledged_readings_survive_sigkill_exactly_once() {
         }
     }
     assert_eq!(statuses.keys().filter(|s| *s != "accepted" && *s != "already_stored").count(), 0, "{statuses:?}");
-    oracle.child.kill().unwrap();
-    oracle.child.wait().unwrap();
+    // SIGTERM (what a service manager sends): an orderly stop, exit status 0.
+    let term = Command::new("kill").args(["-TERM", &oracle.child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let mut exited = None;
+    for _ in 0..300 {
+        exited = oracle.child.try_wait().unwrap();
+        if exited.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = exited.unwrap_or_else(|| panic!("no exit 15 s after SIGTERM; see {}", dir.display()));
+    assert!(status.success(), "exit after SIGTERM: {status}");
 
     let finally = stored(&url).await;
     let all_sent: BTreeSet<ReadingKey> = lanes.iter().flat_map(|lane| reading_keys(lane)).collect();

@@ -111,9 +111,32 @@ impl DeviceSigned for Preferences {
     const DOMAIN: &'static [u8] = PREFERENCES_DOMAIN;
 }
 
+/// How far ahead a departure or an opt-out may be set: a year (anything later is a mistake,
+/// and keeps every time computation far from overflow).
+pub const MAX_PREFERENCE_HORIZON_SECS: i64 = 366 * 86_400;
+
 impl Preferences {
     pub fn opted_out(&self, now: i64) -> bool {
         now < self.opt_out_until
+    }
+
+    /// The bounds an owner's preferences must keep at `now`; the error says which one.
+    pub fn check(&self, now: i64) -> Result<(), String> {
+        for (name, value) in [("reserve_soc_permille", self.reserve_soc_permille), ("departure_soc_permille", self.departure_soc_permille)] {
+            if value > 1000 {
+                return Err(format!("{name} is {value}: a state of charge is 0 to 1000 permille"));
+            }
+        }
+        let latest = now.saturating_add(MAX_PREFERENCE_HORIZON_SECS);
+        if let Some(departure) = self.departure {
+            if !(0..=latest).contains(&departure) {
+                return Err(format!("departure {departure} must be a unix time in seconds, at most a year from now ({latest})"));
+            }
+        }
+        if !(0..=latest).contains(&self.opt_out_until) {
+            return Err(format!("opt_out_until {} must be 0 or a unix time in seconds, at most a year from now ({latest})", self.opt_out_until));
+        }
+        Ok(())
     }
 }
 

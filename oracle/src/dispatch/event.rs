@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 /// fits; anything longer is a mistake).
 pub const MAX_EVENT_SECS: i64 = 7 * 86_400;
 pub const MAX_INTERVALS: usize = 2_880;
+/// How far ahead an event may start: a year.
+pub const MAX_EVENT_HORIZON_SECS: i64 = 366 * 86_400;
 
 /// The signal an event carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
@@ -293,12 +295,12 @@ impl WireEvent {
         let mut intervals = Vec::with_capacity(self.intervals.len());
         // Without its own period, an interval follows the previous one with the event's duration.
         let mut next_start = match &self.interval_period {
-            Some(p) => Some(parse_period(p, -1)?),
+            Some(p) => Some(parse_period(p, -1, ctx.now)?),
             None => None,
         };
         for interval in &self.intervals {
             let (start, duration) = match (&interval.interval_period, next_start) {
-                (Some(p), _) => parse_period(p, interval.id)?,
+                (Some(p), _) => parse_period(p, interval.id, ctx.now)?,
                 (None, Some(p)) => p,
                 (None, None) => {
                     return Err(EventError::Invalid(format!("interval {} has no intervalPeriod and the event has none", interval.id)))
@@ -335,8 +337,12 @@ impl WireEvent {
                 }
                 scaled(number, 1e3, interval.id)?
             };
-            intervals.push(EventInterval { id: interval.id, start, end: start + duration, value });
-            next_start = Some((start + duration, next_start.map_or(duration, |(_, d)| d)));
+            let end = start.checked_add(duration).ok_or_else(|| EventError::Invalid(format!("interval {} ends too late", interval.id)))?;
+            if end.saturating_sub(intervals.first().map_or(start, |i: &EventInterval| i.start)) > MAX_EVENT_SECS {
+                return Err(EventError::Invalid(format!("longer than {} days", MAX_EVENT_SECS / 86_400)));
+            }
+            intervals.push(EventInterval { id: interval.id, start, end, value });
+            next_start = Some((end, next_start.map_or(duration, |(_, d)| d)));
         }
         let signal = signal.expect("at least one interval");
         for descriptor in &self.payload_descriptors {
@@ -385,13 +391,20 @@ fn scaled(number: f64, scale: f64, id: i64) -> Result<i64, EventError> {
     Ok(v as i64)
 }
 
-fn parse_period(p: &IntervalPeriod, id: i64) -> Result<(i64, i64), EventError> {
+fn parse_period(p: &IntervalPeriod, id: i64, now: i64) -> Result<(i64, i64), EventError> {
     let where_ = if id < 0 { "event".to_string() } else { format!("interval {id}") };
     let start = chrono::DateTime::parse_from_rfc3339(&p.start)
         .map_err(|e| EventError::Invalid(format!("{where_}: start {:?} is not RFC 3339: {e}", p.start)))?
         .timestamp();
     let duration = parse_iso_duration(&p.duration)
         .ok_or_else(|| EventError::Invalid(format!("{where_}: duration {:?} is not ISO 8601 (e.g. PT15M)", p.duration)))?;
+    // Bounded here, so every later time sum stays far from overflow.
+    if duration > MAX_EVENT_SECS {
+        return Err(EventError::Invalid(format!("{where_}: duration {:?} is longer than {} days", p.duration, MAX_EVENT_SECS / 86_400)));
+    }
+    if !(0..=now.saturating_add(MAX_EVENT_HORIZON_SECS)).contains(&start) {
+        return Err(EventError::Invalid(format!("{where_}: start {:?} is more than a year from now", p.start)));
+    }
     Ok((start, duration))
 }
 

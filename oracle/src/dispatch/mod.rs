@@ -72,6 +72,8 @@ pub enum DispatchError {
     UnknownDevice,
     #[error("preferences sequence {0} is not newer than the stored one")]
     StalePreferences(u64),
+    #[error("invalid preferences: {0}")]
+    InvalidPreferences(String),
     #[error("event record {0} is not a finished event with its own commands")]
     InvalidRecord(String),
     #[error(transparent)]
@@ -315,7 +317,8 @@ impl Dispatcher {
         Ok(())
     }
 
-    pub async fn set_preferences(&self, prefs: Preferences, signature: &[u8; 64]) -> Result<(), DispatchError> {
+    pub async fn set_preferences(&self, prefs: Preferences, signature: &[u8; 64], now: i64) -> Result<(), DispatchError> {
+        prefs.check(now).map_err(DispatchError::InvalidPreferences)?;
         let key = self.registry.verifying_keys(&[prefs.device_key]).await.pop().flatten().ok_or(DispatchError::UnknownDevice)?;
         if !prefs.verify(&key, signature) {
             return Err(DispatchError::BadSignature);

@@ -58,7 +58,7 @@ pub fn capability(
     }
     let kind = device.kind();
     let rated = device.profile.rated_power_w;
-    let remaining_h = (until - now).max(1) as f64 / 3600.0;
+    let remaining_h = until.saturating_sub(now).max(1) as f64 / 3600.0;
     let mut power = match (direction, kind) {
         (Direction::Up, k) if is_storage(k) || k == DeviceKind::EvCharger => u64::from(r.flex_up_w),
         (Direction::Down, k) if is_storage(k) || k == DeviceKind::EvCharger => u64::from(r.flex_down_w),
@@ -75,7 +75,7 @@ pub fn capability(
                 let mut above = stored - usable * f64::from(prefs.reserve_soc_permille.min(1000)) / 1000.0;
                 if let (DeviceKind::Ev, Some(departure)) = (kind, prefs.departure) {
                     // What can still be recharged between the event's end and departure.
-                    let recharge = rated as f64 * ((departure - until).max(0) as f64 / 3600.0);
+                    let recharge = rated as f64 * (departure.saturating_sub(until).max(0) as f64 / 3600.0);
                     let needed = usable * f64::from(prefs.departure_soc_permille.min(1000)) / 1000.0;
                     above = above.min(stored + recharge - needed);
                 }

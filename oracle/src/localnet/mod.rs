@@ -341,7 +341,8 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         .with_context(|| format!("binding 127.0.0.1:{}", args.api_port))?;
     let api_url = format!("http://{}", api_listener.local_addr()?);
     let router = crate::server::router(state.clone());
-    tokio::spawn(async move { axum::serve(api_listener, router).await });
+    let limits = crate::server::listen::Limits::default();
+    tokio::spawn(crate::server::listen::serve(api_listener, router, limits, None, std::future::pending()));
     let role = EpochRole {
         close: true,
         cosign_for: None,
@@ -366,7 +367,7 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         simulate::run(&mut fleet, &sender, past, 256, std::future::pending()).await?;
     }
     let job = EpochJob::new(chain.clone(), state.clone(), role)?;
-    let epochs_task = tokio::spawn(job.run());
+    state.tasks.spawn("epoch_job", job.run());
     println!("local chain: {rpc_url} (JSON-RPC)   oracle: {api_url}   state: {}", dir.display());
     println!("operator keypair: {}   owner keypairs: {}", dir.join("operator.json").display(), dir.join("owners").display());
     println!("try: ovpp -k {} --oracle-url {api_url} rewards show", owner_keypair_path(dir, 0).display());
@@ -424,8 +425,7 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     // Stop cleanly: the fleet, the epoch work, then save the chain.
     let _ = sim_stop.send(());
     let _ = sim.await;
-    epochs_task.abort();
-    let _ = epochs_task.await;
+    state.tasks.stop().await;
     let saved = save_accounts(dir, &bridge, &banks).await?;
     clock_task.abort();
     let config = crate::relay::read_config(chain.as_ref()).await?;

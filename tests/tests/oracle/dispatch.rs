@@ -14,9 +14,9 @@ use solana_sdk::signature::{Keypair, Signer};
 
 use crate::{start_oracle_with, Oracle};
 
-const TOKEN: &str = "grid-operator-secret";
+pub const TOKEN: &str = "grid-operator-secret";
 
-async fn registered_fleet(n: usize, seed: u64) -> (TestChain, Fleet) {
+pub async fn registered_fleet(n: usize, seed: u64) -> (TestChain, Fleet) {
     let mut chain = TestChain::initialized(1, 1).await;
     let owner = chain.new_owner().await;
     let fleet = Fleet::new(n, seed, 48.1, 11.6);
@@ -28,7 +28,7 @@ async fn registered_fleet(n: usize, seed: u64) -> (TestChain, Fleet) {
     (chain, fleet)
 }
 
-async fn oracle(chain: &TestChain, name: &str) -> Oracle {
+pub async fn oracle(chain: &TestChain, name: &str) -> Oracle {
     let settings = DispatchSettings { grid_tokens: vec![TOKEN.into()], ..DispatchSettings::default() };
     let oracle = start_oracle_with(chain, name, settings).await;
     oracle.state.registry.refresh().await.unwrap();
@@ -76,7 +76,7 @@ async fn post(oracle: &Oracle, path: &str, token: Option<&str>, body: &Value) ->
     (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
 }
 
-fn event_json(program: &str, region: &str, kind: &str, start: i64, duration: &str, values: &[f64]) -> Value {
+pub fn event_json(program: &str, region: &str, kind: &str, start: i64, duration: &str, values: &[f64]) -> Value {
     let intervals: Vec<Value> =
         values.iter().enumerate().map(|(i, v)| json!({"id": i, "payloads": [{"type": kind, "values": [v]}]})).collect();
     json!({

@@ -292,6 +292,26 @@ async fn closing_twice_gives_the_same_bytes_and_signature() {
     let late = net.fleet.tick(spec.end_ts - 600, 300);
     let sent = Sender::new(&net.primary.base).send(&late).await.unwrap();
     assert_eq!(sent.reasons.get("epoch_closed"), Some(&(late.len() as u64)), "{sent:?}");
+
+    // An independent implementation of SCORING.md (Python, standard library only) recomputes
+    // the report from the report alone and agrees to the byte; an amount moved by one base
+    // unit is caught.
+    let verify = |report: &[u8], name: &str| {
+        let path = std::env::temp_dir().join(format!("ovpp-report-{}-{name}.jsonl", std::process::id()));
+        std::fs::write(&path, report).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../oracle/tools/verify_report.py");
+        let out = std::process::Command::new("python3").arg(script).arg(&path).arg("--previous-total").arg("0").output().expect("python3");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert!(first.lines.iter().any(|l| l.amount > 0), "the epoch paid someone");
+    let (ok, stdout, stderr) = verify(&first.report, "good");
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&hex::encode(first.report_hash)), "{stdout}");
+    let text = String::from_utf8(first.report.clone()).unwrap();
+    let paid = first.lines.iter().find(|l| l.amount > 0).unwrap();
+    let tampered = text.replacen(&format!("\"amount\":{}", paid.amount), &format!("\"amount\":{}", paid.amount + 1), 1);
+    let (ok, _, stderr) = verify(tampered.as_bytes(), "tampered");
+    assert!(!ok && stderr.contains("amount"), "{stderr}");
 }
 
 /// The path `ovpp-oracle serve` runs: the primary's epoch job closes, signs and relays;

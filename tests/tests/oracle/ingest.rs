@@ -110,8 +110,25 @@ async fn devices_registered_on_chain_are_accepted_and_retired_ones_rejected() {
     let ix = client::retire_device(owner.pubkey(), &battery.pubkey());
     chain.send(&[ix], &[&owner]).await.unwrap();
     oracle.state.registry.refresh().await.unwrap();
-    let (_, body) = oracle.post_json(&[battery_batch(&battery, 3, 1)]).await;
+    let refused_from = ovpp_oracle::ingest::unix_now();
+    let refused = battery_batch(&battery, 3, 1);
+    let (_, body) = oracle.post_json(std::slice::from_ref(&refused)).await;
     assert_eq!(reasons(&body), ["device_retired"]);
+    // The same refused batch again, three times (anyone can replay it): counted once.
+    for _ in 0..3 {
+        assert_eq!(reasons(&oracle.post_json(std::slice::from_ref(&refused)).await.1), ["device_retired"]);
+    }
+    // It belongs to the epoch in which it was refused, to the second, also when the epoch
+    // does not start on a whole minute.
+    let refused_until = ovpp_oracle::ingest::unix_now() + 1;
+    let rejected_in = |start: i64, end: i64| {
+        let store = oracle.state.store.clone();
+        let key = battery.pubkey().to_bytes();
+        async move { store.epoch_inputs(start, end, [17, 19], None).await.unwrap().get(&key).map_or(0, |i| i.rejected_batches) }
+    };
+    assert_eq!(rejected_in(refused_from, refused_until).await, 1);
+    assert_eq!(rejected_in(refused_until, refused_until + 59).await, 0);
+    assert_eq!(rejected_in(refused_from - 59, refused_from).await, 0);
 
     // What counts against a device's data quality is what the device itself sent: a replay
     // or a forged signature can come from anyone and is only counted in the metrics.
@@ -122,7 +139,7 @@ async fn devices_registered_on_chain_are_accepted_and_retired_ones_rejected() {
     assert!(metrics.contains("ovpp_ingest_batches_rejected_total{reason=\"bad_signature\"} 1"), "{metrics}");
     assert!(metrics.contains("ovpp_ingest_batches_accepted_total 2"), "{metrics}");
     assert!(metrics.contains("ovpp_ingest_batches_already_stored_total 1"), "{metrics}");
-    assert!(metrics.contains("ovpp_ingest_batches_rejected_total{reason=\"device_retired\"} 1"), "{metrics}");
+    assert!(metrics.contains("ovpp_ingest_batches_rejected_total{reason=\"device_retired\"} 4"), "{metrics}");
 }
 
 #[tokio::test]

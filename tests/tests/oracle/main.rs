@@ -10,6 +10,7 @@ use ovpp_oracle::server::{router, AppState};
 use ovpp_oracle::telemetry::validate::Policy;
 use ovpp_tests::TestChain;
 
+mod api;
 mod cli;
 mod dispatch;
 mod epochs;
@@ -37,6 +38,7 @@ pub async fn start_oracle_with(chain: &TestChain, name: &str, dispatch: ovpp_ora
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = router(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let limits = ovpp_oracle::server::listen::Limits::default();
+    tokio::spawn(ovpp_oracle::server::listen::serve(listener, app, limits, None, std::future::pending()));
     Oracle { state, base, http: reqwest::Client::new() }
 }

@@ -22,6 +22,7 @@ use crate::registry::Registry;
 use crate::store::{EpochRecord, Store, StoreError};
 use crate::telemetry::{Reading, SignedBatch, TelemetryBatch};
 
+pub mod auth;
 mod grid;
 pub mod listen;
 
@@ -272,16 +273,23 @@ async fn get_fleet(State(state): State<AppState>, Query(q): Query<FleetQuery>) -
     Ok(Json(summary).into_response())
 }
 
-async fn get_device(State(state): State<AppState>, Path(key): Path<String>) -> Result<Response, ApiError> {
+/// The registry entry (public, as on-chain) and, for the device's owner, the device itself
+/// and grid operators only, its readings and online state (a household's behaviour).
+async fn get_device(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let bytes = parse_key(&key)?;
+    let caller = auth::caller(&headers, &method, &uri, &[], unix_now(), |t| state.dispatch.authorized(Some(t)))?;
     let device = state
         .registry
         .get(&bytes)
         .await
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_device", format!("no registered device {key}")))?;
-    let recent = state.fleet.recent(&bytes).await;
-    let latest = state.fleet.latest(&bytes).await;
-    Ok(Json(json!({
+    let mut body = json!({
         "device_key": key,
         "owner": device.owner.to_string(),
         "kind": kind_name(device.kind()),
@@ -289,11 +297,20 @@ async fn get_device(State(state): State<AppState>, Path(key): Path<String>) -> R
         "region": device.region,
         "rated_power_w": device.profile.rated_power_w,
         "energy_capacity_wh": device.profile.energy_capacity_wh,
-        "online": latest.is_some_and(|l| is_online(&l.reading, unix_now())),
-        "latest": latest.map(|l| l.reading),
-        "recent_readings": recent,
-    }))
-    .into_response())
+    });
+    let private = match caller {
+        auth::Caller::Operator => true,
+        auth::Caller::Key(k) => k == bytes || k == device.owner.to_bytes(),
+        auth::Caller::Anonymous => false,
+    };
+    body["readings_visible"] = json!(private);
+    if private {
+        let latest = state.fleet.latest(&bytes).await;
+        body["online"] = json!(latest.is_some_and(|l| is_online(&l.reading, unix_now())));
+        body["latest"] = json!(latest.map(|l| l.reading));
+        body["recent_readings"] = json!(state.fleet.recent(&bytes).await);
+    }
+    Ok(Json(body).into_response())
 }
 
 async fn get_metrics(State(state): State<AppState>) -> Response {

@@ -175,12 +175,36 @@ async fn fleet_and_device_views_reflect_accepted_telemetry() {
     assert_eq!(status, 400);
     assert!(error.contains("\"code\":\"unknown_kind\""), "{error}");
 
-    let (status, device) = oracle.get(&format!("/v1/devices/{}", battery.pubkey())).await;
-    assert_eq!(status, 200);
+    // The registry entry is public (it is on-chain); readings and presence only for the
+    // owner's wallet, the device's own key, and grid operators.
+    let path = format!("/v1/devices/{}", battery.pubkey());
+    let (status, device) = oracle.get(&path).await;
     let device: Value = serde_json::from_str(&device).unwrap();
-    assert_eq!(device["kind"], "home_battery");
-    assert_eq!(device["online"], true);
-    assert_eq!(device["recent_readings"].as_array().unwrap().len(), 2);
+    assert_eq!((status, device["kind"].as_str(), device["readings_visible"].as_bool()), (200, Some("home_battery"), Some(false)));
+    assert!(device.get("recent_readings").is_none() && device.get("online").is_none(), "{device}");
+    let get_signed = |by: &Keypair, path: &str, at: i64| {
+        let key = signing_key(by);
+        let header = ovpp_oracle::server::auth::authorization(&key, &axum::http::Method::GET, path, at, b"");
+        oracle.http.get(format!("{}{path}", oracle.base)).header("authorization", header).send()
+    };
+    let stranger = Keypair::new();
+    for (who, visible) in [(&owner, true), (&battery, true), (&stranger, false)] {
+        let answer: Value = get_signed(who, &path, unix_now()).await.unwrap().json().await.unwrap();
+        assert_eq!(answer["readings_visible"], visible, "{answer}");
+        if visible {
+            assert_eq!(answer["online"], true);
+            assert_eq!(answer["recent_readings"].as_array().unwrap().len(), 2);
+        }
+    }
+    // A stale signature, or one for another path, is refused, not taken as anonymous.
+    for (signed_path, at) in [(path.clone(), unix_now() - 120), (format!("/v1/devices/{}", solar.pubkey()), unix_now())] {
+        let key = signing_key(&owner);
+        let header = ovpp_oracle::server::auth::authorization(&key, &axum::http::Method::GET, &signed_path, at, b"");
+        let answer = oracle.http.get(format!("{}{path}", oracle.base)).header("authorization", header).send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), 401);
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "bad_request_signature", "{body}");
+    }
     let (status, _) = oracle.get(&format!("/v1/devices/{}", Keypair::new().pubkey())).await;
     assert_eq!(status, 404);
     let (status, health) = oracle.get("/healthz").await;

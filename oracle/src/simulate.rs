@@ -340,9 +340,11 @@ impl Sender {
     pub async fn follow_dispatch(&self, fleet: &mut Fleet, acked: &mut std::collections::HashSet<String>) -> Result<usize, SimulateError> {
         let mut following = 0;
         for devices in fleet.devices.chunks_mut(4096) {
-            let keys: Vec<String> = devices.iter().map(|d| bs58::encode(d.device_key()).into_string()).collect();
+            let signing: Vec<&ed25519_dalek::SigningKey> = devices.iter().map(|d| &d.key).collect();
+            let request = crate::dispatch::command::CommandsRequest::signed(&signing, crate::ingest::unix_now());
+            let keys = request.devices.clone();
             let url = format!("{}/v1/commands", self.base);
-            let answer: serde_json::Value = self.post_json(&url, &serde_json::json!({ "devices": keys })).await?;
+            let answer: serde_json::Value = self.post_json(&url, &serde_json::to_value(&request).unwrap_or_default()).await?;
             for (device, key) in devices.iter_mut().zip(&keys) {
                 let current = &answer["devices"][key]["current"];
                 device.dispatch = match (current["id"].as_str(), current["setpoint_w"].as_i64(), current["valid_until"].as_i64()) {

@@ -17,6 +17,7 @@ use crate::registry::DeviceKey;
 
 pub const ACK_DOMAIN: &[u8] = b"OVPP-ACK-V1";
 pub const PREFERENCES_DOMAIN: &[u8] = b"OVPP-PREFERENCES-V1";
+pub const COMMANDS_QUERY_DOMAIN: &[u8] = b"OVPP-COMMANDS-QUERY-V1";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
@@ -109,6 +110,44 @@ impl DeviceSigned for Ack {
 
 impl DeviceSigned for Preferences {
     const DOMAIN: &'static [u8] = PREFERENCES_DOMAIN;
+}
+
+/// A gateway asking for the commands of many devices at once (`POST /v1/commands`): every
+/// listed device signs these same bytes, so only who holds a device's key learns its set
+/// points. `signed_at` must be within a minute of the oracle's clock.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize)]
+pub struct CommandsQuery {
+    pub signed_at: i64,
+    pub devices: Vec<DeviceKey>,
+}
+
+impl DeviceSigned for CommandsQuery {
+    const DOMAIN: &'static [u8] = COMMANDS_QUERY_DOMAIN;
+}
+
+/// The JSON body of `POST /v1/commands`: base58 device keys, and each one's signature of the
+/// [`CommandsQuery`] in the same order (a grid operator's bearer token needs none).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandsRequest {
+    pub devices: Vec<String>,
+    #[serde(default)]
+    pub signed_at: i64,
+    #[serde(default)]
+    pub signatures: Vec<String>,
+}
+
+impl CommandsRequest {
+    /// The request a gateway holding `keys` sends at `signed_at`.
+    pub fn signed(keys: &[&SigningKey], signed_at: i64) -> Self {
+        let devices: Vec<DeviceKey> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+        let query = CommandsQuery { signed_at, devices };
+        Self {
+            devices: query.devices.iter().map(|d| bs58::encode(d).into_string()).collect(),
+            signed_at,
+            signatures: keys.iter().map(|k| bs58::encode(query.sign(k)).into_string()).collect(),
+        }
+    }
 }
 
 /// How far ahead a departure or an opt-out may be set: a year (anything later is a mistake,

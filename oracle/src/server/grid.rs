@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{parse_key, ApiError, AppState};
-use crate::dispatch::command::{Ack, Preferences};
+use super::auth::Caller;
+use crate::dispatch::command::{Ack, CommandsQuery, CommandsRequest, DeviceSigned, Preferences};
 use crate::dispatch::event::{WireEvent, WireProgram};
 use crate::dispatch::DispatchError;
 use crate::ingest::unix_now;
@@ -189,28 +190,80 @@ async fn get_live_events(State(state): State<AppState>) -> Response {
     Json(state.dispatch.view(unix_now()).await).into_response()
 }
 
-async fn get_commands(State(state): State<AppState>, Path(key): Path<String>) -> Result<Response, ApiError> {
-    let key = parse_key(&key)?;
-    Ok(Json(state.dispatch.commands_for(&key, unix_now()).await).into_response())
+/// A device's commands, to the device itself, its owner's wallet, or a grid operator.
+async fn get_commands(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let device = parse_key(&key)?;
+    let now = unix_now();
+    let allowed = match super::auth::caller(&headers, &method, &uri, &[], now, |t| state.dispatch.authorized(Some(t)))? {
+        Caller::Operator => true,
+        Caller::Key(k) => k == device || state.registry.get(&device).await.is_some_and(|d| d.owner.to_bytes() == k),
+        Caller::Anonymous => false,
+    };
+    if !allowed {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_request_signature",
+            format!("a device's commands are for the device, its owner or a grid operator: sign the request with the key of {key} or its owner's wallet (README: access)"),
+        ));
+    }
+    Ok(Json(state.dispatch.commands_for(&device, now).await).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CommandsQuery {
-    devices: Vec<String>,
-}
-
-/// Gateways: the commands of many devices in one request (at most 4096).
+/// Gateways: the commands of many devices in one request (at most 4096), each device's
+/// signature proving the gateway holds its key (or a grid operator's token).
 async fn post_commands_query(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
-    let query: CommandsQuery = json_body(&headers, &body)?;
+    let query: CommandsRequest = json_body(&headers, &body)?;
     if query.devices.len() > 4096 {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "too_many_devices", "at most 4096 devices per request"));
     }
     let now = unix_now();
     let keys = query.devices.iter().map(|t| parse_key(t)).collect::<Result<Vec<_>, _>>()?;
+    let operator = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| state.dispatch.authorized(Some(t)));
+    if !operator {
+        check_device_signatures(&state, &query, &keys, now).await?;
+    }
     let answers = state.dispatch.commands_for_many(&keys, now).await;
     let devices: serde_json::Map<String, serde_json::Value> = query.devices.iter().cloned().zip(answers.iter().map(|a| json!(a))).collect();
     Ok(Json(json!({"now": now, "devices": devices})).into_response())
+}
+
+async fn check_device_signatures(state: &AppState, request: &CommandsRequest, keys: &[[u8; 32]], now: i64) -> Result<(), ApiError> {
+    let unsigned = |why: String| ApiError::new(StatusCode::UNAUTHORIZED, "bad_request_signature", why);
+    if request.signatures.len() != keys.len() {
+        return Err(unsigned(format!(
+            "{} devices but {} signatures: each device signs the query (CommandsQuery, README: access)",
+            keys.len(),
+            request.signatures.len()
+        )));
+    }
+    if request.signed_at.abs_diff(now) > super::auth::MAX_REQUEST_SKEW_SECS as u64 {
+        return Err(unsigned(format!("signed_at {} is more than a minute from the oracle's clock ({now})", request.signed_at)));
+    }
+    let signatures = request.signatures.iter().map(|s| parse_signature(s)).collect::<Result<Vec<_>, _>>()?;
+    let verifying = state.registry.verifying_keys(keys).await;
+    if let Some(i) = verifying.iter().position(Option::is_none) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_device", format!("device {} is not registered", request.devices[i])));
+    }
+    let query = CommandsQuery { signed_at: request.signed_at, devices: keys.to_vec() };
+    let checked = tokio::task::spawn_blocking(move || {
+        verifying.iter().zip(&signatures).position(|(key, signature)| !query.verify(key.as_ref().expect("checked above"), signature))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
+    match checked {
+        Some(i) => Err(unsigned(format!("the signature of device {} does not verify over this query", request.devices[i]))),
+        None => Ok(()),
+    }
 }
 
 fn parse_signature(text: &str) -> Result<[u8; 64], ApiError> {

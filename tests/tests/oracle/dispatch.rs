@@ -1,7 +1,7 @@
 //! Dispatch end to end: grid events in over the OpenADR 3 shaped API, set points out to the
 //! simulated fleet, signed acknowledgements back, and the measured delivery.
 
-use ovpp_oracle::dispatch::command::{Ack, DeviceSigned, Preferences};
+use ovpp_oracle::dispatch::command::{Ack, CommandsRequest, DeviceSigned, Preferences};
 use ovpp_oracle::dispatch::event::{rfc3339, WireEvent};
 use ovpp_oracle::dispatch::plan::{capability, Direction};
 use ovpp_oracle::dispatch::DispatchSettings;
@@ -262,21 +262,28 @@ async fn devices_acknowledge_commands_and_refusals_replan() {
     let id = id.as_str();
     assert!(plan.devices >= 2, "{plan:?}");
 
-    // Commands for the planned devices, fetched one by one and in bulk.
-    let keys: Vec<String> = fleet.devices.iter().map(|d| bs58::encode(d.device_key()).into_string()).collect();
-    let bulk: Value = oracle
-        .http
-        .post(format!("{}/v1/commands", oracle.base))
-        .json(&json!({"devices": keys}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Commands for the planned devices, fetched one by one and in bulk, each request signed
+    // by the devices' keys (a gateway holds them); nobody else learns the set points.
+    let signing: Vec<&ed25519_dalek::SigningKey> = fleet.devices.iter().map(|d| &d.key).collect();
+    let request = CommandsRequest::signed(&signing, unix_now());
+    let keys = request.devices.clone();
+    let bulk_url = format!("{}/v1/commands", oracle.base);
+    let bulk: Value = oracle.http.post(&bulk_url).json(&request).send().await.unwrap().json().await.unwrap();
+    let unsigned = oracle.http.post(&bulk_url).json(&json!({"devices": keys})).send().await.unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    let mut swapped = request.clone();
+    swapped.signatures.swap(0, 1);
+    assert_eq!(oracle.http.post(&bulk_url).json(&swapped).send().await.unwrap().status().as_u16(), 401);
+    let commands_of = |i: usize, signer: &ed25519_dalek::SigningKey| {
+        let path = format!("/v1/devices/{}/commands", keys[i]);
+        let header = ovpp_oracle::server::auth::authorization(signer, &axum::http::Method::GET, &path, unix_now(), b"");
+        oracle.http.get(format!("{}{path}", oracle.base)).header("authorization", header).send()
+    };
+    assert_eq!(oracle.http.get(format!("{}/v1/devices/{}/commands", oracle.base, keys[0])).send().await.unwrap().status().as_u16(), 401);
+    assert_eq!(commands_of(0, &fleet.devices[1].key).await.unwrap().status().as_u16(), 401, "another device's key");
     let mut commanded = Vec::new();
     for (i, key) in keys.iter().enumerate() {
-        let one: Value = oracle.http.get(format!("{}/v1/devices/{key}/commands", oracle.base)).send().await.unwrap().json().await.unwrap();
+        let one: Value = commands_of(i, &fleet.devices[i].key).await.unwrap().json().await.unwrap();
         assert_eq!(one["commands"], bulk["devices"][key]["commands"]);
         if let Some(c) = one["commands"].as_array().unwrap().first() {
             assert_eq!(c["event_id"], id);

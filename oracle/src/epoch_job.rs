@@ -144,9 +144,13 @@ impl EpochJob {
         let report = response.error_for_status().context("fetching the primary's report")?.bytes().await?;
         // Demand response credited in the epoch: re-measured here from the primary's events
         // and commands, with this oracle's own readings.
+        // Signed with this oracle's key: the records name every device's commands.
+        let path = format!("/v1/events/records?credited_from={}&credited_to={}", spec.start_ts, spec.end_ts);
+        let signed = crate::server::auth::authorization(&self.oracle, &reqwest::Method::GET, &path, unix_now(), b"");
         let records: Vec<crate::dispatch::EventRecord> = self
             .http
-            .get(format!("{primary}/v1/events/records?credited_from={}&credited_to={}", spec.start_ts, spec.end_ts))
+            .get(format!("{primary}{path}"))
+            .header(reqwest::header::AUTHORIZATION, signed)
             .send()
             .await
             .and_then(|r| r.error_for_status())

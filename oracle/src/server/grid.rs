@@ -168,9 +168,42 @@ struct ReportsQuery {
     event_id: String,
 }
 
-async fn get_reports(State(state): State<AppState>, Query(q): Query<ReportsQuery>) -> Result<Response, ApiError> {
-    let report = state.dispatch.report(&q.event_id).await.map_err(DispatchError::from)?;
+/// Grid operators and the oracle set see every device's delivery; everyone else the event's
+/// totals and intervals (a device's delivery tells whether its household was at home).
+async fn get_reports(
+    State(state): State<AppState>,
+    Query(q): Query<ReportsQuery>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let trusted = operator_or_oracle(&state, &headers, &method, &uri).await?;
+    let mut report = state.dispatch.report(&q.event_id).await.map_err(DispatchError::from)?;
+    if !trusted {
+        if let Some(serde_json::Value::Object(fields)) = report.as_mut() {
+            fields.remove("devices");
+        }
+    }
     Ok(Json(report.into_iter().collect::<Vec<_>>()).into_response())
+}
+
+/// A grid operator (token), or a request signed by a member of the on-chain oracle set.
+async fn operator_or_oracle(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+) -> Result<bool, ApiError> {
+    match super::auth::caller(headers, method, uri, &[], unix_now(), |t| state.dispatch.authorized(Some(t)))? {
+        Caller::Operator => Ok(true),
+        Caller::Key(k) => {
+            let config = crate::relay::read_config(state.chain.as_ref())
+                .await
+                .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", e.to_string()))?;
+            Ok(config.oracles.iter().any(|o| o.to_bytes() == k))
+        }
+        Caller::Anonymous => Ok(false),
+    }
 }
 
 #[derive(Deserialize)]
@@ -182,7 +215,20 @@ struct RecordsQuery {
 
 /// Co-signers: the measured events credited in `[credited_from, credited_to)`, with what it
 /// takes to re-measure them.
-async fn get_records(State(state): State<AppState>, Query(q): Query<RecordsQuery>) -> Result<Response, ApiError> {
+async fn get_records(
+    State(state): State<AppState>,
+    Query(q): Query<RecordsQuery>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !operator_or_oracle(&state, &headers, &method, &uri).await? {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_request_signature",
+            "event records (every command to every device) are for the oracle set and grid operators: sign the request with an oracle key",
+        ));
+    }
     Ok(Json(state.dispatch.records_credited(q.credited_from, q.credited_to).await?).into_response())
 }
 

@@ -278,12 +278,9 @@ async fn get_fleet(State(state): State<AppState>, Query(q): Query<FleetQuery>) -
 async fn get_device(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    caller: auth::Caller,
 ) -> Result<Response, ApiError> {
     let bytes = parse_key(&key)?;
-    let caller = auth::caller(&headers, &method, &uri, &[], unix_now(), |t| state.dispatch.authorized(Some(t)))?;
     let device = state
         .registry
         .get(&bytes)

@@ -14,7 +14,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use super::ApiError;
+use super::{ApiError, AppState};
 
 pub const REQUEST_DOMAIN: &[u8] = b"OVPP-REQUEST-V1";
 pub const SCHEME: &str = "OVPP-Ed25519";
@@ -90,4 +90,14 @@ pub fn caller(
         .verify_strict(&request_message(method, path, timestamp, body), &Signature::from_bytes(&sig))
         .map_err(|_| bad("the signature does not verify over this request"))?;
     Ok(Caller::Key(key))
+}
+
+/// As an extractor, for requests without a body (reads): the caller, with the configured
+/// grid tokens as operators.
+impl axum::extract::FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, ApiError> {
+        caller(&parts.headers, &parts.method, &parts.uri, &[], crate::ingest::unix_now(), |t| state.dispatch.authorized(Some(t)))
+    }
 }

@@ -173,11 +173,9 @@ struct ReportsQuery {
 async fn get_reports(
     State(state): State<AppState>,
     Query(q): Query<ReportsQuery>,
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
-    let trusted = operator_or_oracle(&state, &headers, &method, &uri).await?;
+    let trusted = operator_or_oracle(&state, caller).await?;
     let mut report = state.dispatch.report(&q.event_id).await.map_err(DispatchError::from)?;
     if !trusted {
         if let Some(serde_json::Value::Object(fields)) = report.as_mut() {
@@ -188,13 +186,8 @@ async fn get_reports(
 }
 
 /// A grid operator (token), or a request signed by a member of the on-chain oracle set.
-async fn operator_or_oracle(
-    state: &AppState,
-    headers: &HeaderMap,
-    method: &axum::http::Method,
-    uri: &axum::http::Uri,
-) -> Result<bool, ApiError> {
-    match super::auth::caller(headers, method, uri, &[], unix_now(), |t| state.dispatch.authorized(Some(t)))? {
+async fn operator_or_oracle(state: &AppState, caller: Caller) -> Result<bool, ApiError> {
+    match caller {
         Caller::Operator => Ok(true),
         Caller::Key(k) => {
             let config = crate::relay::read_config(state.chain.as_ref())
@@ -218,11 +211,9 @@ struct RecordsQuery {
 async fn get_records(
     State(state): State<AppState>,
     Query(q): Query<RecordsQuery>,
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
-    if !operator_or_oracle(&state, &headers, &method, &uri).await? {
+    if !operator_or_oracle(&state, caller).await? {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "bad_request_signature",
@@ -240,13 +231,11 @@ async fn get_live_events(State(state): State<AppState>) -> Response {
 async fn get_commands(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
     let device = parse_key(&key)?;
     let now = unix_now();
-    let allowed = match super::auth::caller(&headers, &method, &uri, &[], now, |t| state.dispatch.authorized(Some(t)))? {
+    let allowed = match caller {
         Caller::Operator => true,
         Caller::Key(k) => k == device || state.registry.get(&device).await.is_some_and(|d| d.owner.to_bytes() == k),
         Caller::Anonymous => false,

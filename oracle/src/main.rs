@@ -205,7 +205,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(listen = %listener.local_addr()?, scheme, database = %settings.database_url, rpc = %settings.rpc_url, "ovpp-oracle serving");
-    ovpp_oracle::server::listen::serve(listener, ovpp_oracle::server::router(state.clone()), settings.limits, tls, shutdown_signal()).await?;
+    ovpp_oracle::server::listen::serve(listener, ovpp_oracle::server::router(state.clone()), settings.limits, tls, shutdown_signal())
+        .await?;
     // No request is in flight any more: stop the background work (the epoch job and the
     // relayer resume where they were on the next start).
     state.tasks.stop().await;

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -275,11 +275,7 @@ async fn get_fleet(State(state): State<AppState>, Query(q): Query<FleetQuery>) -
 
 /// The registry entry (public, as on-chain) and, for the device's owner, the device itself
 /// and grid operators only, its readings and online state (a household's behaviour).
-async fn get_device(
-    State(state): State<AppState>,
-    Path(key): Path<String>,
-    caller: auth::Caller,
-) -> Result<Response, ApiError> {
+async fn get_device(State(state): State<AppState>, Path(key): Path<String>, caller: auth::Caller) -> Result<Response, ApiError> {
     let bytes = parse_key(&key)?;
     let device = state
         .registry

@@ -60,11 +60,22 @@ fn add_epoch_account(idl: &mut Idl) {
         { "name": "posted_at", "type": "i64" },
         { "name": "bump", "type": "u8" },
     ]);
-    let ty: IdlTypeDef = serde_json::from_value(serde_json::json!({ "name": "Epoch", "type": { "kind": "struct", "fields": fields } })).unwrap();
+    let ty: IdlTypeDef =
+        serde_json::from_value(serde_json::json!({ "name": "Epoch", "type": { "kind": "struct", "fields": fields } })).unwrap();
 
     // Every field of the struct, by name (a new or renamed field fails to compile here).
     let Epoch { epoch: _, root: _, cumulative_total: _, leaf_count: _, report_hash: _, signers: _, posted_slot: _, posted_at: _, bump: _ } =
-        Epoch { epoch: 0, root: [0; 32], cumulative_total: 0, leaf_count: 0, report_hash: [0; 32], signers: vec![], posted_slot: 0, posted_at: 0, bump: 0 };
+        Epoch {
+            epoch: 0,
+            root: [0; 32],
+            cumulative_total: 0,
+            leaf_count: 0,
+            report_hash: [0; 32],
+            signers: vec![],
+            posted_slot: 0,
+            posted_at: 0,
+            bump: 0,
+        };
     let IdlTypeDefTy::Struct { fields: Some(IdlDefinedFields::Named(named)) } = &ty.ty else { unreachable!() };
     assert_eq!(named.len(), 9);
     let size: usize = named.iter().map(|f| max_size(&f.ty, ovpp::state::MAX_ORACLES)).sum();

@@ -161,7 +161,8 @@ impl Preferences {
 
     /// The bounds an owner's preferences must keep at `now`; the error says which one.
     pub fn check(&self, now: i64) -> Result<(), String> {
-        for (name, value) in [("reserve_soc_permille", self.reserve_soc_permille), ("departure_soc_permille", self.departure_soc_permille)] {
+        for (name, value) in [("reserve_soc_permille", self.reserve_soc_permille), ("departure_soc_permille", self.departure_soc_permille)]
+        {
             if value > 1000 {
                 return Err(format!("{name} is {value}: a state of charge is 0 to 1000 permille"));
             }
@@ -173,7 +174,10 @@ impl Preferences {
             }
         }
         if !(0..=latest).contains(&self.opt_out_until) {
-            return Err(format!("opt_out_until {} must be 0 or a unix time in seconds, at most a year from now ({latest})", self.opt_out_until));
+            return Err(format!(
+                "opt_out_until {} must be 0 or a unix time in seconds, at most a year from now ({latest})",
+                self.opt_out_until
+            ));
         }
         Ok(())
     }

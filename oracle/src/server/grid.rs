@@ -10,8 +10,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{parse_key, ApiError, AppState};
 use super::auth::Caller;
+use super::{parse_key, ApiError, AppState};
 use crate::dispatch::command::{Ack, CommandsQuery, CommandsRequest, DeviceSigned, Preferences};
 use crate::dispatch::event::{WireEvent, WireProgram};
 use crate::dispatch::DispatchError;
@@ -73,7 +73,11 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 fn json_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
     let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()).unwrap_or_default();
     if !content_type.starts_with(b"application/json") {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as Content-Type: application/json"));
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ));
     }
     serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", format!("JSON body: {e}")))
 }
@@ -170,11 +174,7 @@ struct ReportsQuery {
 
 /// Grid operators and the oracle set see every device's delivery; everyone else the event's
 /// totals and intervals (a device's delivery tells whether its household was at home).
-async fn get_reports(
-    State(state): State<AppState>,
-    Query(q): Query<ReportsQuery>,
-    caller: Caller,
-) -> Result<Response, ApiError> {
+async fn get_reports(State(state): State<AppState>, Query(q): Query<ReportsQuery>, caller: Caller) -> Result<Response, ApiError> {
     let trusted = operator_or_oracle(&state, caller).await?;
     let mut report = state.dispatch.report(&q.event_id).await.map_err(DispatchError::from)?;
     if !trusted {
@@ -208,11 +208,7 @@ struct RecordsQuery {
 
 /// Co-signers: the measured events credited in `[credited_from, credited_to)`, with what it
 /// takes to re-measure them.
-async fn get_records(
-    State(state): State<AppState>,
-    Query(q): Query<RecordsQuery>,
-    caller: Caller,
-) -> Result<Response, ApiError> {
+async fn get_records(State(state): State<AppState>, Query(q): Query<RecordsQuery>, caller: Caller) -> Result<Response, ApiError> {
     if !operator_or_oracle(&state, caller).await? {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -228,11 +224,7 @@ async fn get_live_events(State(state): State<AppState>) -> Response {
 }
 
 /// A device's commands, to the device itself, its owner's wallet, or a grid operator.
-async fn get_commands(
-    State(state): State<AppState>,
-    Path(key): Path<String>,
-    caller: Caller,
-) -> Result<Response, ApiError> {
+async fn get_commands(State(state): State<AppState>, Path(key): Path<String>, caller: Caller) -> Result<Response, ApiError> {
     let device = parse_key(&key)?;
     let now = unix_now();
     let allowed = match caller {
@@ -317,7 +309,12 @@ struct AckBody {
     signature: String,
 }
 
-async fn post_ack(State(state): State<AppState>, Path(key): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+async fn post_ack(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let device_key = parse_key(&key)?;
     let body: AckBody = json_body(&headers, &body)?;
     let signature = parse_signature(&body.signature)?;

@@ -10,9 +10,9 @@ pub mod errors;
 pub mod events;
 pub mod instructions;
 pub mod limits;
-pub mod pda;
 #[cfg(feature = "offchain")]
 pub mod merkle;
+pub mod pda;
 pub mod protocol;
 pub mod state;
 

@@ -57,9 +57,8 @@ async fn every_error_answer_is_the_documented_json_body() {
     let now = unix_now();
     let region = fleet.devices[0].params().region;
     let region = String::from_utf8_lossy(&region).trim_end_matches('\0').to_string();
-    let event_in = |start: i64, duration: &str| {
-        serde_json::to_vec(&event_json("p", &region, "DISPATCH_SETPOINT", start, duration, &[5.0])).unwrap()
-    };
+    let event_in =
+        |start: i64, duration: &str| serde_json::to_vec(&event_json("p", &region, "DISPATCH_SETPOINT", start, duration, &[5.0])).unwrap();
 
     let device = &fleet.devices[0];
     let key = bs58::encode(device.device_key()).into_string();
@@ -84,7 +83,14 @@ async fn every_error_answer_is_the_documented_json_body() {
         (Method::GET, "/openadr3/programs?limit=1".into(), vec![], vec![], 400, "bad_query"),
         (Method::GET, "/openadr3/reports".into(), vec![], vec![], 400, "bad_query"),
         (Method::POST, "/openadr3/programs".into(), vec![AUTH], br#"{"programName":"q"}"#.to_vec(), 415, "unsupported_media_type"),
-        (Method::POST, "/v1/epochs/1/signatures".into(), vec![("content-type", "text/plain")], b"{}".to_vec(), 415, "unsupported_media_type"),
+        (
+            Method::POST,
+            "/v1/epochs/1/signatures".into(),
+            vec![("content-type", "text/plain")],
+            b"{}".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
         (Method::POST, "/v1/epochs/1/signatures".into(), vec![JSON], b"{}".to_vec(), 422, "malformed_body"),
         (Method::POST, "/v1/epochs/1/signatures".into(), vec![JSON], b"{".to_vec(), 400, "malformed_body"),
         (Method::POST, "/v1/telemetry".into(), vec![JSON], vec![b' '; ovpp_oracle::server::MAX_BODY_BYTES + 1], 413, "body_too_large"),
@@ -92,10 +98,38 @@ async fn every_error_answer_is_the_documented_json_body() {
         (Method::POST, "/openadr3/events".into(), vec![JSON, AUTH], event_in(now + 60, "PT9223372036854775807S"), 400, "invalid_event"),
         (Method::POST, "/openadr3/events".into(), vec![JSON, AUTH], event_in(now + 60, "P8D"), 400, "invalid_event"),
         (Method::POST, "/openadr3/events".into(), vec![JSON, AUTH], event_in(now + 2 * 366 * 86_400, "PT15M"), 400, "invalid_event"),
-        (Method::PUT, preferences.clone(), vec![JSON], signed(Preferences { departure: Some(i64::MIN), ..base.clone() }), 400, "invalid_preferences"),
-        (Method::PUT, preferences.clone(), vec![JSON], signed(Preferences { departure: Some(i64::MAX), ..base.clone() }), 400, "invalid_preferences"),
-        (Method::PUT, preferences.clone(), vec![JSON], signed(Preferences { reserve_soc_permille: 1001, ..base.clone() }), 400, "invalid_preferences"),
-        (Method::PUT, preferences.clone(), vec![JSON], signed(Preferences { opt_out_until: -1, ..base.clone() }), 400, "invalid_preferences"),
+        (
+            Method::PUT,
+            preferences.clone(),
+            vec![JSON],
+            signed(Preferences { departure: Some(i64::MIN), ..base.clone() }),
+            400,
+            "invalid_preferences",
+        ),
+        (
+            Method::PUT,
+            preferences.clone(),
+            vec![JSON],
+            signed(Preferences { departure: Some(i64::MAX), ..base.clone() }),
+            400,
+            "invalid_preferences",
+        ),
+        (
+            Method::PUT,
+            preferences.clone(),
+            vec![JSON],
+            signed(Preferences { reserve_soc_permille: 1001, ..base.clone() }),
+            400,
+            "invalid_preferences",
+        ),
+        (
+            Method::PUT,
+            preferences.clone(),
+            vec![JSON],
+            signed(Preferences { opt_out_until: -1, ..base.clone() }),
+            400,
+            "invalid_preferences",
+        ),
         (Method::PUT, preferences.clone(), vec![], signed(base.clone()), 415, "unsupported_media_type"),
     ];
     for (method, uri, headers, body, status, code) in cases {
@@ -182,12 +216,8 @@ fn random_requests_at_every_route_get_json_answers_never_a_5xx() {
         prop::collection::vec(any::<u8>(), 0..512),
         json_value.prop_map(|v| serde_json::to_vec(&v).unwrap()),
     ];
-    let content_type = prop_oneof![
-        Just(None),
-        Just(Some("application/json")),
-        Just(Some("application/octet-stream")),
-        Just(Some("text/plain")),
-    ];
+    let content_type =
+        prop_oneof![Just(None), Just(Some("application/json")), Just(Some("application/octet-stream")), Just(Some("text/plain")),];
     let method = prop_oneof![Just(Method::GET), Just(Method::POST), Just(Method::PUT), Just(Method::DELETE), Just(Method::PATCH)];
     let request = (method, 0..templates.len(), segment, query, body, content_type, any::<bool>());
     let mut runner = TestRunner::new(Config { cases: 400, failure_persistence: None, ..Config::default() });

@@ -379,13 +379,23 @@ async fn a_cosigner_remeasures_the_primarys_events_and_signs_the_same_report() {
     let url = format!("{}{path}", net.primary.base);
     assert_eq!(net.primary.http.get(&url).send().await.unwrap().status().as_u16(), 401);
     let stranger = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
-    let signed_by = |key: &ed25519_dalek::SigningKey| ovpp_oracle::server::auth::authorization(key, &axum::http::Method::GET, &path, unix_now(), b"");
+    let signed_by =
+        |key: &ed25519_dalek::SigningKey| ovpp_oracle::server::auth::authorization(key, &axum::http::Method::GET, &path, unix_now(), b"");
     assert_eq!(net.primary.http.get(&url).header("authorization", signed_by(&stranger)).send().await.unwrap().status().as_u16(), 401);
     let oracle = ed25519_dalek::SigningKey::from_bytes(net.chain.oracles[1].secret_bytes());
     let records: Vec<ovpp_oracle::dispatch::EventRecord> =
         net.primary.http.get(&url).header("authorization", signed_by(&oracle)).send().await.unwrap().json().await.unwrap();
     // The public report has the totals, not who delivered what.
-    let public: Value = net.primary.http.get(format!("{}/openadr3/reports?eventID={}", net.primary.base, event.id)).send().await.unwrap().json().await.unwrap();
+    let public: Value = net
+        .primary
+        .http
+        .get(format!("{}/openadr3/reports?eventID={}", net.primary.base, event.id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(public[0]["delivered_wh"].as_i64().unwrap() > 0 && public[0].get("devices").is_none(), "{public}");
     assert_eq!(records.len(), 1);
     net.cosigner.state.dispatch.remeasure(&records[0], unix_now()).await.unwrap();

@@ -1,10 +1,10 @@
 use anchor_lang::prelude::*;
 use anchor_lang::solana_program::bpf_loader_upgradeable;
 use anchor_lang::system_program::{transfer, Transfer};
+use anchor_spl::token_2022::spl_token_2022::extension::ExtensionType;
 use anchor_spl::token_2022::Token2022;
 use anchor_spl::token_interface::spl_pod::optional_keys::OptionalNonZeroPubkey;
 use anchor_spl::token_interface::spl_token_metadata_interface::state::TokenMetadata;
-use anchor_spl::token_2022::spl_token_2022::extension::ExtensionType;
 use anchor_spl::token_interface::{
     initialize_mint2, metadata_pointer_initialize, token_metadata_initialize, InitializeMint2, MetadataPointerInitialize,
     TokenMetadataInitialize,

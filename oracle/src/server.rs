@@ -70,8 +70,11 @@ async fn get_health(State(state): State<AppState>) -> Response {
         return Json(json!({"status": "ok"})).into_response();
     }
     let message = format!("background task(s) stopped: {} (see the log; restart the oracle)", dead.join(", "));
-    let body = json!({"status": "failing", "dead_tasks": dead, "error": {"code": "task_stopped", "message": message}});
-    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    let error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "task_stopped", message);
+    let mut body = error.body();
+    body["status"] = json!("failing");
+    body["dead_tasks"] = json!(dead);
+    (error.status, Json(body)).into_response()
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> ApiError {
@@ -124,9 +127,16 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The documented body: `{"error": {"code", "message"}}`.
+    fn body(&self) -> serde_json::Value {
+        json!({"error": {"code": self.code, "message": self.message}})
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+        (self.status, Json(self.body())).into_response()
     }
 }
 
@@ -291,11 +301,7 @@ async fn get_device(State(state): State<AppState>, Path(key): Path<String>, call
         "rated_power_w": device.profile.rated_power_w,
         "energy_capacity_wh": device.profile.energy_capacity_wh,
     });
-    let private = match caller {
-        auth::Caller::Operator => true,
-        auth::Caller::Key(k) => k == bytes || k == device.owner.to_bytes(),
-        auth::Caller::Anonymous => false,
-    };
+    let private = caller.speaks_for_device(&bytes, Some(&device.owner.to_bytes()));
     body["readings_visible"] = json!(private);
     if private {
         let latest = state.fleet.latest(&bytes).await;

@@ -338,9 +338,6 @@ impl WireEvent {
                 scaled(number, 1e3, interval.id)?
             };
             let end = start.checked_add(duration).ok_or_else(|| EventError::Invalid(format!("interval {} ends too late", interval.id)))?;
-            if end.saturating_sub(intervals.first().map_or(start, |i: &EventInterval| i.start)) > MAX_EVENT_SECS {
-                return Err(EventError::Invalid(format!("longer than {} days", MAX_EVENT_SECS / 86_400)));
-            }
             intervals.push(EventInterval { id: interval.id, start, end, value });
             next_start = Some((end, next_start.map_or(duration, |(_, d)| d)));
         }

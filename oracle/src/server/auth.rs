@@ -20,6 +20,16 @@ pub const REQUEST_DOMAIN: &[u8] = b"OVPP-REQUEST-V1";
 pub const SCHEME: &str = "OVPP-Ed25519";
 pub const MAX_REQUEST_SKEW_SECS: i64 = 60;
 
+/// The token of an `Authorization: Bearer <token>` header, if that is what it holds.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// 401 `bad_request_signature`: the request does not prove what the route needs.
+pub fn unauthorized(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "bad_request_signature", message)
+}
+
 /// Who sent a request, as far as it proves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Caller {
@@ -28,6 +38,18 @@ pub enum Caller {
     /// The holder of this ed25519 key.
     Key([u8; 32]),
     Anonymous,
+}
+
+impl Caller {
+    /// May see a device's private data (readings, commands): a grid operator, the device's
+    /// own key, or its owner's wallet.
+    pub fn speaks_for_device(&self, device_key: &[u8; 32], owner: Option<&[u8; 32]>) -> bool {
+        match self {
+            Caller::Operator => true,
+            Caller::Key(k) => k == device_key || Some(k) == owner,
+            Caller::Anonymous => false,
+        }
+    }
 }
 
 /// The bytes a caller signs: `domain \n METHOD \n path?query \n unix seconds \n hex(sha256(body))`.
@@ -58,17 +80,12 @@ pub fn caller(
     is_operator: impl Fn(&str) -> bool,
 ) -> Result<Caller, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(Caller::Anonymous) };
-    let bad = |why: &str| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_request_signature",
-            format!("{why}; send `Authorization: {SCHEME} <signer> <unix seconds> <signature>` (README: access)"),
-        )
-    };
-    let value = value.to_str().map_err(|_| bad("the Authorization header is not text"))?;
-    if let Some(token) = value.strip_prefix("Bearer ") {
+    let bad =
+        |why: &str| unauthorized(format!("{why}; send `Authorization: {SCHEME} <signer> <unix seconds> <signature>` (README: access)"));
+    if let Some(token) = bearer_token(headers) {
         return if is_operator(token) { Ok(Caller::Operator) } else { Err(bad("unknown bearer token")) };
     }
+    let value = value.to_str().map_err(|_| bad("the Authorization header is not text"))?;
     let Some(rest) = value.strip_prefix(SCHEME).and_then(|r| r.strip_prefix(' ')) else {
         return Err(bad("unknown authorization scheme"));
     };

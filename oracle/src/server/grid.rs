@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::Caller;
+use super::auth::{bearer_token, unauthorized, Caller};
 use super::{parse_key, ApiError, AppState};
 use crate::dispatch::command::{Ack, CommandsQuery, CommandsRequest, DeviceSigned, Preferences};
 use crate::dispatch::event::{WireEvent, WireProgram};
@@ -61,8 +61,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             "this oracle accepts no grid events: start it with --grid-token (OVPP_GRID_TOKENS)",
         ));
     }
-    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    if state.dispatch.authorized(token) {
+    if state.dispatch.authorized(bearer_token(headers)) {
         Ok(())
     } else {
         Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send a grid operator token as `Authorization: Bearer <token>`"))
@@ -210,9 +209,7 @@ struct RecordsQuery {
 /// takes to re-measure them.
 async fn get_records(State(state): State<AppState>, Query(q): Query<RecordsQuery>, caller: Caller) -> Result<Response, ApiError> {
     if !operator_or_oracle(&state, caller).await? {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_request_signature",
+        return Err(unauthorized(
             "event records (every command to every device) are for the oracle set and grid operators: sign the request with an oracle key",
         ));
     }
@@ -227,17 +224,9 @@ async fn get_live_events(State(state): State<AppState>) -> Response {
 async fn get_commands(State(state): State<AppState>, Path(key): Path<String>, caller: Caller) -> Result<Response, ApiError> {
     let device = parse_key(&key)?;
     let now = unix_now();
-    let allowed = match caller {
-        Caller::Operator => true,
-        Caller::Key(k) => k == device || state.registry.get(&device).await.is_some_and(|d| d.owner.to_bytes() == k),
-        Caller::Anonymous => false,
-    };
-    if !allowed {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_request_signature",
-            format!("a device's commands are for the device, its owner or a grid operator: sign the request with the key of {key} or its owner's wallet (README: access)"),
-        ));
+    let owner = state.registry.get(&device).await.map(|d| d.owner.to_bytes());
+    if !caller.speaks_for_device(&device, owner.as_ref()) {
+        return Err(unauthorized(format!("a device's commands are for the device, its owner or a grid operator: sign the request with the key of {key} or its owner's wallet (README: access)")));
     }
     Ok(Json(state.dispatch.commands_for(&device, now).await).into_response())
 }
@@ -251,12 +240,7 @@ async fn post_commands_query(State(state): State<AppState>, headers: HeaderMap, 
     }
     let now = unix_now();
     let keys = query.devices.iter().map(|t| parse_key(t)).collect::<Result<Vec<_>, _>>()?;
-    let operator = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| state.dispatch.authorized(Some(t)));
-    if !operator {
+    if !state.dispatch.authorized(bearer_token(&headers)) {
         check_device_signatures(&state, &query, &keys, now).await?;
     }
     let answers = state.dispatch.commands_for_many(&keys, now).await;
@@ -265,16 +249,15 @@ async fn post_commands_query(State(state): State<AppState>, headers: HeaderMap, 
 }
 
 async fn check_device_signatures(state: &AppState, request: &CommandsRequest, keys: &[[u8; 32]], now: i64) -> Result<(), ApiError> {
-    let unsigned = |why: String| ApiError::new(StatusCode::UNAUTHORIZED, "bad_request_signature", why);
     if request.signatures.len() != keys.len() {
-        return Err(unsigned(format!(
+        return Err(unauthorized(format!(
             "{} devices but {} signatures: each device signs the query (CommandsQuery, README: access)",
             keys.len(),
             request.signatures.len()
         )));
     }
     if request.signed_at.abs_diff(now) > super::auth::MAX_REQUEST_SKEW_SECS as u64 {
-        return Err(unsigned(format!("signed_at {} is more than a minute from the oracle's clock ({now})", request.signed_at)));
+        return Err(unauthorized(format!("signed_at {} is more than a minute from the oracle's clock ({now})", request.signed_at)));
     }
     let signatures = request.signatures.iter().map(|s| parse_signature(s)).collect::<Result<Vec<_>, _>>()?;
     let verifying = state.registry.verifying_keys(keys).await;
@@ -288,7 +271,7 @@ async fn check_device_signatures(state: &AppState, request: &CommandsRequest, ke
     .await
     .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
     match checked {
-        Some(i) => Err(unsigned(format!("the signature of device {} does not verify over this query", request.devices[i]))),
+        Some(i) => Err(unauthorized(format!("the signature of device {} does not verify over this query", request.devices[i]))),
         None => Ok(()),
     }
 }

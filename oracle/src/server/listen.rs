@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -116,18 +116,13 @@ pub async fn serve(
         let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
             let _permit = permit;
-            let result = match tls {
-                None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await,
+            match tls {
+                None => serve_stream(&builder, stream, service, watcher).await,
                 Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => {
-                        watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service).into_owned()).await
-                    }
-                    Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
-                    Err(_) => return tracing::debug!("TLS handshake timed out"),
+                    Ok(Ok(tls_stream)) => serve_stream(&builder, tls_stream, service, watcher).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
                 },
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }
@@ -136,4 +131,15 @@ pub async fn serve(
         tracing::warn!(timeout = ?limits.drain_timeout, "requests still in flight at shutdown were cut off");
     }
     Ok(())
+}
+
+/// One connection, plain or TLS, watched for the graceful shutdown.
+async fn serve_stream<I>(builder: &Builder<TokioExecutor>, io: I, service: TowerToHyperService<Router>, watcher: Watcher)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }

@@ -178,7 +178,7 @@ pub fn device_json(d: &Device) -> Value {
         "device_key": d.device_key.to_string(),
         "address": device_address(&d.device_key).0.to_string(),
         "owner": d.owner.to_string(),
-        "kind": ovpp_oracle::fleet::kind_name(d.kind),
+        "kind": ovpp_wire::device::kind_name(d.kind),
         "status": status_name(d.status),
         "region": region_text(&d.region),
         "rated_power_w": d.rated_power_w,
@@ -203,7 +203,7 @@ fn device_display(d: &Device) -> String {
         d.device_key,
         device_address(&d.device_key).0,
         d.owner,
-        ovpp_oracle::fleet::kind_name(d.kind),
+        ovpp_wire::device::kind_name(d.kind),
         status_name(d.status),
         region_text(&d.region),
         d.rated_power_w,
@@ -237,7 +237,7 @@ async fn set_preferences(
         })
         .transpose()?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let prefs = ovpp_oracle::dispatch::command::Preferences {
+    let prefs = ovpp_wire::dispatch::command::Preferences {
         device_key: device.pubkey().to_bytes(),
         // Milliseconds: later settings always carry a higher sequence.
         sequence: now.as_millis() as u64,
@@ -246,7 +246,7 @@ async fn set_preferences(
         departure_soc_permille: departure_soc_pct * 10,
         opt_out_until: if opt_out_hours == 0 { 0 } else { now.as_secs() as i64 + i64::from(opt_out_hours) * 3600 },
     };
-    use ovpp_oracle::dispatch::command::DeviceSigned;
+    use ovpp_wire::dispatch::command::DeviceSigned;
     let signing_key = ed25519_dalek::SigningKey::from_bytes(device.secret_bytes());
     let mut body = serde_json::to_value(&prefs).map_err(|e| CliError::Invalid(e.to_string()))?;
     body["signature"] = json!(bs58::encode(prefs.sign(&signing_key)).into_string());
@@ -257,10 +257,10 @@ async fn set_preferences(
     }
     let mut display = format!("Dispatch preferences of {} set: reserve {reserve_pct} %", device.pubkey());
     if let Some(departure) = departure {
-        display += &format!(", departs at {} needing {departure_soc_pct} %", ovpp_oracle::dispatch::event::rfc3339(departure));
+        display += &format!(", departs at {} needing {departure_soc_pct} %", ovpp_wire::dispatch::event::rfc3339(departure));
     }
     if opt_out_hours > 0 {
-        display += &format!(", opted out until {}", ovpp_oracle::dispatch::event::rfc3339(prefs.opt_out_until));
+        display += &format!(", opted out until {}", ovpp_wire::dispatch::event::rfc3339(prefs.opt_out_until));
     }
     ctx.emit(answer, display)
 }
@@ -375,7 +375,7 @@ pub async fn run(ctx: &mut Context<'_>, command: &DeviceCommand) -> Result<(), C
                 display += &format!(
                     "\n{:<44}  {:<13}  {:<9}  {:<8}  {:>10}  {:>11}",
                     d.device_key.to_string(),
-                    ovpp_oracle::fleet::kind_name(d.kind),
+                    ovpp_wire::device::kind_name(d.kind),
                     status_name(d.status),
                     region_text(&d.region),
                     d.rated_power_w,

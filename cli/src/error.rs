@@ -1,7 +1,7 @@
 //! What can go wrong, each with a message that names the cause. Program failures are
 //! decoded with the program's own IDL (error name and message).
 
-use ovpp_oracle::chain::ChainError;
+use ovpp_chain::ChainError;
 use solana_sdk::instruction::InstructionError;
 use solana_sdk::transaction::TransactionError;
 
@@ -9,8 +9,8 @@ use solana_sdk::transaction::TransactionError;
 pub enum CliError {
     #[error("{0}")]
     Invalid(String),
-    #[error("cannot read keypair {path}: {reason} (create one with `solana-keygen new -o {path}`)")]
-    Keypair { path: String, reason: String },
+    #[error(transparent)]
+    Keypair(#[from] ovpp_chain::keypair::KeypairError),
     #[error("the program refused instruction {instruction}: {name} ({code}): {message}")]
     Program { instruction: u8, code: u32, name: String, message: String },
     #[error("the transaction failed: {0}")]
@@ -30,6 +30,7 @@ impl From<ChainError> for CliError {
         match e {
             ChainError::Request(message) => CliError::Rpc(message),
             ChainError::Rejected(failure) => decode(failure),
+            bad @ ChainError::BadAccount { .. } => CliError::Rpc(bad.to_string()),
         }
     }
 }
@@ -47,7 +48,7 @@ fn decode(failure: TransactionError) -> CliError {
     let TransactionError::InstructionError(instruction, InstructionError::Custom(code)) = failure else {
         return CliError::Transaction(failure);
     };
-    if let Some((name, message)) = ovpp_oracle::chain::program_error(code) {
+    if let Some((name, message)) = ovpp_chain::program_error(code) {
         return CliError::Program { instruction, code, name, message };
     }
     if let Some((_, name, message)) = ANCHOR_ERRORS.iter().find(|(c, _, _)| *c == code) {

@@ -322,7 +322,7 @@ pub async fn run(ctx: &mut Context<'_>, command: &GovCommand) -> Result<(), CliE
 }
 
 fn rfc3339(t: i64) -> String {
-    ovpp_oracle::dispatch::event::rfc3339(t)
+    ovpp_wire::dispatch::event::rfc3339(t)
 }
 
 async fn list(ctx: &mut Context<'_>) -> Result<(), CliError> {

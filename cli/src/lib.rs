@@ -1,6 +1,6 @@
 //! `ovpp`, the OpenVPP command line for device owners and operators. The commands build
 //! instructions with `ovpp::client` (shared with the oracle) and go through the chain
-//! interface of `ovpp_oracle::chain`: JSON-RPC for clusters, the in-process bank in tests.
+//! interface of `ovpp_chain`: JSON-RPC for clusters, the in-process bank in tests.
 //! [`main_with`] is the whole program, so tests drive exactly what users run.
 
 use std::ffi::OsString;
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ovpp_oracle::chain::Chain;
+use ovpp_chain::Chain;
 use serde_json::Value;
 use solana_sdk::instruction::Instruction;
 use solana_sdk::signature::{Keypair, Signer};
@@ -89,7 +89,7 @@ pub struct Context<'a> {
 impl Context<'_> {
     /// `--keypair`, or the Solana CLI's default keypair.
     pub fn keypair(&self) -> Result<Keypair, CliError> {
-        let path = self.cli.keypair.clone().unwrap_or_else(ovpp_oracle::config::default_keypair_path);
+        let path = self.cli.keypair.clone().unwrap_or_else(ovpp_chain::keypair::default_keypair_path);
         read_keypair(&path)
     }
 
@@ -145,7 +145,7 @@ pub fn build_transaction(instructions: &[Instruction], signers: &[&Keypair], blo
 }
 
 pub fn read_keypair(path: &std::path::Path) -> Result<Keypair, CliError> {
-    ovpp_oracle::config::read_keypair(path).map_err(|e| CliError::Keypair { path: e.path, reason: e.reason })
+    Ok(ovpp_chain::keypair::read_keypair(path)?)
 }
 
 pub fn parse_pubkey(text: &str, what: &str) -> Result<anchor_lang::prelude::Pubkey, CliError> {
@@ -170,7 +170,7 @@ where
     };
     let chain = chain.unwrap_or_else(|| {
         let commitment = cli.commitment.parse().unwrap_or_default();
-        Arc::new(ovpp_oracle::chain::RpcChain::with_commitment(ovpp_oracle::config::cluster_url(&cli.url), commitment))
+        Arc::new(ovpp_chain::RpcChain::with_commitment(ovpp_chain::cluster::cluster_url(&cli.url), commitment))
     });
     let mut ctx = Context { cli: &cli, chain, out: stdout };
     match run(&mut ctx).await {

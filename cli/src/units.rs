@@ -44,10 +44,10 @@ pub fn parse_energy(text: &str) -> Result<u64, String> {
 
 /// OVPP in base units: `12`, `0.5`, `1000000`.
 pub fn parse_ovpp(text: &str) -> Result<u64, String> {
-    ovpp_oracle::config::parse_ovpp(text).map_err(|e| e.to_string())
+    ovpp_chain::amount::parse_ovpp(text).map_err(|e| e.to_string())
 }
 
-pub use ovpp_oracle::config::format_ovpp;
+pub use ovpp_chain::amount::format_ovpp;
 
 /// A duration in seconds: `3600`, `90m`, `12h`, `7d`, `2w`, `4y` (365-day years).
 pub fn parse_duration(text: &str) -> Result<u64, String> {

@@ -27,9 +27,9 @@ fn allocation(c: &mut Criterion) {
 /// A planning step for 100,000 simulated devices: capability from each one's latest
 /// reading, registry entry and preferences, then the allocation.
 fn planning_step(c: &mut Criterion) {
-    use ovpp_oracle::dispatch::command::Preferences;
     use ovpp_oracle::dispatch::plan::{candidates, Direction};
-    let mut fleet = ovpp_oracle::simulate::Fleet::new(100_000, 6, 48.1, 11.6);
+    use ovpp_wire::dispatch::command::Preferences;
+    let mut fleet = ovpp_simulator::Fleet::new(100_000, 6, 48.1, 11.6);
     let start = 1_795_600_800; // a November evening, 17:20 UTC
     let readings: Vec<_> = fleet.tick(start, 300).into_iter().map(|b| b.batch.readings[0]).collect();
     let registered: Vec<_> = fleet.devices.iter().map(|d| d.as_registered(Default::default())).collect();

@@ -20,11 +20,11 @@ use ed25519_dalek::SigningKey;
 use ovpp::merkle::MerkleTree;
 use ovpp::state::{DeviceKind, DeviceStatus};
 use ovpp_oracle::epoch::{self, EpochSpec};
-use ovpp_oracle::registry::{DeviceKey, RegisteredDevice};
 use ovpp_oracle::score::{EpochInputs, ScoringRules};
 use ovpp_oracle::store::Store;
-use ovpp_oracle::telemetry::validate::DeviceProfile;
-use ovpp_oracle::telemetry::{GridResponse, Reading, SignedBatch, TelemetryBatch};
+use ovpp_wire::device::{DeviceKey, RegisteredDevice};
+use ovpp_wire::telemetry::validate::DeviceProfile;
+use ovpp_wire::telemetry::{GridResponse, Reading, SignedBatch, TelemetryBatch};
 use sha2::{Digest, Sha256};
 
 const SPEC: EpochSpec = EpochSpec { epoch: 1, start_ts: 1_790_000_000, end_ts: 1_790_000_000 + 96 * 900, emission: 10_000_000_000 };

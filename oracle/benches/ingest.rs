@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use anchor_lang::prelude::Pubkey;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ed25519_dalek::{Signature, VerifyingKey};
-use ovpp_oracle::chain::RpcChain;
-use ovpp_oracle::ingest::unix_now;
-use ovpp_oracle::simulate::{Fleet, Sender};
+use ovpp_chain::RpcChain;
 use ovpp_oracle::store::Store;
-use ovpp_oracle::telemetry::validate::Policy;
-use ovpp_oracle::telemetry::SignedBatch;
+use ovpp_simulator::{Fleet, Sender};
+use ovpp_wire::clock::unix_now;
+use ovpp_wire::telemetry::validate::Policy;
+use ovpp_wire::telemetry::SignedBatch;
 
 const CHUNK: usize = 64;
 const GATEWAYS: usize = 8;

@@ -16,7 +16,10 @@ use anchor_lang::prelude::Pubkey;
 use crate::dispatch::DispatchSettings;
 use crate::epoch::EpochSettings;
 use crate::score::ScoringRules;
-use crate::telemetry::validate::Policy;
+use ovpp_chain::amount::parse_ovpp;
+use ovpp_chain::cluster::cluster_url;
+use ovpp_chain::keypair::default_keypair_path;
+use ovpp_wire::telemetry::validate::Policy;
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct ServeArgs {
@@ -159,70 +162,6 @@ pub struct EpochRole {
 impl EpochRole {
     pub fn active(&self) -> bool {
         self.close || self.relay || self.cosign_for.is_some()
-    }
-}
-
-/// A keypair file that cannot be used, and why.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read keypair {path}: {reason} (create one with `solana-keygen new -o {path}`)")]
-pub struct KeypairError {
-    pub path: String,
-    pub reason: String,
-}
-
-/// Reads a Solana CLI keypair file (a JSON array of the 64 bytes secret || public).
-pub fn read_keypair(path: &std::path::Path) -> Result<solana_sdk::signature::Keypair, KeypairError> {
-    let reason = match std::fs::read_to_string(path) {
-        Err(e) => e.to_string(),
-        Ok(text) => match serde_json::from_str::<Vec<u8>>(&text) {
-            Ok(bytes) if bytes.len() == 64 => match solana_sdk::signature::Keypair::try_from(bytes.as_slice()) {
-                Ok(keypair) => return Ok(keypair),
-                Err(e) => format!("not a valid ed25519 keypair: {e}"),
-            },
-            _ => "not a Solana keypair file (a JSON array of 64 bytes)".to_string(),
-        },
-    };
-    Err(KeypairError { path: path.display().to_string(), reason })
-}
-
-/// `~/.config/solana/id.json`, where the Solana CLI keeps the default keypair.
-pub fn default_keypair_path() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    home.join(".config/solana/id.json")
-}
-
-/// Base units as OVPP with all decimals: `1234.500000`.
-pub fn format_ovpp(base_units: u64) -> String {
-    let decimals = u32::from(ovpp::limits::OVPP_DECIMALS);
-    let scale = 10u64.pow(decimals);
-    format!("{}.{:0width$}", base_units / scale, base_units % scale, width = decimals as usize)
-}
-
-/// Parses an OVPP amount (`12`, `0.5`, `10000.000001`) into base units (6 decimals).
-pub fn parse_ovpp(text: &str) -> anyhow::Result<u64> {
-    let decimals = u32::from(ovpp::limits::OVPP_DECIMALS);
-    let (whole, fraction) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
-    let bad = || anyhow::anyhow!("{text:?} is not an OVPP amount (digits, at most {decimals} decimals)");
-    if whole.is_empty() && fraction.is_empty()
-        || fraction.len() > decimals as usize
-        || !whole.chars().chain(fraction.chars()).all(|c| c.is_ascii_digit())
-    {
-        return Err(bad());
-    }
-    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
-    let fraction: u64 =
-        if fraction.is_empty() { 0 } else { format!("{fraction:0<width$}", width = decimals as usize).parse().map_err(|_| bad())? };
-    whole.checked_mul(10u64.pow(decimals)).and_then(|w| w.checked_add(fraction)).ok_or_else(bad)
-}
-
-/// Solana CLI monikers for `--url`.
-pub fn cluster_url(moniker: &str) -> String {
-    match moniker {
-        "mainnet-beta" | "m" => "https://api.mainnet-beta.solana.com".into(),
-        "devnet" | "d" => "https://api.devnet.solana.com".into(),
-        "testnet" | "t" => "https://api.testnet.solana.com".into(),
-        "localhost" | "l" => "http://127.0.0.1:8899".into(),
-        url => url.into(),
     }
 }
 

@@ -15,11 +15,11 @@ use ovpp::state::{Config, DeviceStatus};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::fleet::kind_name;
 use crate::ingest::Ingestor;
-use crate::registry::{DeviceKey, RegisteredDevice};
 use crate::score::{next_reputation, score, split_emission, EpochInputs, Score, ScoringRules, INITIAL_REPUTATION_BPS, RULES_VERSION};
 use crate::store::{Store, StoreError};
+use ovpp_wire::device::kind_name;
+use ovpp_wire::device::{DeviceKey, RegisteredDevice};
 
 pub const REPORT_VERSION: &str = "OVPP-EPOCH-REPORT-V1";
 

@@ -15,13 +15,13 @@ use solana_sdk::instruction::InstructionError;
 use solana_sdk::signature::{Keypair, Signer};
 use solana_sdk::transaction::{Transaction, TransactionError};
 
-use crate::chain::{Chain, ChainError};
 use crate::config::EpochRole;
 use crate::epoch::{self, EpochTree};
-use crate::ingest::unix_now;
-use crate::registry::RegisteredDevice;
 use crate::relay::{self, RelayError, Relayed};
 use crate::server::{AppState, SignatureBody};
+use ovpp_chain::{Chain, ChainError};
+use ovpp_wire::clock::unix_now;
+use ovpp_wire::device::RegisteredDevice;
 
 pub struct EpochJob {
     chain: Arc<dyn Chain>,
@@ -36,8 +36,8 @@ pub struct EpochJob {
 
 impl EpochJob {
     pub fn new(chain: Arc<dyn Chain>, state: AppState, role: EpochRole) -> anyhow::Result<Self> {
-        let payer = crate::config::read_keypair(&role.keypair)?;
-        let oracle = SigningKey::from_bytes(crate::config::read_keypair(&role.oracle_keypair)?.secret_bytes());
+        let payer = ovpp_chain::keypair::read_keypair(&role.keypair)?;
+        let oracle = SigningKey::from_bytes(ovpp_chain::keypair::read_keypair(&role.oracle_keypair)?.secret_bytes());
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
         Ok(Self { chain, state, role, oracle, payer, http, auto_claimed: AtomicU64::new(0) })
     }
@@ -64,7 +64,7 @@ impl EpochJob {
         }
         let registry = self.state.registry.all().await;
         if self.role.close || self.role.cosign_for.is_some() {
-            let governed = relay::governed_rules_hash(self.chain.as_ref()).await?;
+            let governed = ovpp_chain::accounts::governed_rules_hash(self.chain.as_ref()).await?;
             relay::check_rules(governed, &self.role.settings.rules).map_err(|e| anyhow::anyhow!(e))?;
         }
         if let Some(primary) = &self.role.cosign_for {
@@ -146,7 +146,7 @@ impl EpochJob {
         // and commands, with this oracle's own readings.
         // Signed with this oracle's key: the records name every device's commands.
         let path = format!("/v1/events/records?credited_from={}&credited_to={}", spec.start_ts, spec.end_ts);
-        let signed = crate::server::auth::authorization(&self.oracle, &reqwest::Method::GET, &path, unix_now(), b"");
+        let signed = ovpp_wire::auth::authorization(&self.oracle, "GET", &path, unix_now(), b"");
         let records: Vec<crate::dispatch::EventRecord> = self
             .http
             .get(format!("{primary}{path}"))
@@ -172,8 +172,9 @@ impl EpochJob {
 
     /// Imports posted epoch `epoch` from the oracle at `base` (verified against the chain).
     pub async fn import_from(&self, base: &str, epoch: u64) -> anyhow::Result<()> {
-        let on_chain =
-            relay::posted_epoch(self.chain.as_ref(), epoch).await?.ok_or_else(|| anyhow!("epoch {epoch} is not posted on-chain"))?;
+        let on_chain = ovpp_chain::accounts::posted_epoch(self.chain.as_ref(), epoch)
+            .await?
+            .ok_or_else(|| anyhow!("epoch {epoch} is not posted on-chain"))?;
         let report = self
             .http
             .get(format!("{}/v1/epochs/{epoch}/report", base.trim_end_matches('/')))
@@ -256,7 +257,7 @@ impl EpochJob {
             }
         }
         if claims > 0 {
-            tracing::info!(epoch = latest.epoch, claims, ovpp = %crate::config::format_ovpp(total), "auto-claimed for the owners who opted in");
+            tracing::info!(epoch = latest.epoch, claims, ovpp = %ovpp_chain::amount::format_ovpp(total), "auto-claimed for the owners who opted in");
         }
         self.auto_claimed.store(latest.epoch, Ordering::Relaxed);
         Ok(())

@@ -1,33 +1,16 @@
 //! The live fleet map: each device's latest accepted reading, aggregated by region and by
 //! kind on request.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
-use ovpp::state::DeviceKind;
-use serde::Serialize;
 use tokio::sync::RwLock;
 
-use crate::registry::{DeviceKey, RegisteredDevice};
 use crate::store::StoredReading;
-use crate::telemetry::{Reading, SignedBatch};
+use ovpp_wire::device::{DeviceKey, RegisteredDevice};
+use ovpp_wire::telemetry::{Reading, SignedBatch};
 
-pub const KINDS: [(DeviceKind, &str); 7] = [
-    (DeviceKind::Ev, "ev"),
-    (DeviceKind::EvCharger, "ev_charger"),
-    (DeviceKind::HomeBattery, "home_battery"),
-    (DeviceKind::CiStorage, "ci_storage"),
-    (DeviceKind::RooftopSolar, "rooftop_solar"),
-    (DeviceKind::SmartMeter, "smart_meter"),
-    (DeviceKind::EnergyManagementSystem, "ems"),
-];
-
-pub fn kind_name(kind: DeviceKind) -> &'static str {
-    KINDS.iter().find(|(k, _)| *k == kind).map(|(_, n)| *n).unwrap_or("unknown")
-}
-
-pub fn kind_from_name(name: &str) -> Option<DeviceKind> {
-    KINDS.iter().find(|(_, n)| *n == name).map(|(k, _)| *k)
-}
+use ovpp_wire::device::kind_name;
+use ovpp_wire::http::{FleetGroup, FleetSummary};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Latest {
@@ -49,31 +32,6 @@ struct DeviceState {
 #[derive(Default)]
 pub struct Fleet {
     devices: RwLock<HashMap<DeviceKey, DeviceState>>,
-}
-
-/// Aggregates over a set of devices. Powers in W, energies in Wh.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct FleetGroup {
-    pub devices: u64,
-    pub devices_online: u64,
-    pub rated_power_w: u64,
-    pub energy_capacity_wh: u64,
-    pub stored_energy_wh: u64,
-    /// Storage devices online by state of charge: [0,20), [20,40), [40,60), [60,80), [80,100] %.
-    pub soc_histogram: [u64; 5],
-    pub flex_up_w: u64,
-    pub flex_down_w: u64,
-    /// Average generation and consumption over each online device's latest interval.
-    pub generation_w: u64,
-    pub load_w: u64,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct FleetSummary {
-    pub as_of: i64,
-    pub totals: FleetGroup,
-    pub by_region: BTreeMap<String, FleetGroup>,
-    pub by_kind: BTreeMap<&'static str, FleetGroup>,
 }
 
 impl Fleet {
@@ -119,7 +77,7 @@ impl Fleet {
             for group in [
                 &mut summary.totals,
                 summary.by_region.entry(device.region.clone()).or_default(),
-                summary.by_kind.entry(kind_name(device.kind())).or_default(),
+                summary.by_kind.entry(kind_name(device.kind()).to_string()).or_default(),
             ] {
                 add(group, device, state);
             }

@@ -6,30 +6,19 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::fleet::Fleet;
 use crate::metrics::Metrics;
-use crate::registry::{DeviceKey, Registry};
+use crate::registry::Registry;
 use crate::store::Store;
-use crate::telemetry::validate::{validate, DeviceCursor, DeviceProfile, Policy, Reject};
-use crate::telemetry::SignedBatch;
-
-/// How an accepted batch was taken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Accepted {
-    /// Stored now.
-    Stored,
-    /// A retry of the device's latest accepted batch (same sequence, same signature):
-    /// stored before, not stored again, and not held against the device.
-    AlreadyStored,
-}
-
-/// The fate of one batch.
-pub type Outcome = Result<Accepted, Reject>;
+use ovpp_wire::clock::unix_now;
+use ovpp_wire::device::DeviceKey;
+use ovpp_wire::telemetry::validate::{validate, Accepted, DeviceCursor, DeviceProfile, Outcome, Policy, Reject};
+use ovpp_wire::telemetry::SignedBatch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -39,10 +28,6 @@ pub enum IngestError {
     Storage(String),
     #[error("the ingest writer has stopped")]
     Stopped,
-}
-
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 struct Job {

@@ -8,24 +8,17 @@
 //! epoch close and co-signing ([`epoch`]), the relayer ([`relay`]) and the epoch work of a
 //! running oracle ([`epoch_job`]), all supervised by name ([`tasks`]).
 
-pub mod chain;
 pub mod config;
 pub mod dispatch;
 pub mod epoch;
 pub mod epoch_job;
 pub mod fleet;
 pub mod ingest;
-pub mod localnet;
 pub mod metrics;
 pub mod registry;
 pub mod relay;
-pub mod rpc_bridge;
 pub mod score;
 pub mod server;
 pub mod service;
-pub mod simulate;
 pub mod store;
 pub mod tasks;
-pub mod telemetry;
-
-pub use ovpp::{merkle, protocol};

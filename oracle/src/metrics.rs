@@ -5,9 +5,9 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::fleet::FleetSummary;
-use crate::ingest::{Accepted, Outcome};
-use crate::telemetry::validate::Reject;
+use ovpp_wire::http::{FleetGroup, FleetSummary};
+use ovpp_wire::telemetry::validate::Reject;
+use ovpp_wire::telemetry::validate::{Accepted, Outcome};
 
 /// Request latency bucket bounds, seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
@@ -85,7 +85,7 @@ impl Metrics {
         let _ = writeln!(out, "ovpp_ingest_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(out, "ovpp_ingest_request_duration_seconds_sum {}", load(&self.latency_sum_micros) as f64 / 1e6);
         let _ = writeln!(out, "ovpp_ingest_request_duration_seconds_count {count}");
-        type Gauge = (&'static str, &'static str, fn(&crate::fleet::FleetGroup) -> u64);
+        type Gauge = (&'static str, &'static str, fn(&FleetGroup) -> u64);
         let gauges: [Gauge; 6] = [
             ("ovpp_fleet_devices", "Registered devices.", |g| g.devices),
             ("ovpp_fleet_devices_online", "Devices online now.", |g| g.devices_online),

@@ -11,53 +11,18 @@ use anchor_lang::prelude::Pubkey;
 use anchor_lang::AccountDeserialize;
 use ed25519_dalek::VerifyingKey;
 use ovpp::protocol::device_address;
-use ovpp::state::{Device, DeviceKind};
+use ovpp::state::Device;
+use ovpp_wire::device::{DeviceKey, RegisteredDevice};
 use tokio::sync::RwLock;
 
-use crate::chain::{Chain, ChainAccount, ChainError};
-use crate::telemetry::validate::DeviceProfile;
+use ovpp_chain::{Chain, ChainAccount, ChainError};
 
-pub type DeviceKey = [u8; 32];
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RegisteredDevice {
-    pub key: DeviceKey,
-    pub owner: Pubkey,
-    pub profile: DeviceProfile,
-    /// Region code without padding, e.g. `DE-BY`.
-    pub region: String,
-    pub location_cell: u64,
-}
-
-impl RegisteredDevice {
-    /// Decodes a `Device` account, refusing accounts not owned by the program.
-    pub fn from_account(account: &ChainAccount) -> Option<Self> {
-        if account.owner != ovpp::ID {
-            return None;
-        }
-        let device = Device::try_deserialize(&mut account.data.as_slice()).ok()?;
-        Some(Self::from_device(&device))
+/// The device in a `Device` account, refusing accounts not owned by the program.
+pub fn device_from_account(account: &ChainAccount) -> Option<RegisteredDevice> {
+    if account.owner != ovpp::ID {
+        return None;
     }
-
-    pub fn from_device(device: &Device) -> Self {
-        let len = device.region.iter().position(|&b| b == 0).unwrap_or(device.region.len());
-        Self {
-            key: device.device_key.to_bytes(),
-            owner: device.owner,
-            profile: DeviceProfile {
-                kind: device.kind,
-                status: device.status,
-                rated_power_w: device.rated_power_w,
-                energy_capacity_wh: device.energy_capacity_wh,
-            },
-            region: String::from_utf8_lossy(&device.region[..len]).into_owned(),
-            location_cell: device.location_cell,
-        }
-    }
-
-    pub fn kind(&self) -> DeviceKind {
-        self.profile.kind
-    }
+    Device::try_deserialize(&mut account.data.as_slice()).ok().map(|d| RegisteredDevice::from_device(&d))
 }
 
 /// The key as a curve point, refusing keys that do not decompress or have small order.
@@ -133,7 +98,7 @@ impl Registry {
     /// Re-reads every device by a filtered program scan. Returns the current set.
     pub async fn refresh(&self) -> Result<Vec<RegisteredDevice>, ChainError> {
         let accounts = self.chain.scan(&ovpp::ID, &[ovpp::client::device_discriminator_filter()]).await?;
-        let fresh: Vec<RegisteredDevice> = accounts.iter().filter_map(|(_, a)| RegisteredDevice::from_account(a)).collect();
+        let fresh: Vec<RegisteredDevice> = accounts.iter().filter_map(|(_, a)| device_from_account(a)).collect();
         self.insert(&fresh).await;
         Ok(fresh)
     }
@@ -141,7 +106,7 @@ impl Registry {
     async fn fetch(&self, keys: &[DeviceKey]) -> Result<Vec<RegisteredDevice>, ChainError> {
         let addresses: Vec<Pubkey> = keys.iter().map(|k| device_address(&Pubkey::new_from_array(*k)).0).collect();
         let accounts = self.chain.get_accounts(&addresses).await?;
-        Ok(accounts.iter().flatten().filter_map(RegisteredDevice::from_account).collect())
+        Ok(accounts.iter().flatten().filter_map(device_from_account).collect())
     }
 
     async fn insert(&self, devices: &[RegisteredDevice]) {

@@ -6,15 +6,13 @@
 
 use std::time::Duration;
 
-use anchor_lang::AccountDeserialize;
-use ovpp::protocol::{config_address, epoch_address};
-use ovpp::state::{Config, Epoch, MAX_THRESHOLD};
+use ovpp::state::{Config, MAX_THRESHOLD};
 use solana_sdk::signature::{Keypair, Signer};
 use solana_sdk::transaction::Transaction;
 
-use crate::chain::{Chain, ChainError};
-use crate::ingest::unix_now;
 use crate::store::{EpochRecord, Store, StoreError};
+use ovpp_chain::{Chain, ChainError};
+use ovpp_wire::clock::unix_now;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -48,23 +46,9 @@ pub enum Relayed {
 
 const ATTEMPTS: u32 = 5;
 
+/// The program's configuration; `NoConfig` where the program is not initialized.
 pub async fn read_config(chain: &dyn Chain) -> Result<Config, RelayError> {
-    let account = chain.get_account(&config_address().0).await?.ok_or(RelayError::NoConfig)?;
-    if account.owner != ovpp::ID {
-        return Err(RelayError::NoConfig);
-    }
-    Config::try_deserialize(&mut account.data.as_slice()).map_err(|_| RelayError::NoConfig)
-}
-
-/// The scoring-rules hash OVPP holders voted for, if governance exists and set one.
-pub async fn governed_rules_hash(chain: &dyn Chain) -> Result<Option<[u8; 32]>, RelayError> {
-    match chain.get_account(&ovpp::protocol::governance_address().0).await? {
-        Some(account) if account.owner == ovpp::ID => Ok(ovpp::state::Governance::try_deserialize(&mut account.data.as_slice())
-            .ok()
-            .map(|g| g.scoring_rules_hash)
-            .filter(|h| *h != [0; 32])),
-        _ => Ok(None),
-    }
+    ovpp_chain::accounts::config(chain).await?.ok_or(RelayError::NoConfig)
 }
 
 /// An oracle closes or co-signs epochs only with the scoring rules governance set (when it
@@ -80,17 +64,9 @@ pub fn check_rules(governed: Option<[u8; 32]>, rules: &crate::score::ScoringRule
     }
 }
 
-/// The epoch's account on-chain, if it was posted.
-pub async fn posted_epoch(chain: &dyn Chain, epoch: u64) -> Result<Option<Epoch>, RelayError> {
-    match chain.get_account(&epoch_address(epoch).0).await? {
-        Some(account) if account.owner == ovpp::ID => Ok(Epoch::try_deserialize(&mut account.data.as_slice()).ok()),
-        _ => Ok(None),
-    }
-}
-
 /// If `record`'s epoch is on-chain, records it (checking it is the same epoch).
 async fn recover(chain: &dyn Chain, store: &Store, record: &EpochRecord) -> Result<bool, RelayError> {
-    let Some(on_chain) = posted_epoch(chain, record.epoch).await? else { return Ok(false) };
+    let Some(on_chain) = ovpp_chain::accounts::posted_epoch(chain, record.epoch).await? else { return Ok(false) };
     if on_chain.root != record.root || on_chain.report_hash != record.report_hash || on_chain.cumulative_total != record.cumulative_total {
         return Err(RelayError::OnChainConflict(record.epoch));
     }
@@ -144,7 +120,7 @@ pub async fn relay_epoch(chain: &dyn Chain, store: &Store, payer: &Keypair, epoc
             Ok(()) => {
                 // The chain's time of posting (the `Epoch` account's clock), not this host's;
                 // this host's only if the account cannot be read back yet.
-                let at = posted_epoch(chain, epoch).await.ok().flatten().map_or_else(unix_now, |e| e.posted_at);
+                let at = ovpp_chain::accounts::posted_epoch(chain, epoch).await.ok().flatten().map_or_else(unix_now, |e| e.posted_at);
                 store.mark_epoch_posted(epoch, Some(&signature), at).await?;
                 return Ok(Relayed::Posted { signature });
             }

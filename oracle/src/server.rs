@@ -15,12 +15,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::epoch::EpochTree;
-use crate::fleet::{is_online, kind_from_name, kind_name, Fleet};
-use crate::ingest::{unix_now, Accepted, IngestError, Ingestor};
+use crate::fleet::{is_online, Fleet};
+use crate::ingest::{IngestError, Ingestor};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::{EpochRecord, Store, StoreError};
-use crate::telemetry::{Reading, SignedBatch, TelemetryBatch};
+use ovpp_wire::clock::unix_now;
+use ovpp_wire::device::{kind_from_name, kind_name};
+use ovpp_wire::telemetry::validate::Accepted;
+use ovpp_wire::telemetry::{Reading, SignedBatch, TelemetryBatch};
 
 pub mod auth;
 mod grid;
@@ -39,7 +42,7 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub proofs: Arc<ProofCache>,
-    pub chain: Arc<dyn crate::chain::Chain>,
+    pub chain: Arc<dyn ovpp_chain::Chain>,
     pub dispatch: Arc<crate::dispatch::Dispatcher>,
     pub tasks: Arc<crate::tasks::Tasks>,
 }
@@ -202,7 +205,7 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<SignedBatch>, Api
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let malformed = |e: String| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", e);
     if content_type.starts_with("application/octet-stream") {
-        crate::telemetry::decode_batches(body).map_err(|e| malformed(format!("binary body is not a borsh Vec<SignedBatch>: {e}")))
+        ovpp_wire::telemetry::decode_batches(body).map_err(|e| malformed(format!("binary body is not a borsh Vec<SignedBatch>: {e}")))
     } else if content_type.starts_with("application/json") {
         let parsed: JsonBody = serde_json::from_slice(body).map_err(|e| malformed(format!("JSON body: {e}")))?;
         let batches = match parsed {
@@ -458,7 +461,7 @@ pub struct ProofCache {
 impl ProofCache {
     /// The tree of the latest epoch closed here that the chain has posted with this root
     /// (read from the chain, so co-signers that do not relay serve proofs too).
-    async fn latest(&self, store: &Store, chain: &dyn crate::chain::Chain) -> Result<Option<Arc<EpochTree>>, ApiError> {
+    async fn latest(&self, store: &Store, chain: &dyn ovpp_chain::Chain) -> Result<Option<Arc<EpochTree>>, ApiError> {
         let config = crate::relay::read_config(chain)
             .await
             .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", e.to_string()))?;

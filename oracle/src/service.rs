@@ -6,16 +6,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::chain::Chain;
 use crate::dispatch::{DispatchSettings, Dispatcher};
 use crate::fleet::{Fleet, RECENT_WINDOW_SECS};
-use crate::ingest::{unix_now, Ingestor};
+use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::server::AppState;
 use crate::store::Store;
 use crate::tasks::Tasks;
-use crate::telemetry::validate::Policy;
+use ovpp_chain::Chain;
+use ovpp_wire::clock::unix_now;
+use ovpp_wire::telemetry::validate::Policy;
 
 /// Opens the store, restores the cached registry and fleet, starts the ingest writer and
 /// the registry sync task.

@@ -10,9 +10,9 @@ use ovpp::state::{DeviceKind, DeviceStatus};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use crate::registry::{DeviceKey, RegisteredDevice};
-use crate::telemetry::validate::{DeviceCursor, DeviceProfile};
-use crate::telemetry::{GridResponse, Reading, SignedBatch};
+use ovpp_wire::device::{DeviceKey, RegisteredDevice};
+use ovpp_wire::telemetry::validate::{DeviceCursor, DeviceProfile};
+use ovpp_wire::telemetry::{GridResponse, Reading, SignedBatch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

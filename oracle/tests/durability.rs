@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anchor_lang::prelude::Pubkey;
-use ovpp_oracle::ingest::unix_now;
-use ovpp_oracle::registry::DeviceKey;
-use ovpp_oracle::simulate::Fleet;
 use ovpp_oracle::store::Store;
-use ovpp_oracle::telemetry::SignedBatch;
+use ovpp_simulator::Fleet;
+use ovpp_wire::clock::unix_now;
+use ovpp_wire::device::DeviceKey;
+use ovpp_wire::telemetry::SignedBatch;
 use serde_json::Value;
 
 const DEVICES: usize = 40;
@@ -71,7 +71,7 @@ async fn post(http: &reqwest::Client, base: &str, batches: &[SignedBatch]) -> Op
     let response = http
         .post(format!("{base}/v1/telemetry"))
         .header("content-type", "application/octet-stream")
-        .body(ovpp_oracle::telemetry::encode_batches(batches))
+        .body(ovpp_wire::telemetry::encode_batches(batches))
         .send()
         .await
         .ok()?;

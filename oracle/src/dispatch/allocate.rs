@@ -21,7 +21,7 @@
 //! When the fleet cannot meet the target, every device gives all it can and the result
 //! says by how much it falls short.
 
-use crate::registry::DeviceKey;
+use ovpp_wire::device::DeviceKey;
 
 /// Reliability weights are parts per million: 1_000_000 is fully reliable.
 pub const WEIGHT_SCALE: u32 = 1_000_000;

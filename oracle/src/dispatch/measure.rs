@@ -14,11 +14,11 @@ use ovpp::state::DeviceKind;
 use serde::Serialize;
 
 use super::baseline::{self, Baseline, DayMatching, LoadSeries};
-use super::command::Command;
-use super::event::{GridEvent, Signal};
-use crate::fleet::kind_name;
-use crate::registry::{DeviceKey, RegisteredDevice};
 use crate::store::StoredReading;
+use ovpp_wire::device::kind_name;
+use ovpp_wire::device::{DeviceKey, RegisteredDevice};
+use ovpp_wire::dispatch::command::Command;
+use ovpp_wire::dispatch::event::{GridEvent, Signal};
 
 /// Loads and meters are measured with day matching; storage, EVs and PV with meter before.
 pub fn uses_day_matching(kind: DeviceKind) -> bool {

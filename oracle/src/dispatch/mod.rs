@@ -10,8 +10,7 @@
 
 pub mod allocate;
 pub mod baseline;
-pub mod command;
-pub mod event;
+
 pub mod measure;
 pub mod plan;
 pub mod records;
@@ -24,12 +23,13 @@ use ovpp::state::DeviceKind;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use self::command::{Ack, Command, DeviceSigned, Preferences};
-use self::event::{Context, EventError, GridEvent, Signal, Status, WireEvent, WireProgram};
 use self::plan::Direction;
 use crate::fleet::Fleet;
-use crate::registry::{DeviceKey, RegisteredDevice, Registry};
+use crate::registry::Registry;
 use crate::store::{Store, StoreError};
+use ovpp_wire::device::{DeviceKey, RegisteredDevice};
+use ovpp_wire::dispatch::command::{Ack, Command, DeviceSigned, Preferences};
+use ovpp_wire::dispatch::event::{Context, EventError, GridEvent, Signal, Status, WireEvent, WireProgram};
 
 /// How long before a power event starts its first interval is planned.
 pub const PLAN_LEAD_SECS: i64 = 60;
@@ -375,8 +375,8 @@ impl Dispatcher {
         let region: Vec<_> = in_region.into_iter().zip(latest).collect();
         let weights: Vec<u32> = region.iter().map(|(d, _)| reliability(state, &d.key, now)).collect();
         // A device following this event's set point offers its flexibility on top of it.
-        let holding = |key: &DeviceKey, latest: &Option<crate::telemetry::Reading>| -> u64 {
-            let following = latest.as_ref().is_some_and(|r| r.grid_response == crate::telemetry::GridResponse::FollowingDispatch);
+        let holding = |key: &DeviceKey, latest: &Option<ovpp_wire::telemetry::Reading>| -> u64 {
+            let following = latest.as_ref().is_some_and(|r| r.grid_response == ovpp_wire::telemetry::GridResponse::FollowingDispatch);
             let current = state.plans.get(&event.id).and_then(|p| p.setpoints.get(key)).map_or(0, |(w, _)| w.unsigned_abs());
             current * u64::from(following)
         };
@@ -682,10 +682,10 @@ impl Dispatcher {
         let devices = self.registry.all().await;
         let prefs = self.state.lock().await.prefs.clone();
         let default_prefs = Preferences::default();
-        let mut yesterday: Vec<HashMap<DeviceKey, crate::telemetry::Reading>> = Vec::with_capacity(horizons_h.len());
+        let mut yesterday: Vec<HashMap<DeviceKey, ovpp_wire::telemetry::Reading>> = Vec::with_capacity(horizons_h.len());
         for h in horizons_h {
             let at = now + h * 3600 - 86_400;
-            let mut nearest: HashMap<DeviceKey, crate::telemetry::Reading> = HashMap::new();
+            let mut nearest: HashMap<DeviceKey, ovpp_wire::telemetry::Reading> = HashMap::new();
             for r in self.store.readings_between(at - FORECAST_MATCH_SECS, at + FORECAST_MATCH_SECS).await? {
                 let closer =
                     nearest.get(&r.device_key).is_none_or(|n| (r.reading.interval_start - at).abs() < (n.interval_start - at).abs());
@@ -708,8 +708,9 @@ impl Dispatcher {
                     (latest, now, at)
                 } else {
                     // Yesterday's reading, as if it had just been sent at the horizon.
-                    let shifted =
-                        then.get(&device.key).map(|r| crate::telemetry::Reading { interval_start: at - i64::from(r.interval_secs), ..*r });
+                    let shifted = then
+                        .get(&device.key)
+                        .map(|r| ovpp_wire::telemetry::Reading { interval_start: at - i64::from(r.interval_secs), ..*r });
                     (shifted, at, at + 3600)
                 };
                 if p.opted_out(at) {
@@ -754,9 +755,9 @@ fn reliability(state: &State, key: &DeviceKey, now: i64) -> u32 {
 /// charge), or `None` for devices that cannot shift energy.
 fn storage_model(
     device: &RegisteredDevice,
-    latest: &crate::telemetry::Reading,
+    latest: &ovpp_wire::telemetry::Reading,
     prefs: &Preferences,
-    slots: &[event::EventInterval],
+    slots: &[ovpp_wire::dispatch::event::EventInterval],
     now: i64,
     wear: f64,
 ) -> Option<schedule::Storage> {

@@ -5,10 +5,10 @@
 use ovpp::state::{DeviceKind, DeviceStatus};
 
 use super::allocate::{Candidate, WEIGHT_SCALE};
-use super::command::Preferences;
 use crate::fleet::is_online;
-use crate::registry::RegisteredDevice;
-use crate::telemetry::{GridResponse, Reading};
+use ovpp_wire::device::RegisteredDevice;
+use ovpp_wire::dispatch::command::Preferences;
+use ovpp_wire::telemetry::{GridResponse, Reading};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {

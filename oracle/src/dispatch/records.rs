@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::command::{Command, Preferences};
-use super::event::{GridEvent, WireProgram};
-use crate::registry::DeviceKey;
 use crate::store::{key_from_text, key_to_text, Store, StoreError};
+use ovpp_wire::device::DeviceKey;
+use ovpp_wire::dispatch::command::{Command, Preferences};
+use ovpp_wire::dispatch::event::{GridEvent, WireProgram};
 
 fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { table, detail: e.to_string() }

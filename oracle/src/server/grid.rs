@@ -12,10 +12,10 @@ use serde_json::json;
 
 use super::auth::{bearer_token, unauthorized, Caller};
 use super::{parse_key, ApiError, AppState};
-use crate::dispatch::command::{Ack, CommandsQuery, CommandsRequest, DeviceSigned, Preferences};
-use crate::dispatch::event::{WireEvent, WireProgram};
 use crate::dispatch::DispatchError;
-use crate::ingest::unix_now;
+use ovpp_wire::clock::unix_now;
+use ovpp_wire::dispatch::command::{Ack, CommandsQuery, CommandsRequest, DeviceSigned, Preferences};
+use ovpp_wire::dispatch::event::{WireEvent, WireProgram};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -256,7 +256,7 @@ async fn check_device_signatures(state: &AppState, request: &CommandsRequest, ke
             request.signatures.len()
         )));
     }
-    if request.signed_at.abs_diff(now) > super::auth::MAX_REQUEST_SKEW_SECS as u64 {
+    if request.signed_at.abs_diff(now) > ovpp_wire::auth::MAX_REQUEST_SKEW_SECS as u64 {
         return Err(unauthorized(format!("signed_at {} is more than a minute from the oracle's clock ({now})", request.signed_at)));
     }
     let signatures = request.signatures.iter().map(|s| parse_signature(s)).collect::<Result<Vec<_>, _>>()?;

@@ -16,6 +16,11 @@ pub mod pda;
 pub mod protocol;
 pub mod state;
 
+/// The program's IDL as Anchor builds it (`idl/ovpp.json`, checked by `tests/program/tests/idl.rs`):
+/// off-chain code reads error names and account layouts from here.
+#[cfg(feature = "offchain")]
+pub const IDL_JSON: &str = include_str!("../idl/ovpp.json");
+
 use instructions::*;
 use protocol::{Hash32, RewardLeaf};
 use state::{DeviceKind, GovernanceChange, GovernanceParams};

@@ -1,0 +1,202 @@
+//! What the oracle tells devices, and what devices sign back.
+//!
+//! A [`Command`] is a set point for one device, for one event interval, with an id and a
+//! validity window. A device (or its gateway) fetches its commands with
+//! `GET /v1/devices/{key}/commands`, answers each with an [`Ack`] signed by the device key
+//! (accept or refuse: a refusal is an opt-out of the event), and reports
+//! `following_dispatch` in its telemetry while it follows one. Owners set
+//! [`Preferences`] (state-of-charge reserve, EV departure, opt-out) the same way: signed
+//! by the device key, so nobody else can opt a device out or change its reserve.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::device::DeviceKey;
+
+pub const ACK_DOMAIN: &[u8] = b"OVPP-ACK-V1";
+pub const PREFERENCES_DOMAIN: &[u8] = b"OVPP-PREFERENCES-V1";
+pub const COMMANDS_QUERY_DOMAIN: &[u8] = b"OVPP-COMMANDS-QUERY-V1";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub id: String,
+    pub event_id: String,
+    #[serde(with = "key_text")]
+    pub device_key: DeviceKey,
+    pub valid_from: i64,
+    pub valid_until: i64,
+    /// W: positive deliver (discharge, shed load), negative absorb (charge, curtail).
+    pub setpoint_w: i64,
+    pub issued_at: i64,
+}
+
+impl Command {
+    /// The id is a hash of (event, plan revision, start, device): unique per plan and device.
+    pub fn new(
+        event_id: &str,
+        revision: u64,
+        device_key: DeviceKey,
+        valid_from: i64,
+        valid_until: i64,
+        setpoint_w: i64,
+        issued_at: i64,
+    ) -> Self {
+        let mut h = Sha256::new();
+        h.update(event_id.as_bytes());
+        h.update([0]);
+        h.update(revision.to_le_bytes());
+        h.update(valid_from.to_le_bytes());
+        h.update(device_key);
+        let id = hex::encode(&h.finalize()[..12]);
+        Self { id, event_id: event_id.to_string(), device_key, valid_from, valid_until, setpoint_w, issued_at }
+    }
+}
+
+/// The bytes a device signs to acknowledge a command:
+/// `ACK_DOMAIN || borsh(device_key, command_id, accept)`.
+#[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Ack {
+    pub device_key: DeviceKey,
+    pub command_id: String,
+    pub accept: bool,
+}
+
+/// An owner's settings for one device; `sequence` must grow (a replayed older message is
+/// refused). Signed as `PREFERENCES_DOMAIN || borsh(self)`.
+#[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preferences {
+    #[serde(with = "key_text")]
+    pub device_key: DeviceKey,
+    pub sequence: u64,
+    /// State of charge dispatch never goes below (permille) [default 200].
+    pub reserve_soc_permille: u16,
+    /// EV: when it leaves (unix s), and the state of charge it needs by then (permille).
+    pub departure: Option<i64>,
+    pub departure_soc_permille: u16,
+    /// No dispatch before this time (unix s); 0 for none.
+    pub opt_out_until: i64,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Self { device_key: [0; 32], sequence: 0, reserve_soc_permille: 200, departure: None, departure_soc_permille: 0, opt_out_until: 0 }
+    }
+}
+
+/// A message a device key signs: `DOMAIN || borsh(message)`, verified strictly.
+pub trait DeviceSigned: BorshSerialize {
+    const DOMAIN: &'static [u8];
+
+    fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = Self::DOMAIN.to_vec();
+        self.serialize(&mut out).expect("borsh into Vec");
+        out
+    }
+
+    fn sign(&self, key: &SigningKey) -> [u8; 64] {
+        key.sign(&self.signing_bytes()).to_bytes()
+    }
+
+    fn verify(&self, key: &VerifyingKey, signature: &[u8; 64]) -> bool {
+        key.verify_strict(&self.signing_bytes(), &Signature::from_bytes(signature)).is_ok()
+    }
+}
+
+impl DeviceSigned for Ack {
+    const DOMAIN: &'static [u8] = ACK_DOMAIN;
+}
+
+impl DeviceSigned for Preferences {
+    const DOMAIN: &'static [u8] = PREFERENCES_DOMAIN;
+}
+
+/// A gateway asking for the commands of many devices at once (`POST /v1/commands`): every
+/// listed device signs these same bytes, so only who holds a device's key learns its set
+/// points. `signed_at` must be within a minute of the oracle's clock.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize)]
+pub struct CommandsQuery {
+    pub signed_at: i64,
+    pub devices: Vec<DeviceKey>,
+}
+
+impl DeviceSigned for CommandsQuery {
+    const DOMAIN: &'static [u8] = COMMANDS_QUERY_DOMAIN;
+}
+
+/// The JSON body of `POST /v1/commands`: base58 device keys, and each one's signature of the
+/// [`CommandsQuery`] in the same order (a grid operator's bearer token needs none).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandsRequest {
+    pub devices: Vec<String>,
+    #[serde(default)]
+    pub signed_at: i64,
+    #[serde(default)]
+    pub signatures: Vec<String>,
+}
+
+impl CommandsRequest {
+    /// The request a gateway holding `keys` sends at `signed_at`.
+    pub fn signed(keys: &[&SigningKey], signed_at: i64) -> Self {
+        let devices: Vec<DeviceKey> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+        let query = CommandsQuery { signed_at, devices };
+        Self {
+            devices: query.devices.iter().map(|d| bs58::encode(d).into_string()).collect(),
+            signed_at,
+            signatures: keys.iter().map(|k| bs58::encode(query.sign(k)).into_string()).collect(),
+        }
+    }
+}
+
+/// How far ahead a departure or an opt-out may be set: a year (anything later is a mistake,
+/// and keeps every time computation far from overflow).
+pub const MAX_PREFERENCE_HORIZON_SECS: i64 = 366 * 86_400;
+
+impl Preferences {
+    pub fn opted_out(&self, now: i64) -> bool {
+        now < self.opt_out_until
+    }
+
+    /// The bounds an owner's preferences must keep at `now`; the error says which one.
+    pub fn check(&self, now: i64) -> Result<(), String> {
+        for (name, value) in [("reserve_soc_permille", self.reserve_soc_permille), ("departure_soc_permille", self.departure_soc_permille)]
+        {
+            if value > 1000 {
+                return Err(format!("{name} is {value}: a state of charge is 0 to 1000 permille"));
+            }
+        }
+        let latest = now.saturating_add(MAX_PREFERENCE_HORIZON_SECS);
+        if let Some(departure) = self.departure {
+            if !(0..=latest).contains(&departure) {
+                return Err(format!("departure {departure} must be a unix time in seconds, at most a year from now ({latest})"));
+            }
+        }
+        if !(0..=latest).contains(&self.opt_out_until) {
+            return Err(format!(
+                "opt_out_until {} must be 0 or a unix time in seconds, at most a year from now ({latest})",
+                self.opt_out_until
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Device keys as base58 text in JSON.
+pub mod key_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(key: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&bs58::encode(key).into_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        let mut out = [0u8; 32];
+        match bs58::decode(&text).onto(&mut out) {
+            Ok(32) => Ok(out),
+            _ => Err(serde::de::Error::custom(format!("{text:?} is not a base58 ed25519 public key"))),
+        }
+    }
+}

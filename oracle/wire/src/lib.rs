@@ -1,0 +1,13 @@
+//! `ovpp-wire`: every message between OpenVPP's off-chain parts, defined once. Signed
+//! telemetry and the published ingest rules ([`telemetry`]), devices as the network knows
+//! them ([`device`]), grid events, commands, acks and preferences ([`dispatch`]), signed HTTP
+//! requests ([`auth`]), the bodies of the oracle's HTTP answers ([`http`]) and the clock
+//! every message counts in ([`clock`]). The on-chain byte contracts stay in
+//! `ovpp::protocol`; this crate builds on them.
+
+pub mod auth;
+pub mod clock;
+pub mod device;
+pub mod dispatch;
+pub mod http;
+pub mod telemetry;

@@ -1,0 +1,446 @@
+//! The `ovpp` CLI driven as a user would (arguments in, output and exit code out) against
+//! the program-test chain, and claiming with proofs from a running oracle.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ovpp_chain::bank::BanksChain;
+use ovpp_chain::Chain;
+use ovpp_program_tests::TestChain;
+use serde_json::Value;
+use solana_sdk::signature::{Keypair, Signer};
+
+use crate::epochs::network;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        assert_eq!(self.code, 0, "stderr: {}", self.stderr);
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+
+    /// Succeeded (any output).
+    fn json_or_text(&self) {
+        assert_eq!(self.code, 0, "stdout: {} stderr: {}", self.stdout, self.stderr);
+    }
+
+    fn fails_with(&self, code: i32, text: &str) {
+        assert_eq!(self.code, code, "stdout: {} stderr: {}", self.stdout, self.stderr);
+        assert!(self.stderr.contains(text), "expected {text:?} in: {}", self.stderr);
+    }
+}
+
+async fn ovpp(chain: &Arc<dyn Chain>, args: &[&str]) -> Run {
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let args = std::iter::once("ovpp").chain(args.iter().copied());
+    let code = ovpp_cli::main_with(args, Some(chain.clone()), &mut stdout, &mut stderr).await;
+    Run { code, stdout: String::from_utf8(stdout).unwrap(), stderr: String::from_utf8(stderr).unwrap() }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ovpp-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn keypair_file(dir: &Path, name: &str, key: &Keypair) -> String {
+    let path = dir.join(name);
+    solana_sdk::signature::write_keypair_file(key, &path).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn an_owner_manages_a_device_through_the_cli() {
+    let mut test_chain = TestChain::initialized(1, 1).await;
+    let chain: Arc<dyn Chain> = Arc::new(BanksChain::new(test_chain.ctx.banks_client.clone()));
+    let dir = temp_dir("owner");
+    let alice = test_chain.new_owner().await;
+    let bob = test_chain.new_owner().await;
+    let alice_file = keypair_file(&dir, "alice.json", &alice);
+    let bob_file = keypair_file(&dir, "bob.json", &bob);
+    let device_file = dir.join("battery.json").display().to_string();
+
+    // keygen: a Solana keypair file, for the owner's eyes only.
+    let key = ovpp(&chain, &["device", "keygen", "-o", &device_file, "--output", "json"]).await.json();
+    let device = key["device_key"].as_str().unwrap().to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&device_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert_eq!(ovpp_cli::read_keypair(Path::new(&device_file)).unwrap().pubkey().to_string(), device);
+    ovpp(&chain, &["device", "keygen", "-o", &device_file]).await.fails_with(1, "exists; pass --force");
+
+    // Bad input is refused before anything is sent, with the reason.
+    let register = |kind: &'static str, power: &'static str, capacity: &'static str| {
+        vec![
+            "-k",
+            &alice_file,
+            "device",
+            "register",
+            "--device-keypair",
+            &device_file,
+            "--kind",
+            kind,
+            "--power",
+            power,
+            "--capacity",
+            capacity,
+            "--region",
+            "DE-BY",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| {
+        let chain = chain.clone();
+        async move { ovpp(&chain, &args.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+    run(register("toaster", "5kW", "13.5kWh")).await.fails_with(2, "invalid value 'toaster'");
+    run(register("home-battery", "-5", "13.5kWh")).await.fails_with(2, "power cannot be negative");
+    run(register("home-battery", "5kW", "0")).await.fails_with(1, "EnergyCapacityOutOfRange");
+    run(register("smart-meter", "5kW", "10kWh")).await.fails_with(1, "EnergyCapacityOutOfRange");
+    let mut missing = register("home-battery", "5kW", "13.5kWh");
+    missing[1] = "/nonexistent/id.json".into();
+    run(missing).await.fails_with(1, "cannot read keypair /nonexistent/id.json");
+
+    // Register, show, list.
+    let mut args = register("home-battery", "5kW", "13.5kWh");
+    args.extend(["--output".into(), "json".into()]);
+    let registered = run(args).await.json();
+    assert_eq!(registered["device_key"], device.as_str());
+    let shown = ovpp(&chain, &["device", "show", &device, "--output", "json"]).await.json();
+    assert_eq!(
+        (shown["kind"].as_str(), shown["rated_power_w"].as_u64(), shown["energy_capacity_wh"].as_u64()),
+        (Some("home_battery"), Some(5_000), Some(13_500))
+    );
+    assert_eq!(shown["owner"], alice.pubkey().to_string().as_str());
+    let mine = ovpp(&chain, &["-k", &alice_file, "device", "list", "--owner", "me", "--output", "json"]).await.json();
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    let evs = ovpp(&chain, &["device", "list", "--kind", "ev", "--output", "json"]).await.json();
+    assert_eq!(evs.as_array().unwrap().len(), 0);
+    let display = ovpp(&chain, &["device", "list", "--region", "DE-BY"]).await;
+    assert!(display.stdout.contains(&device) && display.stdout.contains("1 device(s)"), "{}", display.stdout);
+
+    // Someone else's device key: Bob cannot register Alice's device again.
+    let mut again = register("home-battery", "5kW", "13.5kWh");
+    again[1] = bob_file.clone();
+    run(again).await.fails_with(1, "already registered");
+
+    // Update, then transfer to Bob: Alice can no longer change it.
+    ovpp(&chain, &["-k", &alice_file, "device", "update", &device, "--power", "6kW"]).await.json_or_display_ok();
+    assert_eq!(ovpp(&chain, &["device", "show", &device, "--output", "json"]).await.json()["rated_power_w"], 6_000);
+    ovpp(&chain, &["-k", &alice_file, "device", "transfer", &device, &bob.pubkey().to_string()]).await.json_or_display_ok();
+    ovpp(&chain, &["-k", &alice_file, "device", "update", &device, "--power", "4kW"]).await.fails_with(1, "is owned by");
+
+    // Retire: final, so it must be confirmed; a retired device cannot claim.
+    ovpp(&chain, &["-k", &bob_file, "device", "retire", &device]).await.fails_with(1, "pass --yes");
+    ovpp(&chain, &["-k", &bob_file, "device", "retire", &device, "--yes"]).await.json_or_display_ok();
+    assert_eq!(ovpp(&chain, &["device", "show", &device, "--output", "json"]).await.json()["status"], "retired");
+    ovpp(&chain, &["-k", &bob_file, "rewards", "claim", &device]).await.fails_with(1, "is retired: it cannot claim");
+    ovpp(&chain, &["-k", &bob_file, "device", "update", &device, "--power", "4kW"]).await.fails_with(1, "DeviceRetired");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+impl Run {
+    fn json_or_display_ok(&self) {
+        assert_eq!(self.code, 0, "stdout: {} stderr: {}", self.stdout, self.stderr);
+        assert!(self.stdout.contains("Signature: "), "{}", self.stdout);
+    }
+}
+
+#[tokio::test]
+async fn owners_see_and_claim_their_rewards_with_the_oracles_proofs() {
+    let mut net = network("cli-claim").await;
+    let spec = net.spec(1).await;
+    net.telemetry(spec.start_ts, spec.end_ts).await;
+    let closed = net.close(1).await;
+    net.cosign(1).await.unwrap();
+    ovpp_oracle::relay::relay_pending(net.view.as_ref(), &net.primary.state.store, &net.chain.payer()).await.unwrap();
+    let chain: Arc<dyn Chain> = net.view.clone();
+    let dir = temp_dir("claim");
+    let owner_file = keypair_file(&dir, "owner0.json", &net.owners[0]);
+    let oracle = net.primary.base.clone();
+
+    let earned: u64 = closed
+        .lines
+        .iter()
+        .filter(|l| {
+            let mut key = [0u8; 32];
+            bs58::decode(&l.device_key).onto(&mut key).unwrap();
+            net.owner_of[&key] == 0
+        })
+        .map(|l| l.amount)
+        .sum();
+    assert!(earned > 0);
+
+    let shown = ovpp(&chain, &["-k", &owner_file, "--oracle-url", &oracle, "rewards", "show", "--output", "json"]).await.json();
+    let claimable: u64 =
+        shown.as_array().unwrap().iter().map(|r| ovpp_cli::units::parse_ovpp(r["claimable"].as_str().unwrap()).unwrap()).sum();
+    assert_eq!(claimable, earned);
+
+    let claimed = ovpp(&chain, &["-k", &owner_file, "--oracle-url", &oracle, "rewards", "claim", "--all", "--output", "json"]).await.json();
+    let claims = claimed["claims"].as_array().unwrap();
+    assert!(!claims.is_empty());
+    let signatures: std::collections::BTreeSet<&str> = claims.iter().map(|c| c["signature"].as_str().unwrap()).collect();
+    assert!(signatures.len() < claims.len(), "several claims share a transaction: {claimed}");
+    assert_eq!(net.chain.ovpp_balance(&net.owners[0].pubkey()).await, earned);
+
+    // Claiming again has nothing to do; the network commands read the chain.
+    let again = ovpp(&chain, &["-k", &owner_file, "--oracle-url", &oracle, "rewards", "claim", "--all"]).await;
+    assert_eq!((again.code, again.stdout.trim()), (0, "Nothing to claim"));
+    let epochs = ovpp(&chain, &["epoch", "list", "--output", "json"]).await.json();
+    assert_eq!(epochs[0]["epoch"], 1);
+    assert_eq!(epochs[0]["root"], hex::encode(closed.root).as_str());
+    let config = ovpp(&chain, &["config", "show", "--output", "json"]).await.json();
+    assert_eq!(config["last_epoch"], 1);
+    assert_eq!(config["threshold"], 2);
+    ovpp(&chain, &["epoch", "show", "7"]).await.fails_with(1, "epoch 7 is not posted");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Builds and records transactions without sending them: what the test path would send.
+struct Recording {
+    inner: BanksChain,
+    sent: tokio::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+#[async_trait::async_trait]
+impl Chain for Recording {
+    async fn get_accounts(
+        &self,
+        keys: &[solana_sdk::pubkey::Pubkey],
+    ) -> Result<Vec<Option<ovpp_chain::ChainAccount>>, ovpp_chain::ChainError> {
+        self.inner.get_accounts(keys).await
+    }
+    async fn scan(
+        &self,
+        program: &solana_sdk::pubkey::Pubkey,
+        filters: &[ovpp_chain::Filter],
+    ) -> Result<Vec<(solana_sdk::pubkey::Pubkey, ovpp_chain::ChainAccount)>, ovpp_chain::ChainError> {
+        self.inner.scan(program, filters).await
+    }
+    async fn latest_blockhash(&self) -> Result<solana_sdk::hash::Hash, ovpp_chain::ChainError> {
+        self.inner.latest_blockhash().await
+    }
+    async fn send_transaction(&self, transaction: &solana_sdk::transaction::Transaction) -> Result<(), ovpp_chain::ChainError> {
+        self.sent.lock().await.push(bincode::serialize(transaction).unwrap());
+        Ok(())
+    }
+}
+
+/// The CLI over real JSON-RPC (the local endpoint in front of the bank): the transactions
+/// it sends are byte for byte those the test path builds, and reads work the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_rpc_path_sends_the_transactions_of_the_test_path() {
+    let mut test_chain = TestChain::initialized(1, 1).await;
+    let bridge = ovpp_localnet::rpc_bridge::Bridge::recording(test_chain.ctx.banks_client.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = bridge.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let dir = temp_dir("rpc");
+    let alice = test_chain.new_owner().await;
+    let alice_file = keypair_file(&dir, "alice.json", &alice);
+    let device = Keypair::new();
+    let device_file = keypair_file(&dir, "device.json", &device);
+    let recording = Arc::new(Recording { inner: BanksChain::new(test_chain.ctx.banks_client.clone()), sent: Default::default() });
+    let test_path: Arc<dyn Chain> = recording.clone();
+
+    let register = [
+        "-k",
+        &alice_file,
+        "device",
+        "register",
+        "--device-keypair",
+        &device_file,
+        "--kind",
+        "ev",
+        "--power",
+        "11kW",
+        "--capacity",
+        "77kWh",
+        "--region",
+        "DE-BW",
+    ];
+    let transfer_to = Keypair::new().pubkey().to_string();
+    let transfer = ["-k", &alice_file, "device", "transfer", &device.pubkey().to_string(), &transfer_to];
+    for command in [&register[..], &transfer[..]] {
+        // The test path builds it (and records it instead of sending) ...
+        assert_eq!(ovpp(&test_path, command).await.code, 0);
+        // ... then the JSON-RPC path sends it for real.
+        let mut args = vec!["-u", &url];
+        args.extend_from_slice(command);
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let code = ovpp_cli::main_with(std::iter::once("ovpp").chain(args), None, &mut stdout, &mut stderr).await;
+        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&stderr));
+    }
+    // The bank moves to a new blockhash now and then, so each path may have signed over a
+    // different one; everything else (instructions, accounts, signers, order) is identical,
+    // and each transaction's signatures verify over its own message.
+    let normalized = |raw: &Vec<Vec<u8>>| -> Vec<Vec<u8>> {
+        raw.iter()
+            .map(|bytes| {
+                let tx: solana_sdk::transaction::Transaction = bincode::deserialize(bytes).unwrap();
+                tx.verify().expect("signatures verify");
+                let mut message = tx.message.clone();
+                message.recent_blockhash = Default::default();
+                message.serialize()
+            })
+            .collect()
+    };
+    let (test_path_sent, rpc_sent) = (recording.sent.lock().await.clone(), bridge.received().await);
+    assert_eq!(rpc_sent.len(), 2);
+    assert_eq!(normalized(&test_path_sent), normalized(&rpc_sent), "the same transactions on both paths");
+
+    // Reads over JSON-RPC: the device as registered and transferred, and listed by kind.
+    let rpc = |args: Vec<String>| async move {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let code = ovpp_cli::main_with(std::iter::once("ovpp".to_string()).chain(args), None, &mut stdout, &mut stderr).await;
+        Run { code, stdout: String::from_utf8(stdout).unwrap(), stderr: String::from_utf8(stderr).unwrap() }
+    };
+    let shown =
+        rpc(vec!["-u".into(), url.clone(), "device".into(), "show".into(), device.pubkey().to_string(), "--output".into(), "json".into()])
+            .await
+            .json();
+    assert_eq!((shown["owner"].as_str(), shown["kind"].as_str()), (Some(transfer_to.as_str()), Some("ev")));
+    let listed =
+        rpc(vec!["-u".into(), url.clone(), "device".into(), "list".into(), "--kind".into(), "ev".into(), "--output".into(), "json".into()])
+            .await
+            .json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    // A program error over JSON-RPC is named as the program names it.
+    let update = rpc(vec!["-u".into(), url.clone(), "-k".into(), alice_file.clone(), "admin".into(), "pause".into()]).await;
+    update.fails_with(1, "NotAuthority");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An operator initializes the network and changes its parameters; others cannot.
+#[tokio::test]
+async fn an_operator_initializes_and_governs_through_the_cli() {
+    let mut test_chain = TestChain::new(0).await;
+    let chain: Arc<dyn Chain> = Arc::new(BanksChain::new(test_chain.ctx.banks_client.clone()));
+    let dir = temp_dir("admin");
+    let operator = keypair_file(&dir, "operator.json", &test_chain.authority);
+    let (o1, o2, o3) = (Keypair::new().pubkey().to_string(), Keypair::new().pubkey().to_string(), Keypair::new().pubkey().to_string());
+    let stranger = test_chain.new_owner().await;
+    let stranger = keypair_file(&dir, "stranger.json", &stranger);
+
+    // Parameters are checked locally with the program's rules.
+    ovpp(&chain, &["-k", &operator, "admin", "init", "--oracle", &o1, "--threshold", "2", "--emission-cap", "1000"])
+        .await
+        .fails_with(1, "InvalidThreshold");
+    ovpp(&chain, &["-k", &operator, "admin", "init", "--oracle", &o1, "--threshold", "1", "--emission-cap", "0"])
+        .await
+        .fails_with(1, "InvalidEmissionCap");
+    // Only the upgrade authority initializes.
+    ovpp(&chain, &["-k", &stranger, "admin", "init", "--oracle", &o1, "--threshold", "1", "--emission-cap", "1000"])
+        .await
+        .fails_with(1, "NotUpgradeAuthority");
+    ovpp(
+        &chain,
+        &[
+            "-k",
+            &operator,
+            "admin",
+            "init",
+            "--oracle",
+            &o1,
+            "--oracle",
+            &o2,
+            "--threshold",
+            "2",
+            "--epoch-length",
+            "3600",
+            "--emission-cap",
+            "2500.5",
+        ],
+    )
+    .await
+    .json_or_display_ok();
+    let config = ovpp(&chain, &["config", "show", "--output", "json"]).await.json();
+    assert_eq!((config["threshold"].as_u64(), config["emission_cap_per_epoch"].as_str()), (Some(2), Some("2500.500000")));
+    assert_eq!(config["authority"], test_chain.authority.pubkey().to_string().as_str());
+
+    ovpp(&chain, &["-k", &operator, "admin", "set-oracles", "--oracle", &o1, "--oracle", &o2, "--oracle", &o3, "--threshold", "2"])
+        .await
+        .json_or_display_ok();
+    ovpp(&chain, &["-k", &operator, "admin", "set-params", "--emission-cap", "10", "--epoch-length", "120"]).await.json_or_display_ok();
+    ovpp(&chain, &["-k", &operator, "admin", "set-params"]).await.fails_with(1, "nothing to change");
+    ovpp(&chain, &["-k", &stranger, "admin", "pause"]).await.fails_with(1, "NotAuthority");
+    ovpp(&chain, &["-k", &operator, "admin", "pause"]).await.json_or_display_ok();
+    let config = ovpp(&chain, &["config", "show", "--output", "json"]).await.json();
+    assert_eq!((config["paused"].as_bool(), config["oracles"].as_array().map(Vec::len)), (Some(true), Some(3)));
+    assert_eq!((config["epoch_length_secs"].as_u64(), config["emission_cap_per_epoch"].as_str()), (Some(120), Some("10.000000")));
+    ovpp(&chain, &["-k", &operator, "admin", "unpause"]).await.json_or_display_ok();
+
+    // Two-step hand-over: only the proposed key accepts.
+    let successor = Keypair::new();
+    test_chain.fund(&successor.pubkey(), 1_000_000_000).await;
+    let successor_file = keypair_file(&dir, "successor.json", &successor);
+    ovpp(&chain, &["-k", &operator, "admin", "propose-authority", &successor.pubkey().to_string()]).await.json_or_display_ok();
+    ovpp(&chain, &["-k", &stranger, "admin", "accept-authority"]).await.fails_with(1, "NotPendingAuthority");
+    ovpp(&chain, &["-k", &successor_file, "admin", "accept-authority"]).await.json_or_display_ok();
+    let config = ovpp(&chain, &["config", "show", "--output", "json"]).await.json();
+    assert_eq!(config["authority"], successor.pubkey().to_string().as_str());
+    ovpp(&chain, &["-k", &operator, "admin", "pause"]).await.fails_with(1, "NotAuthority");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Governance through the CLI: the operator hands over, holders lock, propose, vote and
+/// execute, and the chain's configuration changes; the usual mistakes are refused.
+#[tokio::test]
+async fn holders_govern_through_the_cli() {
+    let mut test_chain = TestChain::initialized(1, 1).await;
+    let chain: Arc<dyn Chain> = Arc::new(BanksChain::new(test_chain.ctx.banks_client.clone()));
+    let dir = temp_dir("gov");
+    let operator = keypair_file(&dir, "operator.json", &test_chain.authority.insecure_clone());
+    let (alice, bob) = (test_chain.new_owner().await, test_chain.new_owner().await);
+    test_chain.give_ovpp(&alice.pubkey(), 1_000_000_000);
+    test_chain.give_ovpp(&bob.pubkey(), 500_000_000);
+    let (alice_file, bob_file) = (keypair_file(&dir, "alice.json", &alice), keypair_file(&dir, "bob.json", &bob));
+
+    let init =
+        ["gov", "init", "--voting-period", "1d", "--timelock", "1d", "--quorum", "30", "--min-proposal-power", "100", "-k", &operator];
+    // Out-of-bounds parameters are refused before anything is sent.
+    ovpp(&chain, &["gov", "init", "--quorum", "0", "-k", &operator]).await.fails_with(1, "InvalidGovernanceParams");
+    ovpp(&chain, &["gov", "init", "--approval", "40", "-k", &operator]).await.fails_with(1, "InvalidGovernanceParams");
+    ovpp(&chain, &["gov", "init", "--quorum", "120", "-k", &operator]).await.fails_with(2, "percentage must be 0 to 100");
+    ovpp(&chain, &init).await.json_or_text();
+    ovpp(&chain, &["admin", "pause", "-k", &operator]).await.fails_with(1, "NotAuthority");
+
+    ovpp(&chain, &["gov", "lock", "1000", "-k", &alice_file]).await.fails_with(1, "needs --for");
+    ovpp(&chain, &["gov", "lock", "1000", "--for", "2y", "-k", &alice_file]).await.json_or_text();
+    ovpp(&chain, &["gov", "lock", "500", "--for", "1y", "-k", &bob_file]).await.json_or_text();
+    let me = ovpp(&chain, &["gov", "show", "-k", &alice_file, "--output", "json"]).await.json();
+    assert_eq!(me["total_locked"], "1500.000000");
+    assert_eq!(me["my_lock"]["amount"], "1000.000000");
+
+    ovpp(&chain, &["gov", "propose", "emission-cap", "0", "-k", &alice_file]).await.fails_with(1, "InvalidEmissionCap");
+    let proposed =
+        ovpp(&chain, &["gov", "propose", "emission-cap", "5000", "--description", "halve", "-k", &alice_file, "--output", "json"])
+            .await
+            .json();
+    assert_eq!(proposed["status"], "Proposal 0: emission cap 5000.000000 OVPP");
+    ovpp(&chain, &["gov", "vote", "0", "--for", "-k", &alice_file]).await.json_or_text();
+    ovpp(&chain, &["gov", "vote", "0", "--against", "-k", &bob_file]).await.json_or_text();
+    ovpp(&chain, &["gov", "vote", "0", "--against", "-k", &alice_file]).await.fails_with(1, "AlreadyVoted");
+    ovpp(&chain, &["gov", "execute", "0", "-k", &bob_file]).await.fails_with(1, "VotingNotEnded");
+    ovpp(&chain, &["gov", "unlock", "-k", &bob_file]).await.fails_with(1, "the lock ends at");
+
+    test_chain.advance_time(2 * 86_400 + 1).await;
+    let list = ovpp(&chain, &["gov", "list", "--output", "json"]).await.json();
+    assert_eq!(list[0]["status"], "executable", "{list}");
+    ovpp(&chain, &["gov", "execute", "0", "-k", &bob_file]).await.json_or_text();
+    let shown = ovpp(&chain, &["gov", "show", "0", "--output", "json"]).await.json();
+    assert_eq!(shown["status"], "executed");
+    assert_eq!(test_chain.config().await.emission_cap_per_epoch, 5_000_000_000);
+}

@@ -1,0 +1,44 @@
+//! The oracle against the program-test chain: registry sync from real `Device` accounts,
+//! acceptance, rejections, the fleet and device views, and the fleet simulator.
+#![allow(deprecated)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ovpp_chain::bank::BanksChain;
+use ovpp_oracle::server::{router, AppState};
+use ovpp_program_tests::TestChain;
+use ovpp_wire::telemetry::validate::Policy;
+
+mod api;
+mod cli;
+mod dispatch;
+mod epochs;
+mod ingest;
+mod localnet;
+mod simulate;
+
+pub struct Oracle {
+    pub state: AppState,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+pub async fn start_oracle(chain: &TestChain, name: &str) -> Oracle {
+    start_oracle_with(chain, name, Default::default()).await
+}
+
+pub async fn start_oracle_with(chain: &TestChain, name: &str, dispatch: ovpp_oracle::dispatch::DispatchSettings) -> Oracle {
+    let dir = std::env::temp_dir().join(format!("ovpp-oracle-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("oracle.db").display());
+    let banks = Arc::new(BanksChain::new(chain.ctx.banks_client.clone()));
+    let state = ovpp_oracle::service::start(&url, banks, Policy::default(), Duration::from_secs(3600), dispatch).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = router(state.clone());
+    let limits = ovpp_oracle::server::listen::Limits::default();
+    tokio::spawn(ovpp_oracle::server::listen::serve(listener, app, limits, None, std::future::pending()));
+    Oracle { state, base, http: reqwest::Client::new() }
+}

@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use tokio::sync::RwLock;
 
-use crate::store::StoredReading;
+use crate::readings::StoredReading;
 use ovpp_wire::device::{DeviceKey, RegisteredDevice};
 use ovpp_wire::telemetry::{Reading, SignedBatch};
 

@@ -52,18 +52,19 @@ const MAX_GROUP: usize = 256;
 const VERIFY_CHUNK: usize = 64;
 
 impl Ingestor {
-    /// Loads the cursors and starts the writer task.
+    /// Loads the cursors and starts the writer task; intervals before `closed_until` (the
+    /// end of the latest epoch closed here) are refused.
     pub async fn start(
         store: Store,
         registry: Arc<Registry>,
         fleet: Arc<Fleet>,
         metrics: Arc<Metrics>,
         policy: Policy,
+        closed_until: i64,
         tasks: &crate::tasks::Tasks,
     ) -> Result<Self, crate::store::StoreError> {
         let cursors = store.cursors().await?;
-        let closed = store.epochs(1).await?.first().map_or(i64::MIN, |e| e.end_ts);
-        let closed_until = Arc::new(AtomicI64::new(closed));
+        let closed_until = Arc::new(AtomicI64::new(closed_until));
         let (jobs, rx) = mpsc::channel(1024);
         let writer = Writer { store: store.clone(), cursors, fleet, metrics: metrics.clone(), policy, closed_until: closed_until.clone() };
         tasks.spawn("ingest_writer", writer.run(rx));

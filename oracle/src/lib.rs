@@ -15,6 +15,7 @@ pub mod epoch_job;
 pub mod fleet;
 pub mod ingest;
 pub mod metrics;
+pub mod readings;
 pub mod registry;
 pub mod relay;
 pub mod score;

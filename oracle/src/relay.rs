@@ -10,7 +10,8 @@ use ovpp::state::{Config, MAX_THRESHOLD};
 use solana_sdk::signature::{Keypair, Signer};
 use solana_sdk::transaction::Transaction;
 
-use crate::store::{EpochRecord, Store, StoreError};
+use crate::epoch::db::EpochRecord;
+use crate::store::{Store, StoreError};
 use ovpp_chain::{Chain, ChainError};
 use ovpp_wire::clock::unix_now;
 

@@ -14,12 +14,13 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::epoch::db::EpochRecord;
 use crate::epoch::EpochTree;
 use crate::fleet::{is_online, Fleet};
 use crate::ingest::{IngestError, Ingestor};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::store::{EpochRecord, Store, StoreError};
+use crate::store::{Store, StoreError};
 use ovpp_wire::clock::unix_now;
 use ovpp_wire::device::{kind_from_name, kind_name};
 use ovpp_wire::telemetry::validate::Accepted;

@@ -32,7 +32,9 @@ pub async fn start(
     let fleet = Arc::new(Fleet::from_stored(store.readings_between(unix_now() - RECENT_WINDOW_SECS, i64::MAX).await?));
     let metrics = Arc::new(Metrics::default());
     let tasks = Arc::new(Tasks::default());
-    let ingestor = Ingestor::start(store.clone(), registry.clone(), fleet.clone(), metrics.clone(), policy, &tasks).await?;
+    // Ingest refuses intervals of epochs already closed here (their reports are published).
+    let closed_until = store.epochs(1).await?.first().map_or(i64::MIN, |e| e.end_ts);
+    let ingestor = Ingestor::start(store.clone(), registry.clone(), fleet.clone(), metrics.clone(), policy, closed_until, &tasks).await?;
     tasks.spawn("registry_sync", sync_registry(registry.clone(), store.clone(), registry_refresh));
     let dispatch = Arc::new(Dispatcher::load(store.clone(), registry.clone(), fleet.clone(), dispatch, unix_now()).await?);
     tasks.spawn("dispatch", run_dispatch(dispatch.clone()));

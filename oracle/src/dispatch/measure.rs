@@ -14,7 +14,7 @@ use ovpp::state::DeviceKind;
 use serde::Serialize;
 
 use super::baseline::{self, Baseline, DayMatching, LoadSeries};
-use crate::store::StoredReading;
+use crate::readings::StoredReading;
 use ovpp_wire::device::kind_name;
 use ovpp_wire::device::{DeviceKey, RegisteredDevice};
 use ovpp_wire::dispatch::command::Command;

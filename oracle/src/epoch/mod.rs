@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 use crate::ingest::Ingestor;
 use crate::score::{next_reputation, score, split_emission, EpochInputs, Score, ScoringRules, INITIAL_REPUTATION_BPS, RULES_VERSION};
 use crate::store::{Store, StoreError};
+
+pub mod db;
 use ovpp_wire::device::kind_name;
 use ovpp_wire::device::{DeviceKey, RegisteredDevice};
 
@@ -479,7 +481,7 @@ pub async fn cosign(
 }
 
 /// What `post_epoch` carries for a stored epoch.
-pub fn record_args(record: &crate::store::EpochRecord) -> PostEpochArgs {
+pub fn record_args(record: &db::EpochRecord) -> PostEpochArgs {
     PostEpochArgs {
         epoch: record.epoch,
         root: record.root,

@@ -17,6 +17,8 @@ use tokio::sync::RwLock;
 
 use ovpp_chain::{Chain, ChainAccount, ChainError};
 
+pub mod db;
+
 /// The device in a `Device` account, refusing accounts not owned by the program.
 pub fn device_from_account(account: &ChainAccount) -> Option<RegisteredDevice> {
     if account.owner != ovpp::ID {

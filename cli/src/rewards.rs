@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 use solana_sdk::instruction::Instruction;
 use solana_sdk::signature::Signer;
 
+use ovpp_wire::http::{ErrorBody, Rewards};
+
 use crate::device::{fetch_device, list_devices};
 use crate::units::format_ovpp;
 use crate::{parse_pubkey, CliError, Context};
@@ -43,21 +45,22 @@ async fn fetch_earned(ctx: &Context<'_>, device: &Pubkey) -> Result<Option<Earne
     let (status, body) = ctx.oracle(reqwest::Method::GET, &format!("/v1/rewards/{device}"), None).await?;
     if !status.is_success() {
         // Only the oracle's own "nothing for this device yet" means nothing earned.
-        return match body["error"]["code"].as_str() {
+        let error: Option<ErrorBody> = serde_json::from_value(body.clone()).ok();
+        return match error.as_ref().map(|e| e.error.code.as_str()) {
             Some("no_rewards" | "no_posted_epoch") => Ok(None),
             _ => Err(oracle_error(format!("HTTP {status}: {body}"))),
         };
     }
-    let leaf: RewardLeaf = serde_json::from_value(body["leaf"].clone()).map_err(|e| oracle_error(format!("bad leaf: {e}")))?;
-    let proof = body["proof"]
-        .as_array()
-        .ok_or_else(|| oracle_error("no proof in the answer".into()))?
+    let rewards: Rewards = serde_json::from_value(body).map_err(|e| oracle_error(format!("not a rewards answer: {e}")))?;
+    let proof = rewards
+        .proof
         .iter()
         .map(|h| {
             let mut out = [0u8; 32];
-            hex::decode_to_slice(h.as_str().unwrap_or_default(), &mut out).map(|()| out).map_err(|_| oracle_error("bad proof hash".into()))
+            hex::decode_to_slice(h, &mut out).map(|()| out).map_err(|_| oracle_error(format!("bad proof hash {h:?}")))
         })
         .collect::<Result<_, _>>()?;
+    let leaf = rewards.leaf;
     Ok(Some(Earned { leaf, proof }))
 }
 

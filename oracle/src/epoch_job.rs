@@ -18,10 +18,11 @@ use solana_sdk::transaction::{Transaction, TransactionError};
 use crate::config::EpochRole;
 use crate::epoch::{self, EpochTree};
 use crate::relay::{self, RelayError, Relayed};
-use crate::server::{AppState, SignatureBody};
+use crate::server::AppState;
 use ovpp_chain::{Chain, ChainError};
 use ovpp_wire::clock::unix_now;
 use ovpp_wire::device::RegisteredDevice;
+use ovpp_wire::http::{EpochSignature, EpochView};
 
 pub struct EpochJob {
     chain: Arc<dyn Chain>,
@@ -213,11 +214,10 @@ impl EpochJob {
         else {
             return Ok(());
         };
-        let status: serde_json::Value =
-            self.http.get(format!("{primary}/v1/epochs/{epoch}")).send().await?.error_for_status()?.json().await?;
-        let has = status["signatures"].as_array().is_some_and(|s| s.iter().any(|s| s["signer"] == me.as_str()));
+        let status: EpochView = self.http.get(format!("{primary}/v1/epochs/{epoch}")).send().await?.error_for_status()?.json().await?;
+        let has = status.signatures.iter().flatten().any(|s| s.signer == me);
         if !has {
-            let body = SignatureBody { signer: me, signature: bs58::encode(signature).into_string() };
+            let body = EpochSignature { signer: me, signature: bs58::encode(signature).into_string() };
             let answer = self.http.post(format!("{primary}/v1/epochs/{epoch}/signatures")).json(&body).send().await?;
             if !answer.status().is_success() {
                 return Err(anyhow!("the primary refused our signature for epoch {epoch}: {}", answer.text().await.unwrap_or_default()));

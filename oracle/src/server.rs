@@ -11,8 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Deserialize;
 
 use crate::epoch::db::EpochRecord;
 use crate::epoch::EpochTree;
@@ -23,8 +22,12 @@ use crate::registry::Registry;
 use crate::store::{Store, StoreError};
 use ovpp_wire::clock::unix_now;
 use ovpp_wire::device::{kind_from_name, kind_name};
+use ovpp_wire::http::{
+    BatchResult, BatchStatus, DeviceReadings, DeviceView, EpochSignature, EpochView, ErrorBody, FleetView, Health, JsonBatch, Rewards,
+    SignatureRecorded, TelemetryAnswer,
+};
 use ovpp_wire::telemetry::validate::Accepted;
-use ovpp_wire::telemetry::{Reading, SignedBatch, TelemetryBatch};
+use ovpp_wire::telemetry::SignedBatch;
 
 pub mod auth;
 mod grid;
@@ -71,13 +74,12 @@ pub fn router(state: AppState) -> Router {
 async fn get_health(State(state): State<AppState>) -> Response {
     let dead = state.tasks.dead();
     if dead.is_empty() {
-        return Json(json!({"status": "ok"})).into_response();
+        return Json(Health { status: "ok".into(), dead_tasks: vec![], error: None }).into_response();
     }
     let message = format!("background task(s) stopped: {} (see the log; restart the oracle)", dead.join(", "));
     let error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "task_stopped", message);
-    let mut body = error.body();
-    body["status"] = json!("failing");
-    body["dead_tasks"] = json!(dead);
+    let body =
+        Health { status: "failing".into(), dead_tasks: dead.iter().map(|d| d.to_string()).collect(), error: Some(error.body().error) };
     (error.status, Json(body)).into_response()
 }
 
@@ -133,8 +135,8 @@ impl ApiError {
 
 impl ApiError {
     /// The documented body: `{"error": {"code", "message"}}`.
-    fn body(&self) -> serde_json::Value {
-        json!({"error": {"code": self.code, "message": self.message}})
+    fn body(&self) -> ErrorBody {
+        ErrorBody::new(self.code, self.message.clone())
     }
 }
 
@@ -152,46 +154,6 @@ impl From<IngestError> for ApiError {
             IngestError::Stopped => "shutting_down",
         };
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
-    }
-}
-
-/// JSON form of a signed batch: keys and signatures in base58, readings as objects.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct JsonBatch {
-    pub device_key: String,
-    pub sequence: u64,
-    pub readings: Vec<Reading>,
-    pub signature: String,
-}
-
-impl JsonBatch {
-    pub fn from_signed(b: &SignedBatch) -> Self {
-        Self {
-            device_key: bs58::encode(b.batch.device_key).into_string(),
-            sequence: b.batch.sequence,
-            readings: b.batch.readings.clone(),
-            signature: bs58::encode(b.signature).into_string(),
-        }
-    }
-
-    fn into_signed(self, index: usize) -> Result<SignedBatch, ApiError> {
-        let bad = |what: &str| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_body",
-                format!("batch {index}: {what} is not valid base58 of the right length"),
-            )
-        };
-        let mut device_key = [0u8; 32];
-        if bs58::decode(&self.device_key).onto(&mut device_key).ok() != Some(32) {
-            return Err(bad("device_key"));
-        }
-        let mut signature = [0u8; 64];
-        if bs58::decode(&self.signature).onto(&mut signature).ok() != Some(64) {
-            return Err(bad("signature"));
-        }
-        Ok(SignedBatch { batch: TelemetryBatch { device_key, sequence: self.sequence, readings: self.readings }, signature })
     }
 }
 
@@ -213,7 +175,11 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<SignedBatch>, Api
             JsonBody::Many(many) => many,
             JsonBody::One(one) => vec![one],
         };
-        batches.into_iter().enumerate().map(|(i, b)| b.into_signed(i)).collect()
+        batches
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| b.into_signed().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", format!("batch {i}: {e}"))))
+            .collect()
     } else {
         Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -221,15 +187,6 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<SignedBatch>, Api
             "send application/json or application/octet-stream (borsh Vec<SignedBatch>)",
         ))
     }
-}
-
-#[derive(Serialize)]
-struct BatchResult {
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
 }
 
 async fn post_telemetry(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
@@ -246,12 +203,12 @@ async fn post_telemetry(State(state): State<AppState>, headers: HeaderMap, body:
     let results: Vec<BatchResult> = outcomes
         .iter()
         .map(|o| match o {
-            Ok(Accepted::Stored) => BatchResult { status: "accepted", reason: None, message: None },
-            Ok(Accepted::AlreadyStored) => BatchResult { status: "already_stored", reason: None, message: None },
-            Err(r) => BatchResult { status: "rejected", reason: Some(r.code()), message: Some(r.to_string()) },
+            Ok(Accepted::Stored) => BatchResult { status: BatchStatus::Accepted, reason: None, message: None },
+            Ok(Accepted::AlreadyStored) => BatchResult { status: BatchStatus::AlreadyStored, reason: None, message: None },
+            Err(r) => BatchResult { status: BatchStatus::Rejected, reason: Some(r.code().into()), message: Some(r.to_string()) },
         })
         .collect();
-    Ok(Json(json!({"accepted": accepted, "rejected": outcomes.len() - accepted, "results": results})).into_response())
+    Ok(Json(TelemetryAnswer { accepted, rejected: outcomes.len() - accepted, results }).into_response())
 }
 
 #[derive(Deserialize)]
@@ -280,11 +237,10 @@ async fn get_fleet(State(state): State<AppState>, Query(q): Query<FleetQuery>) -
         .filter(|d| q.region.as_ref().is_none_or(|r| &d.region == r) && kind.is_none_or(|k| d.kind() == k))
         .collect();
     let now = unix_now();
-    let mut summary = serde_json::to_value(state.fleet.summary(&devices, now).await).unwrap_or_default();
-    summary["events"] = json!(state.dispatch.view(now).await);
+    let summary = state.fleet.summary(&devices, now).await;
+    let events = state.dispatch.view(now).await;
     let forecast = state.dispatch.forecast(now, &[1, 2, 4]).await.map_err(crate::dispatch::DispatchError::from)?;
-    summary["forecast"] = json!(forecast);
-    Ok(Json(summary).into_response())
+    Ok(Json(FleetView { summary, events, forecast }).into_response())
 }
 
 /// The registry entry (public, as on-chain) and, for the device's owner, the device itself
@@ -296,24 +252,30 @@ async fn get_device(State(state): State<AppState>, Path(key): Path<String>, call
         .get(&bytes)
         .await
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_device", format!("no registered device {key}")))?;
-    let mut body = json!({
-        "device_key": key,
-        "owner": device.owner.to_string(),
-        "kind": kind_name(device.kind()),
-        "status": format!("{:?}", device.profile.status).to_lowercase(),
-        "region": device.region,
-        "rated_power_w": device.profile.rated_power_w,
-        "energy_capacity_wh": device.profile.energy_capacity_wh,
-    });
     let private = caller.speaks_for_device(&bytes, Some(&device.owner.to_bytes()));
-    body["readings_visible"] = json!(private);
-    if private {
-        let latest = state.fleet.latest(&bytes).await;
-        body["online"] = json!(latest.is_some_and(|l| is_online(&l.reading, unix_now())));
-        body["latest"] = json!(latest.map(|l| l.reading));
-        body["recent_readings"] = json!(state.fleet.recent(&bytes).await);
-    }
-    Ok(Json(body).into_response())
+    let readings = match private {
+        false => None,
+        true => {
+            let latest = state.fleet.latest(&bytes).await;
+            Some(DeviceReadings {
+                online: latest.is_some_and(|l| is_online(&l.reading, unix_now())),
+                latest: latest.map(|l| l.reading),
+                recent_readings: state.fleet.recent(&bytes).await,
+            })
+        }
+    };
+    Ok(Json(DeviceView {
+        device_key: key,
+        owner: device.owner.to_string(),
+        kind: kind_name(device.kind()).into(),
+        status: format!("{:?}", device.profile.status).to_lowercase(),
+        region: device.region,
+        rated_power_w: device.profile.rated_power_w,
+        energy_capacity_wh: device.profile.energy_capacity_wh,
+        readings_visible: private,
+        readings,
+    })
+    .into_response())
 }
 
 async fn get_metrics(State(state): State<AppState>) -> Response {
@@ -358,21 +320,22 @@ pub(crate) fn parse_key(key: &str) -> Result<[u8; 32], ApiError> {
     }
 }
 
-fn epoch_json(e: &EpochRecord) -> serde_json::Value {
-    json!({
-        "epoch": e.epoch,
-        "start_ts": e.start_ts,
-        "end_ts": e.end_ts,
-        "emission": e.emission,
-        "cumulative_total": e.cumulative_total,
-        "leaf_count": e.leaf_count,
-        "root": hex::encode(e.root),
-        "report_hash": hex::encode(e.report_hash),
-        "closed_at": e.closed_at,
-        "posted": e.posted_at.is_some(),
-        "posted_at": e.posted_at,
-        "posted_signature": e.posted_signature,
-    })
+fn epoch_view(e: &EpochRecord) -> EpochView {
+    EpochView {
+        epoch: e.epoch,
+        start_ts: e.start_ts,
+        end_ts: e.end_ts,
+        emission: e.emission,
+        cumulative_total: e.cumulative_total,
+        leaf_count: e.leaf_count,
+        root: hex::encode(e.root),
+        report_hash: hex::encode(e.report_hash),
+        closed_at: e.closed_at,
+        posted: e.posted_at.is_some(),
+        posted_at: e.posted_at,
+        posted_signature: e.posted_signature.clone(),
+        signatures: None,
+    }
 }
 
 async fn epoch_or_404(store: &Store, epoch: u64) -> Result<EpochRecord, ApiError> {
@@ -390,20 +353,20 @@ struct EpochsQuery {
 
 async fn get_epochs(State(state): State<AppState>, Query(q): Query<EpochsQuery>) -> Result<Response, ApiError> {
     let epochs = state.store.epochs(q.limit.unwrap_or(100).clamp(1, 1000)).await?;
-    Ok(Json(epochs.iter().map(epoch_json).collect::<Vec<_>>()).into_response())
+    Ok(Json(epochs.iter().map(epoch_view).collect::<Vec<_>>()).into_response())
 }
 
 async fn get_epoch(State(state): State<AppState>, Path(epoch): Path<u64>) -> Result<Response, ApiError> {
     let record = epoch_or_404(&state.store, epoch).await?;
-    let mut body = epoch_json(&record);
     let signatures = state.store.epoch_signatures(epoch).await?;
-    body["signatures"] = signatures
+    let signatures = signatures
         .iter()
-        .map(
-            |(signer, signature)| json!({"signer": bs58::encode(signer).into_string(), "signature": bs58::encode(signature).into_string()}),
-        )
+        .map(|(signer, signature)| EpochSignature {
+            signer: bs58::encode(signer).into_string(),
+            signature: bs58::encode(signature).into_string(),
+        })
         .collect();
-    Ok(Json(body).into_response())
+    Ok(Json(EpochView { signatures: Some(signatures), ..epoch_view(&record) }).into_response())
 }
 
 async fn get_epoch_report(State(state): State<AppState>, Path(epoch): Path<u64>) -> Result<Response, ApiError> {
@@ -415,21 +378,12 @@ async fn get_epoch_report(State(state): State<AppState>, Path(epoch): Path<u64>)
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], report).into_response())
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignatureBody {
-    /// base58 oracle public key.
-    pub signer: String,
-    /// base58 ed25519 signature over the epoch message.
-    pub signature: String,
-}
-
 /// A co-signer hands in its signature over the epoch message. Checked here against the
 /// message of the epoch as closed here; oracle-set membership is checked when relaying.
 async fn post_epoch_signature(
     State(state): State<AppState>,
     Path(epoch): Path<u64>,
-    Json(body): Json<SignatureBody>,
+    Json(body): Json<EpochSignature>,
 ) -> Result<Response, ApiError> {
     let record = epoch_or_404(&state.store, epoch).await?;
     let bad = |what: &str| ApiError::new(StatusCode::BAD_REQUEST, "bad_signature", what.to_string());
@@ -450,7 +404,7 @@ async fn post_epoch_signature(
         return Err(bad("the signature does not verify over this epoch's message (root, totals and report hash as closed here)"));
     }
     state.store.add_epoch_signature(epoch, &signer, &signature).await?;
-    Ok(Json(json!({"epoch": epoch, "signer": body.signer, "status": "recorded"})).into_response())
+    Ok(Json(SignatureRecorded { epoch, signer: body.signer, status: "recorded".into() }).into_response())
 }
 
 /// The latest posted epoch's tree, rebuilt once per epoch.
@@ -486,12 +440,12 @@ async fn get_rewards(State(state): State<AppState>, Path(key): Path<String>) -> 
     let (leaf, proof) = tree
         .proof(&device)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_rewards", format!("device {key} has no leaf in epoch {}", tree.epoch)))?;
-    Ok(Json(json!({
-        "device_key": key,
-        "epoch": tree.epoch,
-        "root": hex::encode(tree.root()),
-        "leaf": leaf,
-        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
-    }))
+    Ok(Json(Rewards {
+        device_key: key,
+        epoch: tree.epoch,
+        root: hex::encode(tree.root()),
+        leaf,
+        proof: proof.iter().map(hex::encode).collect(),
+    })
     .into_response())
 }

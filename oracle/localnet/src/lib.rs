@@ -32,6 +32,7 @@ use ovpp_oracle::epoch_job::EpochJob;
 use ovpp_oracle::score::ScoringRules;
 use ovpp_simulator::{self as simulate, Clock, Fleet, Sender};
 use ovpp_wire::clock::unix_now;
+use ovpp_wire::dispatch::event::Status;
 use ovpp_wire::telemetry::validate::Policy;
 
 /// A whole local network in one command: chain, oracle, simulated fleet, epochs.
@@ -81,7 +82,7 @@ struct Layout {
 }
 
 /// What happened during a run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Report {
     pub devices_registered: usize,
     pub readings_accepted: u64,
@@ -90,7 +91,7 @@ pub struct Report {
     pub total_claimed: u64,
     /// The demand-response event of this run, and its measured report once it has one.
     pub event_id: Option<String>,
-    pub event_report: Option<serde_json::Value>,
+    pub event_report: Option<ovpp_wire::dispatch::view::EventReport>,
     /// Commands issued by this run's cheap-price window.
     pub price_commands: usize,
 }
@@ -548,19 +549,22 @@ async fn grid_events(
 async fn event_status(state: &ovpp_oracle::server::AppState, id: &Option<String>) -> String {
     let Some(id) = id else { return "no event".into() };
     let view = state.dispatch.view(unix_now()).await;
-    let Some(event) = view.iter().find(|e| e["id"] == id.as_str()) else { return "no event".into() };
-    let kw = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0) / 1000.0;
-    match (event["status"].as_str(), event.get("report")) {
+    let Some(event) = view.iter().find(|e| e.id == *id) else { return "no event".into() };
+    let kw = |w: f64| w / 1000.0;
+    match (event.status, &event.report) {
         (_, Some(report)) => format!(
             "event measured: {:.1} of {:.1} kWh ({:.0} %)",
-            kw(&report["delivered_wh"]),
-            kw(&report["target_wh"]),
-            report["delivery_ratio"].as_f64().unwrap_or(0.0) * 100.0
+            kw(report.delivered_wh as f64),
+            kw(report.target_wh as f64),
+            report.delivery_ratio * 100.0
         ),
-        (Some("active"), _) => {
-            format!("event active: {:.1} kW delivered, target {:.1} kW", kw(&event["live_delivery_w"]), kw(&event["plan"]["target_w"]))
+        (Status::Active, None) => format!(
+            "event active: {:.1} kW delivered, target {:.1} kW",
+            kw(event.live_delivery_w.unwrap_or(0) as f64),
+            kw(event.plan.as_ref().map_or(0, |p| p.target_w) as f64)
+        ),
+        (status, None) => {
+            format!("event {}", serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
         }
-        (Some(status), _) => format!("event {status}"),
-        _ => "no event".into(),
     }
 }

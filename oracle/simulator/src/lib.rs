@@ -9,6 +9,9 @@ use ovpp::state::{DeviceKind, DeviceStatus};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use ovpp_wire::dispatch::command::{Ack, DeviceSigned};
+use ovpp_wire::dispatch::view::{AckAnswer, AckBody, CommandsAnswer};
+use ovpp_wire::http::TelemetryAnswer;
 use ovpp_wire::telemetry::validate::DeviceProfile;
 use ovpp_wire::telemetry::{GridResponse, Reading, SignedBatch, TelemetryBatch};
 
@@ -344,28 +347,28 @@ impl Sender {
             let request = ovpp_wire::dispatch::command::CommandsRequest::signed(&signing, ovpp_wire::clock::unix_now());
             let keys = request.devices.clone();
             let url = format!("{}/v1/commands", self.base);
-            let answer: serde_json::Value = self.post_json(&url, &serde_json::to_value(&request).unwrap_or_default()).await?;
+            let answer: CommandsAnswer = self.post_json(&url, &request).await?;
             for (device, key) in devices.iter_mut().zip(&keys) {
-                let current = &answer["devices"][key]["current"];
-                device.dispatch = match (current["id"].as_str(), current["setpoint_w"].as_i64(), current["valid_until"].as_i64()) {
-                    (Some(id), Some(w), Some(until)) => {
-                        if acked.insert(id.to_string()) {
-                            use ovpp_wire::dispatch::command::{Ack, DeviceSigned};
-                            let ack = Ack { device_key: device.device_key(), command_id: id.to_string(), accept: true };
-                            let body = serde_json::json!({"command_id": id, "accept": true, "signature": bs58::encode(ack.sign(&device.key)).into_string()});
-                            self.post_json(&format!("{}/v1/devices/{key}/acks", self.base), &body).await?;
+                let current = answer.devices.get(key).and_then(|d| d.current.as_ref());
+                device.dispatch = match current {
+                    Some(command) => {
+                        if acked.insert(command.id.clone()) {
+                            let ack = Ack { device_key: device.device_key(), command_id: command.id.clone(), accept: true };
+                            let signature = bs58::encode(ack.sign(&device.key)).into_string();
+                            let body = AckBody { command_id: command.id.clone(), accept: true, signature };
+                            let _: AckAnswer = self.post_json(&format!("{}/v1/devices/{key}/acks", self.base), &body).await?;
                         }
                         following += 1;
-                        Some((w, until))
+                        Some((command.setpoint_w, command.valid_until))
                     }
-                    _ => None,
+                    None => None,
                 };
             }
         }
         Ok(following)
     }
 
-    async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<serde_json::Value, SimulateError> {
+    async fn post_json<T: serde::de::DeserializeOwned>(&self, url: &str, body: &impl serde::Serialize) -> Result<T, SimulateError> {
         let response = self.http.post(url).json(body).send().await.map_err(|e| SimulateError::BadAnswer(format!("{url}: {e}")))?;
         let status = response.status();
         if !status.is_success() {
@@ -382,8 +385,8 @@ impl Sender {
             let response = self.http.post(&self.url).header("content-type", "application/octet-stream").body(body.clone()).send().await;
             match response {
                 Ok(r) if r.status().is_success() => {
-                    let answer: serde_json::Value = r.json().await.map_err(|e| SimulateError::BadAnswer(e.to_string()))?;
-                    return Sent::from_answer(&answer).ok_or_else(|| SimulateError::BadAnswer(answer.to_string()));
+                    let answer: TelemetryAnswer = r.json().await.map_err(|e| SimulateError::BadAnswer(e.to_string()))?;
+                    return Ok(Sent::from_answer(&answer));
                 }
                 Ok(r) if r.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE => {
                     let status = r.status().as_u16();
@@ -402,14 +405,12 @@ impl Sender {
 }
 
 impl Sent {
-    fn from_answer(answer: &serde_json::Value) -> Option<Self> {
-        let mut sent = Sent { accepted: answer["accepted"].as_u64()?, rejected: answer["rejected"].as_u64()?, ..Sent::default() };
-        for result in answer["results"].as_array()? {
-            if let Some(reason) = result["reason"].as_str() {
-                *sent.reasons.entry(reason.to_string()).or_default() += 1;
-            }
+    fn from_answer(answer: &TelemetryAnswer) -> Self {
+        let mut sent = Sent { accepted: answer.accepted as u64, rejected: answer.rejected as u64, ..Sent::default() };
+        for reason in answer.results.iter().filter_map(|r| r.reason.as_ref()) {
+            *sent.reasons.entry(reason.clone()).or_default() += 1;
         }
-        Some(sent)
+        sent
     }
 
     fn add(&mut self, other: Sent) {

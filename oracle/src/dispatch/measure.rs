@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ovpp::state::DeviceKind;
-use serde::Serialize;
 
 use super::baseline::{self, Baseline, DayMatching, LoadSeries};
 use crate::readings::StoredReading;
@@ -19,61 +18,11 @@ use ovpp_wire::device::kind_name;
 use ovpp_wire::device::{DeviceKey, RegisteredDevice};
 use ovpp_wire::dispatch::command::Command;
 use ovpp_wire::dispatch::event::{GridEvent, Signal};
+use ovpp_wire::dispatch::view::{DeviceDelivery, EventReport, IntervalDelivery};
 
 /// Loads and meters are measured with day matching; storage, EVs and PV with meter before.
 pub fn uses_day_matching(kind: DeviceKind) -> bool {
     matches!(kind, DeviceKind::SmartMeter | DeviceKind::EvCharger)
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct DeviceDelivery {
-    #[serde(skip)]
-    pub key: DeviceKey,
-    pub device: String,
-    pub kind: &'static str,
-    pub baseline: &'static str,
-    /// Why the program's baseline was not used, if it was not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub baseline_days: Vec<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub adjustment: Option<f64>,
-    pub commanded_wh: u64,
-    pub delivered_wh: i64,
-    pub paid_wh: u64,
-    /// delivered / commanded, 0 when nothing was commanded.
-    pub delivery_ratio: f64,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct IntervalDelivery {
-    pub id: i64,
-    pub start: i64,
-    pub end: i64,
-    pub target_w: i64,
-    pub commanded_w: i64,
-    pub delivered_w: i64,
-}
-
-/// The event's performance report.
-#[derive(Clone, Debug, Serialize)]
-pub struct EventReport {
-    pub event_id: String,
-    pub program_id: String,
-    pub region: String,
-    pub signal: &'static str,
-    pub start: i64,
-    pub end: i64,
-    /// The program's baseline for loads and meters.
-    pub load_baseline: &'static str,
-    pub target_wh: u64,
-    pub commanded_wh: u64,
-    pub delivered_wh: i64,
-    /// delivered / target.
-    pub delivery_ratio: f64,
-    pub intervals: Vec<IntervalDelivery>,
-    pub devices: Vec<DeviceDelivery>,
 }
 
 /// Most readings a day-matching baseline looks back over.
@@ -152,8 +101,8 @@ pub fn measure(
         report_devices.push(DeviceDelivery {
             key: *key,
             device: bs58::encode(key).into_string(),
-            kind: kind_name(device.kind()),
-            baseline: baseline.as_ref().map_or("NONE", |b| b.method),
+            kind: kind_name(device.kind()).into(),
+            baseline: baseline.as_ref().map_or("NONE", |b| b.method).into(),
             note,
             baseline_days: baseline.as_ref().map(|b| b.days.clone()).unwrap_or_default(),
             adjustment: baseline.as_ref().and_then(|b| b.adjustment),
@@ -190,16 +139,18 @@ pub fn measure(
         event_id: event.id.clone(),
         program_id: event.program_id.clone(),
         region: event.region.clone(),
-        signal: event.signal.name(),
+        signal: event.signal.name().into(),
         start: event.start(),
         end: event.end(),
-        load_baseline: method.name,
+        load_baseline: method.name.into(),
         target_wh: target_wh.round() as u64,
         commanded_wh: commanded_per_interval.iter().sum::<f64>().round() as u64,
         delivered_wh: delivered_wh.round() as i64,
         delivery_ratio: if target_wh > 0.0 { delivered_wh / target_wh } else { 0.0 },
         intervals,
         devices: report_devices,
+        // Set by the dispatcher, which knows when it credits.
+        credited_at: 0,
     };
     (report, paid)
 }

@@ -9,6 +9,7 @@ use crate::store::{key_from_text, key_to_text, Store, StoreError};
 use ovpp_wire::device::DeviceKey;
 use ovpp_wire::dispatch::command::{Command, Preferences};
 use ovpp_wire::dispatch::event::{GridEvent, WireProgram};
+use ovpp_wire::dispatch::view::EventReport;
 
 fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { table, detail: e.to_string() }
@@ -188,7 +189,7 @@ impl Store {
     pub async fn save_event_report(
         &self,
         event_id: &str,
-        report: &serde_json::Value,
+        report: &EventReport,
         deliveries: &[(DeviceKey, i64, u64)],
         credited_at: i64,
         at: i64,
@@ -201,7 +202,7 @@ impl Store {
             .bind(event_id)
             .bind(at)
             .bind(credited_at)
-            .bind(report.to_string())
+            .bind(serde_json::to_string(report).map_err(|e| corrupt("event_reports", e))?)
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM dr_deliveries WHERE event_id = $1").bind(event_id).execute(&mut *tx).await?;
@@ -217,7 +218,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn event_report(&self, event_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    pub async fn event_report(&self, event_id: &str) -> Result<Option<EventReport>, StoreError> {
         let row = sqlx::query("SELECT body FROM event_reports WHERE event_id = $1").bind(event_id).fetch_optional(&self.pool).await?;
         row.map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("event_reports", e))).transpose()
     }

@@ -10,12 +10,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{bearer_token, unauthorized, Caller};
+use super::auth::{bearer_token, is_grid_operator, unauthorized, Caller};
 use super::{parse_key, ApiError, AppState};
 use crate::dispatch::DispatchError;
 use ovpp_wire::clock::unix_now;
 use ovpp_wire::dispatch::command::{Ack, CommandsQuery, CommandsRequest, DeviceSigned, Preferences};
 use ovpp_wire::dispatch::event::{WireEvent, WireProgram};
+use ovpp_wire::dispatch::view::{AckAnswer, AckBody, CommandsAnswer};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -61,7 +62,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             "this oracle accepts no grid events: start it with --grid-token (OVPP_GRID_TOKENS)",
         ));
     }
-    if state.dispatch.authorized(bearer_token(headers)) {
+    if is_grid_operator(&state.dispatch.settings.grid_tokens, bearer_token(headers)) {
         Ok(())
     } else {
         Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send a grid operator token as `Authorization: Bearer <token>`"))
@@ -177,8 +178,8 @@ async fn get_reports(State(state): State<AppState>, Query(q): Query<ReportsQuery
     let trusted = operator_or_oracle(&state, caller).await?;
     let mut report = state.dispatch.report(&q.event_id).await.map_err(DispatchError::from)?;
     if !trusted {
-        if let Some(serde_json::Value::Object(fields)) = report.as_mut() {
-            fields.remove("devices");
+        if let Some(report) = report.as_mut() {
+            report.devices.clear();
         }
     }
     Ok(Json(report.into_iter().collect::<Vec<_>>()).into_response())
@@ -240,12 +241,11 @@ async fn post_commands_query(State(state): State<AppState>, headers: HeaderMap, 
     }
     let now = unix_now();
     let keys = query.devices.iter().map(|t| parse_key(t)).collect::<Result<Vec<_>, _>>()?;
-    if !state.dispatch.authorized(bearer_token(&headers)) {
+    if !is_grid_operator(&state.dispatch.settings.grid_tokens, bearer_token(&headers)) {
         check_device_signatures(&state, &query, &keys, now).await?;
     }
     let answers = state.dispatch.commands_for_many(&keys, now).await;
-    let devices: serde_json::Map<String, serde_json::Value> = query.devices.iter().cloned().zip(answers.iter().map(|a| json!(a))).collect();
-    Ok(Json(json!({"now": now, "devices": devices})).into_response())
+    Ok(Json(CommandsAnswer { now, devices: query.devices.iter().cloned().zip(answers).collect() }).into_response())
 }
 
 async fn check_device_signatures(state: &AppState, request: &CommandsRequest, keys: &[[u8; 32]], now: i64) -> Result<(), ApiError> {
@@ -284,14 +284,6 @@ fn parse_signature(text: &str) -> Result<[u8; 64], ApiError> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AckBody {
-    command_id: String,
-    accept: bool,
-    signature: String,
-}
-
 async fn post_ack(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -303,7 +295,7 @@ async fn post_ack(
     let signature = parse_signature(&body.signature)?;
     let ack = Ack { device_key, command_id: body.command_id, accept: body.accept };
     state.dispatch.ack(&ack, &signature, unix_now()).await?;
-    Ok(Json(json!({"command_id": ack.command_id, "accepted": ack.accept})).into_response())
+    Ok(Json(AckAnswer { command_id: ack.command_id, accepted: ack.accept }).into_response())
 }
 
 #[derive(Deserialize)]

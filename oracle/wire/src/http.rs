@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use ovpp::protocol::RewardLeaf;
 use serde::{Deserialize, Serialize};
 
+use crate::dispatch::view::{EventView, Forecast};
 use crate::telemetry::{Reading, SignedBatch, TelemetryBatch};
 
 /// Every error answer: `{"error": {"code": ..., "message": ...}}`.
@@ -128,6 +129,15 @@ pub struct FleetSummary {
     pub totals: FleetGroup,
     pub by_region: BTreeMap<String, FleetGroup>,
     pub by_kind: BTreeMap<String, FleetGroup>,
+}
+
+/// `GET /v1/fleet`: the live map, the events of the last day and the flexibility forecast.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FleetView {
+    #[serde(flatten)]
+    pub summary: FleetSummary,
+    pub events: Vec<EventView>,
+    pub forecast: Forecast,
 }
 
 /// `GET /v1/devices/{key}`: the registry entry (public, as on-chain) and, for those who

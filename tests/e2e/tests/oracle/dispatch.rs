@@ -38,7 +38,7 @@ pub async fn oracle(chain: &TestChain, name: &str) -> Oracle {
 /// A fleet with a minute of telemetry, a program, and a 10-minute shed event in DE-BY starting
 /// in 30 s, planned ahead: the chain (kept alive), the oracle, the fleet, the event's id and
 /// its first plan.
-async fn planned_event(name: &str, seed: u64) -> (TestChain, Oracle, Fleet, String, ovpp_oracle::dispatch::Plan) {
+async fn planned_event(name: &str, seed: u64) -> (TestChain, Oracle, Fleet, String, ovpp_wire::dispatch::view::Plan) {
     let (chain, mut fleet) = registered_fleet(30, seed).await;
     let oracle = oracle(&chain, name).await;
     let sender = Sender::new(&oracle.base);
@@ -158,30 +158,30 @@ async fn a_shed_event_is_dispatched_followed_and_measured() {
     assert!(oracle.state.dispatch.report(&event.id).await.unwrap().is_none());
     oracle.state.dispatch.tick(start + 1800 + 300).await.unwrap();
     let report = oracle.state.dispatch.report(&event.id).await.unwrap().expect("event measured");
-    let target_wh = report["target_wh"].as_f64().unwrap();
-    let delivered_wh = report["delivered_wh"].as_f64().unwrap();
+    let target_wh = report.target_wh as f64;
+    let delivered_wh = report.delivered_wh as f64;
     assert_eq!(target_wh, target_kw * 1000.0 * 0.5);
     let ratio = delivered_wh / target_wh;
-    eprintln!("target {target_wh} Wh, commanded {} Wh, delivered {delivered_wh} Wh ({ratio:.3})", report["commanded_wh"]);
+    eprintln!("target {target_wh} Wh, commanded {} Wh, delivered {delivered_wh} Wh ({ratio:.3})", report.commanded_wh);
     // The plan asks for the target plus the 10 % reserve; the fleet delivers that within 10 %,
     // so at least the target.
-    let commanded_wh = report["commanded_wh"].as_f64().unwrap();
+    let commanded_wh = report.commanded_wh as f64;
     assert!((commanded_wh / target_wh - 1.1).abs() < 0.01);
-    assert!((delivered_wh / commanded_wh - 1.0).abs() <= 0.1 && ratio >= 1.0, "delivered {delivered_wh} Wh of {target_wh} Wh: {report:#}");
-    for device in report["devices"].as_array().unwrap() {
-        assert!(device["paid_wh"].as_u64().unwrap() <= device["commanded_wh"].as_u64().unwrap() + 1, "{device}");
+    assert!((delivered_wh / commanded_wh - 1.0).abs() <= 0.1 && ratio >= 1.0, "delivered {delivered_wh} Wh of {target_wh} Wh: {report:#?}");
+    for device in &report.devices {
+        assert!(device.paid_wh <= device.commanded_wh + 1, "{device:?}");
     }
     // Scoring sees what the report pays.
-    let paid: u64 = report["devices"].as_array().unwrap().iter().map(|d| d["paid_wh"].as_u64().unwrap()).sum();
+    let paid: u64 = report.devices.iter().map(|d| d.paid_wh).sum();
     // Credited at the event's end plus the measurement delay (300 s).
-    assert_eq!(report["credited_at"], start + 1800 + 300);
+    assert_eq!(report.credited_at, start + 1800 + 300);
     let inputs: u64 = oracle.state.store.demand_response_wh(start + 2100, start + 2101).await.unwrap().values().sum();
     assert_eq!(inputs, paid);
     assert!(paid > 0);
     // The report is served in OpenADR's reports collection.
     let served: Value =
         oracle.http.get(format!("{}/openadr3/reports?eventID={}", oracle.base, event.id)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(served[0]["delivered_wh"], report["delivered_wh"]);
+    assert_eq!(served[0]["delivered_wh"], report.delivered_wh);
 }
 
 /// The grid API: authentication, the refusals an operator can cause, and the lifecycle.
@@ -364,7 +364,7 @@ async fn a_cosigner_remeasures_the_primarys_events_and_signs_the_same_report() {
     net.telemetry(event_start + 900, spec.end_ts).await;
     primary.dispatch.tick(event_start + 900 + 300).await.unwrap();
     let measured = primary.dispatch.report(&event.id).await.unwrap().expect("measured");
-    assert!(measured["delivered_wh"].as_i64().unwrap() > 0, "{measured:#}");
+    assert!(measured.delivered_wh > 0, "{measured:#?}");
 
     let closed = net.close(1).await;
     let report = String::from_utf8(closed.report.clone()).unwrap();
@@ -473,10 +473,9 @@ async fn the_forecast_counts_yesterdays_rhythm_and_todays_storage() {
     sender.send(&fleet.tick(now - 300, 300)).await.unwrap();
     let forecast = oracle.state.dispatch.forecast(now, &[1, 4]).await.unwrap();
     let (one, four) = (&forecast["DE-BW"][0], &forecast["DE-BW"][1]);
-    assert_eq!((one["hours"].as_i64(), four["hours"].as_i64()), (Some(1), Some(4)));
-    let flex = |v: &Value, dir: &str| v[dir].as_i64().unwrap();
-    assert!(flex(one, "flex_down_w") >= i64::from(pv_w), "1 h: {one}, PV yesterday {pv_w} W");
-    assert_eq!((flex(four, "flex_up_w"), flex(four, "flex_down_w")), (0, 0), "4 h: {four}");
+    assert_eq!((one.hours, four.hours), (1, 4));
+    assert!(one.flex_down_w >= u64::try_from(pv_w).unwrap(), "1 h: {one:?}, PV yesterday {pv_w} W");
+    assert_eq!((four.flex_up_w, four.flex_down_w), (0, 0), "4 h: {four:?}");
     // Storage is held at its state now, so DE-BY (battery, C&I) offers something at 4 h.
-    assert!(flex(&forecast["DE-BY"][1], "flex_down_w") > 0);
+    assert!(forecast["DE-BY"][1].flex_down_w > 0);
 }

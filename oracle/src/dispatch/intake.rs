@@ -1,0 +1,91 @@
+//! Grid intake: programs and events from grid operators, validated and stored.
+
+use super::{baseline, drop_commands, DispatchError, Dispatcher};
+use ovpp_wire::dispatch::event::{Context, EventError, GridEvent, Status, WireEvent, WireProgram};
+
+impl Dispatcher {
+    pub async fn create_program(&self, program: WireProgram, now: i64) -> Result<(String, WireProgram), DispatchError> {
+        let id = program.program_name.trim().to_string();
+        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(DispatchError::InvalidProgram(
+                "programName must be 1-64 characters of A-Z a-z 0-9 - _ . (it is the program's id)".into(),
+            ));
+        }
+        if let Some(b) = &program.baseline {
+            if baseline::day_matching(b).is_none() {
+                return Err(DispatchError::InvalidProgram(format!(
+                    "unknown baseline {b:?} (CAISO_10_IN_10, PJM_HIGH_4_OF_5 or NYISO_CBL)"
+                )));
+            }
+        }
+        if !self.store.insert_program(&id, &program, now).await? {
+            return Err(DispatchError::ProgramExists(id));
+        }
+        self.state.lock().await.programs.insert(id.clone(), program.clone());
+        Ok((id, program))
+    }
+
+    pub async fn programs(&self) -> Vec<(String, WireProgram)> {
+        self.state.lock().await.programs.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    async fn regions(&self) -> Vec<String> {
+        let mut regions: Vec<String> = self.registry.all().await.into_iter().map(|d| d.region).collect();
+        regions.sort();
+        regions.dedup();
+        regions
+    }
+
+    /// Validates and stores a new event (or, with `id`, replaces a pending or active one).
+    pub async fn put_event(&self, wire: &WireEvent, id: Option<&str>, now: i64) -> Result<GridEvent, DispatchError> {
+        let regions = self.regions().await;
+        let mut state = self.state.lock().await;
+        let created = match id {
+            Some(id) => {
+                let old = state.events.get(id).ok_or_else(|| DispatchError::UnknownEvent(id.to_string()))?;
+                match old.status(now) {
+                    s @ (Status::Completed | Status::Cancelled) => return Err(EventError::Final(id.to_string(), s).into()),
+                    _ => Some(old.created),
+                }
+            }
+            None => None,
+        };
+        let id = id.map_or_else(|| format!("evt-{:016x}", rand::random::<u64>()), str::to_string);
+        let programs: Vec<String> = state.programs.keys().cloned().collect();
+        let others: Vec<GridEvent> = state.events.values().filter(|e| !e.cancelled && e.end() > now).cloned().collect();
+        let mut event = wire.validate(&id, &Context { programs: &programs, regions: &regions, others: &others, now })?;
+        if let Some(created) = created {
+            event.created = created;
+        }
+        self.store.save_event(&event).await?;
+        // A modified event is planned (or scheduled) afresh on the next tick.
+        state.plans.remove(&id);
+        state.events.insert(id, event.clone());
+        Ok(event)
+    }
+
+    /// Cancels an event: its commands end now.
+    pub async fn cancel_event(&self, id: &str, now: i64) -> Result<GridEvent, DispatchError> {
+        let mut state = self.state.lock().await;
+        let mut event = state.events.get(id).cloned().ok_or_else(|| DispatchError::UnknownEvent(id.to_string()))?;
+        if let s @ (Status::Completed | Status::Cancelled) = event.status(now) {
+            return Err(EventError::Final(id.to_string(), s).into());
+        }
+        event.cancelled = true;
+        event.modified = now;
+        drop_commands(&mut state, id);
+        self.store.issue_commands(id, &[], now).await?;
+        self.store.save_event(&event).await?;
+        state.plans.remove(id);
+        state.events.insert(id.to_string(), event.clone());
+        Ok(event)
+    }
+
+    pub async fn events(&self) -> Vec<GridEvent> {
+        self.state.lock().await.events.values().cloned().collect()
+    }
+
+    pub async fn event(&self, id: &str) -> Option<GridEvent> {
+        self.state.lock().await.events.get(id).cloned()
+    }
+}

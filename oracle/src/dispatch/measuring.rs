@@ -1,0 +1,122 @@
+//! Measuring events once their last readings are in, and the co-signer's re-measurement
+//! of another oracle's events from its own readings.
+
+use std::collections::HashMap;
+
+use super::{baseline, measure, DispatchError, Dispatcher, EventRecord};
+use ovpp_wire::device::{DeviceKey, RegisteredDevice};
+use ovpp_wire::dispatch::event::GridEvent;
+use ovpp_wire::dispatch::view::EventReport;
+
+impl Dispatcher {
+    /// Measures the power events that ended at least `measure_delay_secs` ago.
+    pub(super) async fn measure_due(&self, devices: &[RegisteredDevice], now: i64) -> Result<(), DispatchError> {
+        let due: Vec<GridEvent> = {
+            let state = self.state.lock().await;
+            state
+                .events
+                .values()
+                .filter(|e| e.signal.is_power() && !state.measured.contains(&e.id) && e.end() + self.settings.measure_delay_secs <= now)
+                .filter(|e| !e.cancelled || e.modified > e.start())
+                .cloned()
+                .collect()
+        };
+        if due.is_empty() {
+            return Ok(());
+        }
+        let by_key: HashMap<DeviceKey, RegisteredDevice> = devices.iter().map(|d| (d.key, d.clone())).collect();
+        for event in due {
+            let credited_at = event.end() + self.settings.measure_delay_secs;
+            self.measure_event(&event, &by_key, credited_at, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Measures one event from the stored readings and commands, stores its report and the
+    /// deliveries it pays (credited at `credited_at`), and updates the devices' reliability.
+    async fn measure_event(
+        &self,
+        event: &GridEvent,
+        devices: &HashMap<DeviceKey, RegisteredDevice>,
+        credited_at: i64,
+        now: i64,
+    ) -> Result<(), DispatchError> {
+        let method = {
+            let state = self.state.lock().await;
+            state
+                .programs
+                .get(&event.program_id)
+                .and_then(|p| p.baseline.as_deref())
+                .and_then(baseline::day_matching)
+                .unwrap_or(baseline::CAISO_10_IN_10)
+        };
+        let commands = self.store.event_commands(&event.id).await?;
+        let uses_days = commands.iter().any(|(c, _)| devices.get(&c.device_key).is_some_and(|d| measure::uses_day_matching(d.kind())));
+        let lookback = if uses_days { measure::lookback_secs(&method) } else { baseline::METER_BEFORE_SECS };
+        let readings = self.store.readings_between(event.start() - lookback, event.end()).await?;
+        let event_days: std::collections::BTreeSet<i64> = {
+            let state = self.state.lock().await;
+            state
+                .events
+                .values()
+                .filter(|e| {
+                    e.region == event.region && e.signal.is_power() && e.id != event.id && !(e.cancelled && e.modified <= e.start())
+                })
+                .flat_map(|e| e.start().div_euclid(86_400)..=(e.end() - 1).div_euclid(86_400))
+                .collect()
+        };
+        let (report, paid) = measure::measure(event, &commands, devices, &readings, &method, &event_days);
+        let report = EventReport { credited_at, ..report };
+        self.store.save_event_report(&event.id, &report, &paid, credited_at, now).await?;
+        tracing::info!(event = %event.id, target_wh = report.target_wh, delivered_wh = report.delivered_wh, "event measured");
+        let mut state = self.state.lock().await;
+        for device in report.devices.iter().filter(|d| d.commanded_wh > 0) {
+            let ratios = &mut state.history.entry(device.key).or_default().ratios;
+            ratios.push_back(device.delivery_ratio.clamp(0.0, 1.0));
+            while ratios.len() > 10 {
+                ratios.pop_front();
+            }
+        }
+        state.measured.insert(event.id.clone());
+        Ok(())
+    }
+
+    /// What another oracle needs to re-measure the events credited in `[start, end)`: each
+    /// event as validated, its program, every command it issued, and its credit time.
+    pub async fn records_credited(&self, start: i64, end: i64) -> Result<Vec<EventRecord>, DispatchError> {
+        let mut out = Vec::new();
+        for (id, credited_at) in self.store.events_credited(start, end).await? {
+            let (event, program) = {
+                let state = self.state.lock().await;
+                let Some(event) = state.events.get(&id).cloned() else { continue };
+                let Some(program) = state.programs.get(&event.program_id).cloned() else { continue };
+                (event, program)
+            };
+            let commands = self.store.event_commands(&id).await?;
+            out.push(EventRecord { event, program, commands, credited_at });
+        }
+        Ok(out)
+    }
+
+    /// A co-signer re-measures the primary's event with its own readings (the primary's
+    /// numbers are never copied): the event and its commands are stored as they were, then
+    /// measured here exactly as the primary measures. Events already measured are skipped.
+    pub async fn remeasure(&self, record: &EventRecord, now: i64) -> Result<(), DispatchError> {
+        if self.state.lock().await.measured.contains(&record.event.id) {
+            return Ok(());
+        }
+        if record.event.end() > now || record.commands.iter().any(|(c, _)| c.event_id != record.event.id) {
+            return Err(DispatchError::InvalidRecord(record.event.id.clone()));
+        }
+        self.store.insert_program(&record.event.program_id, &record.program, now).await?;
+        self.store.save_event(&record.event).await?;
+        self.store.import_commands(&record.commands).await?;
+        {
+            let mut state = self.state.lock().await;
+            state.programs.entry(record.event.program_id.clone()).or_insert_with(|| record.program.clone());
+            state.events.insert(record.event.id.clone(), record.event.clone());
+        }
+        let devices: HashMap<DeviceKey, RegisteredDevice> = self.registry.all().await.into_iter().map(|d| (d.key, d)).collect();
+        self.measure_event(&record.event, &devices, record.credited_at, now).await
+    }
+}

@@ -99,7 +99,6 @@ pub fn measure(
         }
         let commanded_total: f64 = commanded_wh.iter().sum();
         report_devices.push(DeviceDelivery {
-            key: *key,
             device: bs58::encode(key).into_string(),
             kind: kind_name(device.kind()).into(),
             baseline: baseline.as_ref().map_or("NONE", |b| b.method).into(),

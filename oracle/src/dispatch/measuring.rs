@@ -71,7 +71,11 @@ impl Dispatcher {
         tracing::info!(event = %event.id, target_wh = report.target_wh, delivered_wh = report.delivered_wh, "event measured");
         let mut state = self.state.lock().await;
         for device in report.devices.iter().filter(|d| d.commanded_wh > 0) {
-            let ratios = &mut state.history.entry(device.key).or_default().ratios;
+            let mut key = [0u8; 32];
+            if bs58::decode(&device.device).onto(&mut key).ok() != Some(32) {
+                continue; // written here from a 32-byte key, so never
+            }
+            let ratios = &mut state.history.entry(key).or_default().ratios;
             ratios.push_back(device.delivery_ratio.clamp(0.0, 1.0));
             while ratios.len() > 10 {
                 ratios.pop_front();

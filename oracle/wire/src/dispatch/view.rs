@@ -27,18 +27,16 @@ pub struct Plan {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeviceDelivery {
-    /// The device's key (also `device`, in base58); not in the JSON.
-    #[serde(skip)]
-    pub key: DeviceKey,
+    /// The device's key, base58.
     pub device: String,
     pub kind: String,
     pub baseline: String,
     /// Why the program's baseline was not used, if it was not.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baseline_days: Vec<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adjustment: Option<f64>,
     pub commanded_wh: u64,
     pub delivered_wh: i64,

@@ -15,10 +15,10 @@ use anchor_lang::prelude::Pubkey;
 
 use crate::dispatch::DispatchSettings;
 use crate::epoch::EpochSettings;
-use crate::score::ScoringRules;
 use ovpp_chain::amount::parse_ovpp;
 use ovpp_chain::cluster::cluster_url;
 use ovpp_chain::keypair::default_keypair_path;
+use ovpp_wire::score::ScoringRules;
 use ovpp_wire::telemetry::validate::Policy;
 
 #[derive(Args, Debug, Default, Clone)]

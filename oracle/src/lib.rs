@@ -18,7 +18,6 @@ pub mod metrics;
 pub mod readings;
 pub mod registry;
 pub mod relay;
-pub mod score;
 pub mod server;
 pub mod service;
 pub mod store;

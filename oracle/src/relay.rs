@@ -54,7 +54,7 @@ pub async fn read_config(chain: &dyn Chain) -> Result<Config, RelayError> {
 
 /// An oracle closes or co-signs epochs only with the scoring rules governance set (when it
 /// set any): a report under other rules would be refused by the holders' decision.
-pub fn check_rules(governed: Option<[u8; 32]>, rules: &crate::score::ScoringRules) -> Result<(), String> {
+pub fn check_rules(governed: Option<[u8; 32]>, rules: &ovpp_wire::score::ScoringRules) -> Result<(), String> {
     match governed {
         Some(hash) if hash != rules.hash() => Err(format!(
             "governance requires scoring rules {} but this oracle runs {} (--scoring-rules)",

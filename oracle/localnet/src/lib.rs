@@ -29,10 +29,10 @@ use ovpp_oracle::config::EpochRole;
 use ovpp_oracle::dispatch::DispatchSettings;
 use ovpp_oracle::epoch::EpochSettings;
 use ovpp_oracle::epoch_job::EpochJob;
-use ovpp_oracle::score::ScoringRules;
 use ovpp_simulator::{self as simulate, Clock, Fleet, Sender};
 use ovpp_wire::clock::unix_now;
 use ovpp_wire::dispatch::event::Status;
+use ovpp_wire::score::ScoringRules;
 use ovpp_wire::telemetry::validate::Policy;
 
 /// A whole local network in one command: chain, oracle, simulated fleet, epochs.

@@ -74,7 +74,7 @@ impl Store {
         end: i64,
         stress_hours_utc: [u8; 2],
         cutoff: Option<&HashMap<DeviceKey, u64>>,
-    ) -> Result<HashMap<DeviceKey, crate::score::EpochInputs>, StoreError> {
+    ) -> Result<HashMap<DeviceKey, ovpp_wire::score::EpochInputs>, StoreError> {
         // sqlx wants static SQL: the same aggregate over all readings, or joined to the cutoff.
         macro_rules! aggregate {
             ($from:literal) => {
@@ -132,7 +132,7 @@ impl Store {
                 u64::try_from(row.try_get::<i64, _>(name)?)
                     .map_err(|_| StoreError::Corrupt { table: "readings", detail: format!("negative {name}") })
             };
-            let inputs = crate::score::EpochInputs {
+            let inputs = ovpp_wire::score::EpochInputs {
                 covered_secs: col("covered_secs")?,
                 online_secs: col("online_secs")?,
                 generated_wh: col("generated_wh")?,

@@ -16,14 +16,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ingest::Ingestor;
-use crate::score::{next_reputation, score, split_emission, EpochInputs, Score, ScoringRules, INITIAL_REPUTATION_BPS, RULES_VERSION};
 use crate::store::{Store, StoreError};
+use ovpp_wire::report::{ReportHeader, ReportLine, REPORT_VERSION};
+use ovpp_wire::score::{next_reputation, score, split_emission, EpochInputs, Score, ScoringRules, INITIAL_REPUTATION_BPS, RULES_VERSION};
 
 pub mod db;
 use ovpp_wire::device::kind_name;
 use ovpp_wire::device::{DeviceKey, RegisteredDevice};
-
-pub const REPORT_VERSION: &str = "OVPP-EPOCH-REPORT-V1";
 
 /// Which epoch, when, and how much it may mint: from the chain's `Config` schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,46 +46,6 @@ impl EpochSpec {
             emission: emission.min(config.emission_cap_per_epoch),
         })
     }
-}
-
-/// The report's first line.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReportHeader {
-    pub version: String,
-    pub program_id: String,
-    pub epoch: u64,
-    pub start_ts: i64,
-    pub end_ts: i64,
-    pub emission: u64,
-    pub rules_version: String,
-    /// hex sha256 of the rules (see `ScoringRules::hash`).
-    pub rules_hash: String,
-    pub rules: ScoringRules,
-    pub previous_cumulative_total: u64,
-    pub cumulative_total: u64,
-    pub leaf_count: u64,
-    /// hex Merkle root over the leaves, in report order.
-    pub root: String,
-}
-
-/// One line per device, sorted by device key; the line's position is its leaf index.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReportLine {
-    pub device_key: String,
-    pub kind: String,
-    /// `active`, `suspended`, `retired`, or `unknown` (not in the registry): only active
-    /// devices earn; the others carry their leaf forward unchanged.
-    pub status: String,
-    pub inputs: EpochInputs,
-    pub score: Score,
-    pub reputation_before_bps: u16,
-    /// This epoch's share of the emission.
-    pub amount: u64,
-    pub leaf: RewardLeaf,
-    /// hex leaf hash.
-    pub leaf_hash: String,
 }
 
 /// A closed epoch.

@@ -1,8 +1,9 @@
 //! `ovpp-wire`: every message between OpenVPP's off-chain parts, defined once. Signed
 //! telemetry and the published ingest rules ([`telemetry`]), devices as the network knows
 //! them ([`device`]), grid events, commands, acks and preferences ([`dispatch`]), signed HTTP
-//! requests ([`auth`]), the bodies of the oracle's HTTP answers ([`http`]) and the clock
-//! every message counts in ([`clock`]). The on-chain byte contracts stay in
+//! requests ([`auth`]), the bodies of the oracle's HTTP answers ([`http`]), the published
+//! scoring rules ([`score`]) and epoch report ([`report`]), and the clock every message
+//! counts in ([`clock`]). The on-chain byte contracts stay in
 //! `ovpp::protocol`; this crate builds on them.
 
 pub mod auth;
@@ -10,4 +11,6 @@ pub mod clock;
 pub mod device;
 pub mod dispatch;
 pub mod http;
+pub mod report;
+pub mod score;
 pub mod telemetry;

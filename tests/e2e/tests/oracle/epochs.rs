@@ -13,10 +13,10 @@ use ovpp_chain::bank::BanksChain;
 use ovpp_chain::{Chain, ChainAccount, ChainError, Filter};
 use ovpp_oracle::epoch::{self, ClosedEpoch, EpochError, EpochSettings, EpochSpec};
 use ovpp_oracle::relay::{self, Relayed};
-use ovpp_oracle::score::ScoringRules;
 use ovpp_program_tests::{TestChain, EPOCH_LENGTH_SECS};
 use ovpp_simulator::{Fleet, Sender};
 use ovpp_wire::clock::unix_now;
+use ovpp_wire::score::ScoringRules;
 use serde_json::Value;
 use solana_sdk::hash::Hash;
 use solana_sdk::pubkey::Pubkey;
@@ -360,7 +360,7 @@ async fn the_running_oracles_close_cosign_relay_and_auto_claim() {
     let report = net.primary.state.store.epoch_report(1).await.unwrap().unwrap();
     let mut earned = [0u64; 2];
     for line in report.lines().skip(1) {
-        let line: epoch::ReportLine = serde_json::from_str(line).unwrap();
+        let line: ovpp_wire::report::ReportLine = serde_json::from_str(line).unwrap();
         let mut key = [0u8; 32];
         bs58::decode(&line.device_key).onto(&mut key).unwrap();
         earned[net.owner_of[&key]] += line.amount;

@@ -1,7 +1,7 @@
 //! The scoring rules as owners read them in SCORING.md: each component, the quality
 //! multiplier and its floor, reputation, and the emission split.
 
-use ovpp_oracle::score::{next_reputation, score, split_emission, EpochInputs, ScoringRules};
+use ovpp_wire::score::{next_reputation, score, split_emission, EpochInputs, ScoringRules};
 use proptest::prelude::*;
 
 const HOUR: u64 = 3600;

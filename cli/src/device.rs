@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use solana_sdk::signature::{Keypair, Signer};
 
 use crate::error::local_check;
-use crate::units::{format_ovpp, parse_energy, parse_power};
+use crate::units::{format_energy, format_ovpp, format_power, parse_energy, parse_power};
 use crate::{parse_pubkey, read_keypair, CliError, Context};
 
 #[derive(Subcommand, Debug)]
@@ -66,6 +66,9 @@ pub enum DeviceCommand {
         device: String,
         /// The new owner's public key.
         new_owner: String,
+        /// Confirm (the unclaimed OVPP is shown first).
+        #[arg(long)]
+        yes: bool,
     },
     /// Retire the device for good: no more telemetry, no more claims, the key never again.
     Retire {
@@ -140,12 +143,40 @@ impl From<Kind> for DeviceKind {
 /// program's own rule.
 fn region_bytes(region: &str) -> Result<[u8; 8], CliError> {
     let mut out = [0u8; 8];
+    // Codes are stored uppercase (`de-by` is `DE-BY`), as the program requires.
+    let region = region.trim().to_ascii_uppercase();
     if region.len() > 8 || !region.is_ascii() {
         return Err(CliError::Invalid(format!("region {region:?} must be an ISO 3166 code of at most 8 characters, e.g. DE-BY")));
     }
     out[..region.len()].copy_from_slice(region.as_bytes());
     local_check(ovpp::limits::check_region(&out))?;
     Ok(out)
+}
+
+/// The program's limits for `kind`, checked here first so the refusal names the numbers.
+fn check_declared(kind: DeviceKind, rated_power_w: u64, energy_capacity_wh: u64) -> Result<(), CliError> {
+    let limits = ovpp::limits::kind_limits(kind);
+    let name = ovpp_wire::device::kind_name(kind).replace('_', " ");
+    let (low, high) = limits.power_w;
+    if !(low..=high).contains(&rated_power_w) {
+        return Err(CliError::Invalid(format!(
+            "a {name} needs a rated power between {} and {}, not {} (--power)",
+            format_power(low),
+            format_power(high),
+            format_power(rated_power_w)
+        )));
+    }
+    let (low, high) = limits.capacity_wh;
+    if !(low..=high).contains(&energy_capacity_wh) {
+        let allowed = if high == 0 {
+            "no energy capacity (it stores nothing: leave out --capacity)".to_string()
+        } else {
+            format!("an energy capacity between {} and {}", format_energy(low), format_energy(high))
+        };
+        return Err(CliError::Invalid(format!("a {name} needs {allowed}, not {} (--capacity)", format_energy(energy_capacity_wh))));
+    }
+    // The program's own rule decides; the text above only explains it.
+    local_check(ovpp::limits::check_declared(kind, rated_power_w, energy_capacity_wh))
 }
 
 fn region_text(region: &[u8; 8]) -> String {
@@ -295,7 +326,7 @@ pub async fn run(ctx: &mut Context<'_>, command: &DeviceCommand) -> Result<(), C
                 region: region_bytes(region)?,
                 location_cell: *location_cell,
             };
-            local_check(ovpp::limits::check_declared(kind, params.rated_power_w, params.energy_capacity_wh))?;
+            check_declared(kind, params.rated_power_w, params.energy_capacity_wh)?;
             if let Ok(existing) = fetch_device(ctx, &device.pubkey()).await {
                 return Err(CliError::Invalid(format!(
                     "device {} is already registered (owner {}); a device key registers once",
@@ -320,19 +351,38 @@ pub async fn run(ctx: &mut Context<'_>, command: &DeviceCommand) -> Result<(), C
                 region: region.as_deref().map(region_bytes).transpose()?.unwrap_or(current.region),
                 location_cell: location_cell.unwrap_or(current.location_cell),
             };
-            local_check(ovpp::limits::check_declared(current.kind, params.rated_power_w, params.energy_capacity_wh))?;
+            check_declared(current.kind, params.rated_power_w, params.energy_capacity_wh)?;
             owned_by(&current, &owner)?;
+            let unchanged = params.rated_power_w == current.rated_power_w
+                && params.energy_capacity_wh == current.energy_capacity_wh
+                && params.region == current.region
+                && params.location_cell == current.location_cell;
+            if unchanged {
+                return Err(CliError::Invalid(format!(
+                    "nothing to change: device {key} already declares this; pass --power, --capacity, --region or --location-cell with a new value"
+                )));
+            }
             let signature = ctx.send(&[ovpp::client::update_device(owner.pubkey(), &key, params)], &[&owner]).await?;
             ctx.emit(
                 json!({"device_key": key.to_string(), "signature": signature}),
                 format!("Updated device {key}\nSignature: {signature}"),
             )
         }
-        DeviceCommand::Transfer { device, new_owner } => {
+        DeviceCommand::Transfer { device, new_owner, yes } => {
             let owner = ctx.keypair()?;
             let key = parse_pubkey(device, "device")?;
             let new_owner = parse_pubkey(new_owner, "new owner")?;
-            owned_by(&fetch_device(ctx, &key).await?, &owner)?;
+            let current = fetch_device(ctx, &key).await?;
+            owned_by(&current, &owner)?;
+            if new_owner == current.owner {
+                return Err(CliError::Invalid(format!("device {key} is already owned by {new_owner}: nothing to transfer")));
+            }
+            if !yes {
+                return Err(CliError::Invalid(format!(
+                    "{} Transferring gives {new_owner} every claim from now on: pass --yes",
+                    unclaimed_notice(ctx, &current).await
+                )));
+            }
             let signature = ctx.send(&[ovpp::client::transfer_device(owner.pubkey(), &key, new_owner)], &[&owner]).await?;
             ctx.emit(
                 json!({"device_key": key.to_string(), "new_owner": new_owner.to_string(), "signature": signature}),
@@ -341,13 +391,15 @@ pub async fn run(ctx: &mut Context<'_>, command: &DeviceCommand) -> Result<(), C
         }
         DeviceCommand::Retire { device, yes } => {
             let key = parse_pubkey(device, "device")?;
+            let owner = ctx.keypair()?;
+            let current = fetch_device(ctx, &key).await?;
+            owned_by(&current, &owner)?;
             if !yes {
                 return Err(CliError::Invalid(format!(
-                    "retiring {key} is final (no more claims, the key can never register again): pass --yes"
+                    "{} Retiring {key} is final (no more claims, the key can never register again): pass --yes",
+                    unclaimed_notice(ctx, &current).await
                 )));
             }
-            let owner = ctx.keypair()?;
-            owned_by(&fetch_device(ctx, &key).await?, &owner)?;
             let signature = ctx.send(&[ovpp::client::retire_device(owner.pubkey(), &key)], &[&owner]).await?;
             ctx.emit(
                 json!({"device_key": key.to_string(), "signature": signature}),
@@ -388,6 +440,27 @@ pub async fn run(ctx: &mut Context<'_>, command: &DeviceCommand) -> Result<(), C
     }
 }
 
+/// What the device has earned and not claimed, as a sentence for a confirmation prompt
+/// (saying so when the oracle cannot tell).
+async fn unclaimed_notice(ctx: &Context<'_>, device: &Device) -> String {
+    match crate::rewards::fetch_earned(ctx, &device.device_key).await {
+        Ok(earned) => {
+            let unclaimed = earned.map_or(0, |e| e.leaf.cumulative_amount.saturating_sub(device.claimed));
+            if unclaimed == 0 {
+                format!("Device {} has no unclaimed OVPP.", device.device_key)
+            } else {
+                format!(
+                    "Device {} has {} OVPP unclaimed: claim it first (`ovpp rewards claim {}`).",
+                    device.device_key,
+                    format_ovpp(unclaimed),
+                    device.device_key
+                )
+            }
+        }
+        Err(e) => format!("Unclaimed OVPP of {} unknown ({e}).", device.device_key),
+    }
+}
+
 /// Refuses early, with the owner named, when --keypair does not own the device.
 fn owned_by(device: &Device, owner: &Keypair) -> Result<(), CliError> {
     if device.owner != owner.pubkey() {
@@ -402,25 +475,8 @@ fn owned_by(device: &Device, owner: &Keypair) -> Result<(), CliError> {
 }
 
 fn keygen(ctx: &mut Context<'_>, outfile: &PathBuf, force: bool) -> Result<(), CliError> {
-    use std::io::Write;
     let keypair = Keypair::new();
-    let mut options = std::fs::OpenOptions::new();
-    // Never over another key by accident: a new file unless --force.
-    if force {
-        options.write(true).create(true).truncate(true);
-    } else {
-        options.write(true).create_new(true);
-    }
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(outfile).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => CliError::Invalid(format!("{} exists; pass --force to overwrite it", outfile.display())),
-        _ => CliError::Invalid(format!("cannot write {}: {e}", outfile.display())),
-    })?;
-    let write_error = |e: std::io::Error| CliError::Invalid(format!("cannot write {}: {e}", outfile.display()));
-    #[cfg(unix)]
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(write_error)?;
-    file.write_all(serde_json::to_string(&keypair.to_bytes().to_vec()).expect("bytes serialize").as_bytes()).map_err(write_error)?;
+    crate::write_keypair(&keypair, outfile, force)?;
     ctx.emit(
         json!({"device_key": keypair.pubkey().to_string(), "path": outfile.display().to_string()}),
         format!("Wrote device keypair {}\nDevice key: {}", outfile.display(), keypair.pubkey()),

@@ -15,8 +15,10 @@ pub enum CliError {
     Program { instruction: u8, code: u32, name: String, message: String },
     #[error("the transaction failed: {0}")]
     Transaction(TransactionError),
-    #[error("the RPC endpoint did not answer as expected: {0}")]
+    #[error("the RPC endpoint did not answer as expected: {0} (choose the cluster with -u/--url or OVPP_RPC_URL)")]
     Rpc(String),
+    #[error("wallet {wallet} has no SOL to pay the transaction fee: fund it first (`ovpp balance {wallet}` shows it; on devnet or testnet: `solana airdrop 1 {wallet}`)")]
+    Unfunded { wallet: String },
     #[error("the oracle at {url}: {message}")]
     Oracle { url: String, message: String },
     #[error("{0}")]

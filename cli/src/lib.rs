@@ -22,6 +22,7 @@ mod gov;
 mod network;
 mod rewards;
 pub mod units;
+mod wallet;
 
 pub use error::CliError;
 
@@ -77,6 +78,16 @@ pub enum Command {
     /// Governance by OVPP holders: lock, propose, vote, execute.
     #[command(subcommand)]
     Gov(gov::GovCommand),
+    /// A wallet for owners: make one, show its address.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
+    /// SOL and OVPP of a wallet [default: --keypair's].
+    ///
+    /// Example: ovpp -k owner.json balance
+    Balance {
+        /// The wallet's address.
+        wallet: Option<String>,
+    },
 }
 
 /// What every command works with.
@@ -123,7 +134,10 @@ impl Context<'_> {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| self.oracle_error(format!("no answer: {e}")))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.oracle_error(format!("no answer: {e} (choose the oracle with --oracle-url or OVPP_ORACLE_URL)")))?;
         let status = response.status();
         let answer = response.json().await.map_err(|e| self.oracle_error(format!("HTTP {status}, not an oracle's answer: {e}")))?;
         Ok((status, answer))
@@ -132,16 +146,50 @@ impl Context<'_> {
     /// Signs `instructions` with `signers` (the first pays) and sends them; returns the
     /// transaction signature once confirmed.
     pub async fn send(&self, instructions: &[Instruction], signers: &[&Keypair]) -> Result<String, CliError> {
+        // A fee payer without SOL would get the runtime's "no record of a prior credit" (or,
+        // from some endpoints, no answer at all): say what it means first.
+        let payer = signers[0].pubkey();
+        if self.chain.get_account(&payer).await?.is_none_or(|a| a.lamports == 0) {
+            return Err(CliError::Unfunded { wallet: payer.to_string() });
+        }
         let blockhash = self.chain.latest_blockhash().await?;
         let transaction = build_transaction(instructions, signers, blockhash);
-        self.chain.send_transaction(&transaction).await?;
-        Ok(transaction.signatures[0].to_string())
+        match self.chain.send_transaction(&transaction).await {
+            Ok(()) => Ok(transaction.signatures[0].to_string()),
+            // The runtime's words for a fee payer without SOL.
+            Err(ovpp_chain::ChainError::Rejected(
+                solana_sdk::transaction::TransactionError::AccountNotFound
+                | solana_sdk::transaction::TransactionError::InsufficientFundsForFee,
+            )) => Err(CliError::Unfunded { wallet: signers[0].pubkey().to_string() }),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
 /// The one way this CLI builds a transaction, whatever the chain connection.
 pub fn build_transaction(instructions: &[Instruction], signers: &[&Keypair], blockhash: solana_sdk::hash::Hash) -> Transaction {
     Transaction::new_signed_with_payer(instructions, Some(&signers[0].pubkey()), signers, blockhash)
+}
+
+/// Writes `keypair` to `path` in the Solana CLI's format, readable by the owner only; never
+/// over another key by accident (a new file unless `force`).
+pub fn write_keypair(keypair: &Keypair, path: &std::path::Path, force: bool) -> Result<(), CliError> {
+    let mut options = std::fs::OpenOptions::new();
+    if force {
+        options.write(true).create(true).truncate(true);
+    } else {
+        options.write(true).create_new(true);
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => CliError::Invalid(format!("{} exists; pass --force to overwrite it", path.display())),
+        _ => CliError::Invalid(format!("cannot write {}: {e}", path.display())),
+    })?;
+    let write_error = |e: std::io::Error| CliError::Invalid(format!("cannot write {}: {e}", path.display()));
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(write_error)?;
+    file.write_all(serde_json::to_string(&keypair.to_bytes().to_vec()).expect("bytes serialize").as_bytes()).map_err(write_error)
 }
 
 pub fn read_keypair(path: &std::path::Path) -> Result<Keypair, CliError> {
@@ -196,6 +244,8 @@ async fn run(ctx: &mut Context<'_>) -> Result<(), CliError> {
         Command::Config(command) => network::run_config(ctx, command).await,
         Command::Admin(command) => admin::run(ctx, command).await,
         Command::Gov(command) => gov::run(ctx, command).await,
+        Command::Wallet(command) => wallet::run(ctx, command).await,
+        Command::Balance { wallet } => wallet::balance(ctx, wallet).await,
     }
 }
 

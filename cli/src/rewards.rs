@@ -35,12 +35,12 @@ pub enum RewardsCommand {
 }
 
 /// A device's latest leaf and proof, as the oracle serves them.
-struct Earned {
-    leaf: RewardLeaf,
+pub(crate) struct Earned {
+    pub(crate) leaf: RewardLeaf,
     proof: Vec<Hash32>,
 }
 
-async fn fetch_earned(ctx: &Context<'_>, device: &Pubkey) -> Result<Option<Earned>, CliError> {
+pub(crate) async fn fetch_earned(ctx: &Context<'_>, device: &Pubkey) -> Result<Option<Earned>, CliError> {
     let oracle_error = |message: String| ctx.oracle_error(message);
     let (status, body) = ctx.oracle(reqwest::Method::GET, &format!("/v1/rewards/{device}"), None).await?;
     if !status.is_success() {
@@ -100,13 +100,14 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
                 let total = earned.as_ref().map_or(0, |e| e.leaf.cumulative_amount);
                 let claimable = if d.status == DeviceStatus::Active { total.saturating_sub(d.claimed) } else { 0 };
                 let epoch = earned.as_ref().map(|e| e.leaf.epoch);
-                rows.push(json!({
+                let row = json!({
                     "device_key": d.device_key.to_string(),
                     "epoch": epoch,
                     "earned": format_ovpp(total),
                     "claimed": format_ovpp(d.claimed),
                     "claimable": format_ovpp(claimable),
-                }));
+                });
+                rows.push((row, total, d.claimed, claimable));
                 display += &format!(
                     "\n{:<44}  {:>6}  {:>20}  {:>20}  {:>20}",
                     d.device_key.to_string(),
@@ -116,7 +117,23 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
                     format_ovpp(claimable)
                 );
             }
-            ctx.emit(Value::Array(rows), display)
+            let earned: u64 = rows.iter().map(|r| r.1).sum();
+            let claimed: u64 = rows.iter().map(|r| r.2).sum();
+            let claimable: u64 = rows.iter().map(|r| r.3).sum();
+            display += &format!(
+                "\n{:<44}  {:>6}  {:>20}  {:>20}  {:>20}",
+                format!("TOTAL ({} devices)", rows.len()),
+                "",
+                format_ovpp(earned),
+                format_ovpp(claimed),
+                format_ovpp(claimable)
+            );
+            let devices: Vec<Value> = rows.into_iter().map(|r| r.0).collect();
+            let json = json!({
+                "devices": devices,
+                "total": {"earned": format_ovpp(earned), "claimed": format_ovpp(claimed), "claimable": format_ovpp(claimable)},
+            });
+            ctx.emit(json, display)
         }
         RewardsCommand::Claim { device, all: _ } => {
             let payer = ctx.keypair()?;
@@ -124,6 +141,8 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
             let devices = devices_of(ctx, device).await?;
             let mut claims: Vec<(Pubkey, u64, Instruction)> = Vec::new();
             let mut epochs = std::collections::HashMap::new();
+            // Claimed tokens go to each device's owner, whoever pays the fee.
+            let mut owners = std::collections::HashMap::new();
             for d in &devices {
                 if d.status != DeviceStatus::Active {
                     if device.is_some() {
@@ -144,6 +163,7 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
                 let amount = earned.leaf.cumulative_amount - d.claimed;
                 epochs.insert(d.device_key, earned.leaf.epoch);
                 let ix = ovpp::client::claim(payer.pubkey(), &d.device_key, d.owner, earned.leaf, earned.proof);
+                owners.insert(d.device_key, d.owner);
                 claims.push((d.device_key, amount, ix));
             }
             if claims.is_empty() {
@@ -165,17 +185,33 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
                 };
                 let mut display = String::new();
                 for (key, amount, _) in batch {
-                    results.push(json!({"device_key": key.to_string(), "amount": format_ovpp(*amount), "epoch": epochs.get(key), "signature": signature}));
-                    display += &format!("Claimed {} OVPP for {key}\n", format_ovpp(*amount));
+                    let owner = owners[key];
+                    results.push(json!({"device_key": key.to_string(), "owner": owner.to_string(), "amount": format_ovpp(*amount), "epoch": epochs.get(key), "signature": signature}));
+                    if owner == payer.pubkey() {
+                        display += &format!("Claimed {} OVPP for {key}\n", format_ovpp(*amount));
+                    } else {
+                        display += &format!("Claimed {} OVPP for {key}: paid to its owner {owner}, not to you\n", format_ovpp(*amount));
+                    }
                 }
                 if ctx.cli.output == crate::OutputFormat::Display {
                     writeln!(ctx.out, "{display}Signature: {signature}")?;
                 }
             }
-            if ctx.cli.output == crate::OutputFormat::Display {
-                return Ok(());
+            let total: u64 = claims.iter().map(|(_, amount, _)| amount).sum();
+            let mut recipients: Vec<Pubkey> = owners.values().copied().collect();
+            recipients.sort();
+            recipients.dedup();
+            let mut balances = Vec::new();
+            let mut display = format!("Claimed {} OVPP in total", format_ovpp(total));
+            for owner in &recipients {
+                let balance = crate::wallet::ovpp_balance(ctx, owner).await?;
+                balances.push(json!({"owner": owner.to_string(), "ovpp": format_ovpp(balance)}));
+                display += &format!("\nBalance of {owner}: {} OVPP", format_ovpp(balance));
             }
-            ctx.emit(json!({"claims": results}), "")
+            if ctx.cli.output == crate::OutputFormat::Display {
+                return ctx.emit(Value::Null, display);
+            }
+            ctx.emit(json!({"claims": results, "total": format_ovpp(total), "balances": balances}), "")
         }
     }
 }

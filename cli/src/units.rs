@@ -32,14 +32,53 @@ fn parse_with_units(text: &str, what: &str, units: &[(&str, u64)]) -> Result<u64
     Ok(value)
 }
 
-/// Power in W: `7400`, `7.4kW`, `2MW`.
+/// A power or energy must name its unit (`5` is never 5 W to the person who typed it); only
+/// zero is the same in every unit.
+fn with_unit(text: &str, what: &str, example: &str) -> Result<(), String> {
+    let trimmed = text.trim();
+    let bare = !trimmed.is_empty() && trimmed.chars().all(|c| c.is_ascii_digit() || c == '.');
+    if bare && trimmed.chars().any(|c| c != '0' && c != '.') {
+        return Err(format!("{what} {trimmed} needs a unit: {example}"));
+    }
+    Ok(())
+}
+
+/// Power in W: `7400W`, `7.4kW`, `2MW`.
 pub fn parse_power(text: &str) -> Result<u64, String> {
+    with_unit(text, "power", &format!("{0}W, {0}kW or {0}MW", text.trim()))?;
     parse_with_units(text, "power", &[("kW", 1_000), ("MW", 1_000_000), ("W", 1)])
 }
 
-/// Energy in Wh: `13500`, `13.5kWh`, `2MWh`.
+/// Energy in Wh: `13500Wh`, `13.5kWh`, `2MWh`.
 pub fn parse_energy(text: &str) -> Result<u64, String> {
+    with_unit(text, "energy", &format!("{0}Wh, {0}kWh or {0}MWh", text.trim()))?;
     parse_with_units(text, "energy", &[("kWh", 1_000), ("MWh", 1_000_000), ("Wh", 1)])
+}
+
+/// `w` in the largest unit that keeps it readable: `500 W`, `30 kW`, `1.4 kW`, `100 MW`.
+pub fn format_power(w: u64) -> String {
+    scaled(w, "W")
+}
+
+/// `wh` as `format_power` does: `1 kWh`, `13.5 kWh`, `500 MWh`.
+pub fn format_energy(wh: u64) -> String {
+    scaled(wh, "Wh")
+}
+
+fn scaled(value: u64, unit: &str) -> String {
+    let (divisor, prefix) = match value {
+        v if v >= 1_000_000 => (1_000_000, "M"),
+        v if v >= 1_000 => (1_000, "k"),
+        _ => (1, ""),
+    };
+    let whole = value / divisor;
+    let fraction = format!("{:0width$}", value % divisor, width = divisor.ilog10() as usize);
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        format!("{whole} {prefix}{unit}")
+    } else {
+        format!("{whole}.{fraction} {prefix}{unit}")
+    }
 }
 
 /// OVPP in base units: `12`, `0.5`, `1000000`.
@@ -58,4 +97,23 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
 pub fn parse_percent_bps(text: &str) -> Result<u16, String> {
     let bps = parse_with_units(text.trim_end_matches('%'), "percentage", &[("", 100)])?;
     u16::try_from(bps).ok().filter(|&b| b <= 10_000).ok_or_else(|| format!("percentage must be 0 to 100: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn powers_and_energies_need_units() {
+        assert_eq!(parse_power("7.4kW"), Ok(7_400));
+        assert_eq!(parse_power("500W"), Ok(500));
+        assert_eq!(parse_energy("0"), Ok(0));
+        assert_eq!(parse_power("5"), Err("power 5 needs a unit: 5W, 5kW or 5MW".into()));
+        assert!(parse_energy("13.5").unwrap_err().contains("13.5kWh"));
+        assert_eq!((format_power(500), format_power(1_400), format_power(30_000)), ("500 W".into(), "1.4 kW".into(), "30 kW".into()));
+        assert_eq!(
+            (format_energy(1_000), format_energy(13_500), format_energy(500_000_000)),
+            ("1 kWh".into(), "13.5 kWh".into(), "500 MWh".into())
+        );
+    }
 }

@@ -103,7 +103,7 @@ impl Chain for BanksChain {
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let account = self.client.get_account(*key).await.map_err(|e| ChainError::Request(e.to_string()))?;
-            out.push(account.map(|a| ChainAccount { owner: a.owner, data: a.data }));
+            out.push(account.map(|a| ChainAccount { owner: a.owner, lamports: a.lamports, data: a.data }));
         }
         Ok(out)
     }

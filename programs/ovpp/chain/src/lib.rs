@@ -21,6 +21,7 @@ use solana_sdk::transaction::{Transaction, TransactionError};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainAccount {
     pub owner: Pubkey,
+    pub lamports: u64,
     pub data: Vec<u8>,
 }
 
@@ -96,6 +97,11 @@ impl RpcChain {
     pub fn with_commitment(url: String, commitment: solana_commitment_config::CommitmentConfig) -> Self {
         Self { client: solana_rpc_client::nonblocking::rpc_client::RpcClient::new_with_commitment(url, commitment) }
     }
+
+    /// A request that got no usable answer, naming the endpoint it was sent to.
+    fn unreachable(&self, e: impl std::fmt::Display) -> ChainError {
+        ChainError::Request(format!("{}: {e}", self.client.url()))
+    }
 }
 
 /// getMultipleAccounts takes at most 100 keys.
@@ -106,8 +112,8 @@ impl Chain for RpcChain {
     async fn get_accounts(&self, keys: &[Pubkey]) -> Result<Vec<Option<ChainAccount>>, ChainError> {
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(MAX_MULTIPLE_ACCOUNTS) {
-            let accounts = self.client.get_multiple_accounts(chunk).await.map_err(|e| ChainError::Request(e.to_string()))?;
-            out.extend(accounts.into_iter().map(|a| a.map(|a| ChainAccount { owner: a.owner, data: a.data })));
+            let accounts = self.client.get_multiple_accounts(chunk).await.map_err(|e| self.unreachable(e))?;
+            out.extend(accounts.into_iter().map(|a| a.map(|a| ChainAccount { owner: a.owner, lamports: a.lamports, data: a.data })));
         }
         Ok(out)
     }
@@ -123,20 +129,19 @@ impl Chain for RpcChain {
             account_config: RpcAccountInfoConfig { encoding: Some(UiAccountEncoding::Base64), ..Default::default() },
             ..Default::default()
         };
-        let accounts =
-            self.client.get_program_ui_accounts_with_config(program, config).await.map_err(|e| ChainError::Request(e.to_string()))?;
+        let accounts = self.client.get_program_ui_accounts_with_config(program, config).await.map_err(|e| self.unreachable(e))?;
         accounts
             .into_iter()
             .map(|(key, ui)| {
                 let owner = ui.owner.parse().map_err(|_| ChainError::Request(format!("bad owner in account {key}")))?;
                 let data = ui.data.decode().ok_or_else(|| ChainError::Request(format!("undecodable data in account {key}")))?;
-                Ok((key, ChainAccount { owner, data }))
+                Ok((key, ChainAccount { owner, lamports: ui.lamports, data }))
             })
             .collect()
     }
 
     async fn latest_blockhash(&self) -> Result<Hash, ChainError> {
-        self.client.get_latest_blockhash().await.map_err(|e| ChainError::Request(e.to_string()))
+        self.client.get_latest_blockhash().await.map_err(|e| self.unreachable(e))
     }
 
     async fn send_transaction(&self, transaction: &Transaction) -> Result<(), ChainError> {
@@ -144,7 +149,7 @@ impl Chain for RpcChain {
             Ok(_) => Ok(()),
             Err(e) => match e.get_transaction_error() {
                 Some(failure) => Err(ChainError::Rejected(failure)),
-                None => Err(ChainError::Request(e.to_string())),
+                None => Err(self.unreachable(e)),
             },
         }
     }

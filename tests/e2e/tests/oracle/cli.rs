@@ -105,8 +105,15 @@ async fn an_owner_manages_a_device_through_the_cli() {
     };
     run(register("toaster", "5kW", "13.5kWh")).await.fails_with(2, "invalid value 'toaster'");
     run(register("home-battery", "-5", "13.5kWh")).await.fails_with(2, "power cannot be negative");
-    run(register("home-battery", "5kW", "0")).await.fails_with(1, "EnergyCapacityOutOfRange");
-    run(register("smart-meter", "5kW", "10kWh")).await.fails_with(1, "EnergyCapacityOutOfRange");
+    // Limits with their numbers and units, and no unitless powers.
+    run(register("home-battery", "5kW", "0"))
+        .await
+        .fails_with(1, "a home battery needs an energy capacity between 1 kWh and 100 kWh, not 0 Wh");
+    run(register("home-battery", "50kW", "13.5kWh"))
+        .await
+        .fails_with(1, "a home battery needs a rated power between 500 W and 30 kW, not 50 kW");
+    run(register("smart-meter", "5kW", "10kWh")).await.fails_with(1, "a smart meter needs no energy capacity");
+    run(register("home-battery", "5", "13.5kWh")).await.fails_with(2, "power 5 needs a unit: 5W, 5kW or 5MW");
     let mut missing = register("home-battery", "5kW", "13.5kWh");
     missing[1] = "/nonexistent/id.json".into();
     run(missing).await.fails_with(1, "cannot read keypair /nonexistent/id.json");
@@ -126,7 +133,8 @@ async fn an_owner_manages_a_device_through_the_cli() {
     assert_eq!(mine.as_array().unwrap().len(), 1);
     let evs = ovpp(&chain, &["device", "list", "--kind", "ev", "--output", "json"]).await.json();
     assert_eq!(evs.as_array().unwrap().len(), 0);
-    let display = ovpp(&chain, &["device", "list", "--region", "DE-BY"]).await;
+    // Region codes in any case.
+    let display = ovpp(&chain, &["device", "list", "--region", "de-by"]).await;
     assert!(display.stdout.contains(&device) && display.stdout.contains("1 device(s)"), "{}", display.stdout);
 
     // Someone else's device key: Bob cannot register Alice's device again.
@@ -137,11 +145,28 @@ async fn an_owner_manages_a_device_through_the_cli() {
     // Update, then transfer to Bob: Alice can no longer change it.
     ovpp(&chain, &["-k", &alice_file, "device", "update", &device, "--power", "6kW"]).await.json_or_display_ok();
     assert_eq!(ovpp(&chain, &["device", "show", &device, "--output", "json"]).await.json()["rated_power_w"], 6_000);
-    ovpp(&chain, &["-k", &alice_file, "device", "transfer", &device, &bob.pubkey().to_string()]).await.json_or_display_ok();
+    // An update that changes nothing is not sent.
+    ovpp(&chain, &["-k", &alice_file, "device", "update", &device, "--power", "6kW"]).await.fails_with(1, "nothing to change");
+    // A transfer is confirmed, after the unclaimed OVPP is shown (here the oracle cannot be
+    // asked, and the prompt says so); a transfer to the owner is refused here.
+    let unreachable = ["--oracle-url", "http://127.0.0.1:9"];
+    let transfer = |owner: String, yes: bool| {
+        let mut args = vec!["-k".to_string(), alice_file.clone(), "device".into(), "transfer".into(), device.clone(), owner];
+        args.extend(unreachable.iter().map(|a| a.to_string()));
+        if yes {
+            args.push("--yes".into());
+        }
+        args
+    };
+    let prompt = run(transfer(bob.pubkey().to_string(), false)).await;
+    prompt.fails_with(1, "pass --yes");
+    assert!(prompt.stderr.contains("Unclaimed OVPP of") && prompt.stderr.contains("127.0.0.1:9"), "{}", prompt.stderr);
+    run(transfer(alice.pubkey().to_string(), true)).await.fails_with(1, "is already owned by");
+    run(transfer(bob.pubkey().to_string(), true)).await.json_or_display_ok();
     ovpp(&chain, &["-k", &alice_file, "device", "update", &device, "--power", "4kW"]).await.fails_with(1, "is owned by");
 
     // Retire: final, so it must be confirmed; a retired device cannot claim.
-    ovpp(&chain, &["-k", &bob_file, "device", "retire", &device]).await.fails_with(1, "pass --yes");
+    ovpp(&chain, &["-k", &bob_file, "device", "retire", &device, "--oracle-url", "http://127.0.0.1:9"]).await.fails_with(1, "pass --yes");
     ovpp(&chain, &["-k", &bob_file, "device", "retire", &device, "--yes"]).await.json_or_display_ok();
     assert_eq!(ovpp(&chain, &["device", "show", &device, "--output", "json"]).await.json()["status"], "retired");
     ovpp(&chain, &["-k", &bob_file, "rewards", "claim", &device]).await.fails_with(1, "is retired: it cannot claim");
@@ -183,8 +208,27 @@ async fn owners_see_and_claim_their_rewards_with_the_oracles_proofs() {
 
     let shown = ovpp(&chain, &["-k", &owner_file, "--oracle-url", &oracle, "rewards", "show", "--output", "json"]).await.json();
     let claimable: u64 =
-        shown.as_array().unwrap().iter().map(|r| ovpp_cli::units::parse_ovpp(r["claimable"].as_str().unwrap()).unwrap()).sum();
+        shown["devices"].as_array().unwrap().iter().map(|r| ovpp_cli::units::parse_ovpp(r["claimable"].as_str().unwrap()).unwrap()).sum();
     assert_eq!(claimable, earned);
+    assert_eq!(ovpp_cli::units::parse_ovpp(shown["total"]["claimable"].as_str().unwrap()).unwrap(), earned);
+    let table = ovpp(&chain, &["-k", &owner_file, "--oracle-url", &oracle, "rewards", "show"]).await;
+    assert!(table.stdout.contains("TOTAL ("), "{}", table.stdout);
+
+    // Someone else pays for one of owner 0's devices: the tokens go to owner 0, and the
+    // output says so.
+    let payer_file = keypair_file(&dir, "payer.json", &net.owners[1]);
+    let claimable_of = |row: &Value| ovpp_cli::units::parse_ovpp(row["claimable"].as_str().unwrap()).unwrap();
+    let row = shown["devices"].as_array().unwrap().iter().find(|r| claimable_of(r) > 0).expect("a device with OVPP to claim");
+    let (first, first_claimable) = (row["device_key"].as_str().unwrap().to_string(), claimable_of(row));
+    let by_other = ovpp(&chain, &["-k", &payer_file, "--oracle-url", &oracle, "rewards", "claim", &first]).await;
+    assert_eq!(by_other.code, 0, "{}", by_other.stderr);
+    let owner0 = net.owners[0].pubkey().to_string();
+    assert!(by_other.stdout.contains(&format!("paid to its owner {owner0}, not to you")), "{}", by_other.stdout);
+    assert!(
+        by_other.stdout.contains(&format!("Balance of {owner0}: {} OVPP", ovpp_cli::units::format_ovpp(first_claimable))),
+        "{}",
+        by_other.stdout
+    );
 
     let claimed = ovpp(&chain, &["-k", &owner_file, "--oracle-url", &oracle, "rewards", "claim", "--all", "--output", "json"]).await.json();
     let claims = claimed["claims"].as_array().unwrap();
@@ -192,6 +236,11 @@ async fn owners_see_and_claim_their_rewards_with_the_oracles_proofs() {
     let signatures: std::collections::BTreeSet<&str> = claims.iter().map(|c| c["signature"].as_str().unwrap()).collect();
     assert!(signatures.len() < claims.len(), "several claims share a transaction: {claimed}");
     assert_eq!(net.chain.ovpp_balance(&net.owners[0].pubkey()).await, earned);
+    assert_eq!(ovpp_cli::units::parse_ovpp(claimed["total"].as_str().unwrap()).unwrap(), earned - first_claimable);
+    assert_eq!(claimed["balances"][0]["ovpp"], ovpp_cli::units::format_ovpp(earned).as_str());
+    let balance = ovpp(&chain, &["balance", &owner0, "--output", "json"]).await.json();
+    assert_eq!(balance["ovpp"], ovpp_cli::units::format_ovpp(earned).as_str());
+    assert!(balance["lamports"].as_u64().unwrap() > 0);
 
     // Claiming again has nothing to do; the network commands read the chain.
     let again = ovpp(&chain, &["-k", &owner_file, "--oracle-url", &oracle, "rewards", "claim", "--all"]).await;
@@ -272,7 +321,7 @@ async fn the_json_rpc_path_sends_the_transactions_of_the_test_path() {
         "DE-BW",
     ];
     let transfer_to = Keypair::new().pubkey().to_string();
-    let transfer = ["-k", &alice_file, "device", "transfer", &device.pubkey().to_string(), &transfer_to];
+    let transfer = ["-k", &alice_file, "device", "transfer", &device.pubkey().to_string(), &transfer_to, "--yes"];
     for command in [&register[..], &transfer[..]] {
         // The test path builds it (and records it instead of sending) ...
         assert_eq!(ovpp(&test_path, command).await.code, 0);
@@ -443,4 +492,59 @@ async fn holders_govern_through_the_cli() {
     let shown = ovpp(&chain, &["gov", "show", "0", "--output", "json"]).await.json();
     assert_eq!(shown["status"], "executed");
     assert_eq!(test_chain.config().await.emission_cap_per_epoch, 5_000_000_000);
+}
+
+/// A newcomer's first steps: a wallet from the CLI alone, its address and balance, what an
+/// unfunded wallet is told, and an RPC endpoint that does not answer.
+#[tokio::test]
+async fn a_newcomer_makes_a_wallet_and_learns_what_it_needs() {
+    let mut test_chain = TestChain::initialized(1, 1).await;
+    let chain: Arc<dyn Chain> = Arc::new(BanksChain::new(test_chain.ctx.banks_client.clone()));
+    let dir = temp_dir("newcomer");
+    let wallet_file = dir.join("nested/id.json").display().to_string();
+    let made = ovpp(&chain, &["wallet", "new", "-o", &wallet_file, "--output", "json"]).await.json();
+    let wallet = made["wallet"].as_str().unwrap().to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&wallet_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    ovpp(&chain, &["wallet", "new", "-o", &wallet_file]).await.fails_with(1, "exists; pass --force");
+    let address = ovpp(&chain, &["-k", &wallet_file, "wallet", "address"]).await;
+    assert_eq!((address.code, address.stdout.trim()), (0, wallet.as_str()));
+
+    // Unfunded: the balance says so, and a transaction is refused with the fix.
+    let empty = ovpp(&chain, &["-k", &wallet_file, "balance"]).await;
+    assert!(empty.code == 0 && empty.stdout.contains("SOL:  0.000000000") && empty.stdout.contains("no SOL"), "{}", empty.stdout);
+    let device_file = keypair_file(&dir, "device.json", &Keypair::new());
+    let register = [
+        "-k",
+        &wallet_file,
+        "device",
+        "register",
+        "--device-keypair",
+        &device_file,
+        "--kind",
+        "home-battery",
+        "--power",
+        "5kW",
+        "--capacity",
+        "10kWh",
+        "--region",
+        "DE-BY",
+    ];
+    ovpp(&chain, &register).await.fails_with(1, &format!("wallet {wallet} has no SOL to pay the transaction fee"));
+    test_chain.fund(&wallet.parse().unwrap(), 2_000_000_000).await;
+    let funded = ovpp(&chain, &["balance", &wallet, "--output", "json"]).await.json();
+    assert_eq!((funded["sol"].as_str(), funded["ovpp"].as_str()), (Some("2.000000000"), Some("0.000000")));
+    ovpp(&chain, &register).await.json_or_display_ok();
+
+    // No RPC endpoint there: the error names the URL (scheme optional, as with the Solana
+    // CLI) and the flag that chooses it.
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let code = ovpp_cli::main_with(["ovpp", "-u", "127.0.0.1:9", "config", "show"], None, &mut stdout, &mut stderr).await;
+    let stderr = String::from_utf8(stderr).unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("http://127.0.0.1:9") && stderr.contains("-u/--url"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

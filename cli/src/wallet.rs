@@ -1,0 +1,86 @@
+//! The owner's wallet: making one, its address, and what it holds (SOL for fees, OVPP).
+
+use std::path::PathBuf;
+
+use anchor_lang::prelude::Pubkey;
+use clap::Subcommand;
+use serde_json::json;
+use solana_sdk::signature::{Keypair, Signer};
+
+use crate::units::format_ovpp;
+use crate::{parse_pubkey, CliError, Context};
+
+#[derive(Subcommand, Debug)]
+pub enum WalletCommand {
+    /// Make a new wallet keypair file (Solana CLI format, readable by you only), then use it
+    /// with `-k FILE` or put it at ~/.config/solana/id.json.
+    ///
+    /// Example: ovpp wallet new -o ~/.config/solana/id.json
+    New {
+        /// Where to write it [default: ~/.config/solana/id.json].
+        #[arg(long, short = 'o')]
+        outfile: Option<PathBuf>,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The address (public key) of --keypair.
+    ///
+    /// Example: ovpp -k owner.json wallet address
+    Address,
+}
+
+/// Lamports per SOL.
+const LAMPORTS_PER_SOL: u64 = 1_000_000_000;
+
+/// SOL with 9 decimals.
+fn format_sol(lamports: u64) -> String {
+    format!("{}.{:09}", lamports / LAMPORTS_PER_SOL, lamports % LAMPORTS_PER_SOL)
+}
+
+/// OVPP (base units) in `owner`'s OVPP token account; 0 when it has none yet.
+pub async fn ovpp_balance(ctx: &Context<'_>, owner: &Pubkey) -> Result<u64, CliError> {
+    let account = ctx.chain.get_account(&ovpp::client::owner_token_account(owner)).await?;
+    // SPL token account layout (Token-2022's base): mint 32, owner 32, amount u64 LE.
+    Ok(account.and_then(|a| a.data.get(64..72).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))).unwrap_or(0))
+}
+
+/// `ovpp balance [OWNER]`: SOL and OVPP of a wallet (default: --keypair's).
+pub async fn balance(ctx: &mut Context<'_>, owner: &Option<String>) -> Result<(), CliError> {
+    let owner = match owner {
+        Some(text) => parse_pubkey(text, "wallet")?,
+        None => ctx.keypair()?.pubkey(),
+    };
+    let lamports = ctx.chain.get_account(&owner).await?.map_or(0, |a| a.lamports);
+    let ovpp = ovpp_balance(ctx, &owner).await?;
+    let mut display = format!("Wallet {owner}\nSOL:  {}\nOVPP: {}", format_sol(lamports), format_ovpp(ovpp));
+    if lamports == 0 {
+        display += "\n(no SOL: this wallet cannot pay transaction fees until it is funded)";
+    }
+    ctx.emit(json!({"wallet": owner.to_string(), "sol": format_sol(lamports), "lamports": lamports, "ovpp": format_ovpp(ovpp)}), display)
+}
+
+pub async fn run(ctx: &mut Context<'_>, command: &WalletCommand) -> Result<(), CliError> {
+    match command {
+        WalletCommand::New { outfile, force } => {
+            let path = outfile.clone().unwrap_or_else(ovpp_chain::keypair::default_keypair_path);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| CliError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            let keypair = Keypair::new();
+            crate::write_keypair(&keypair, &path, *force)?;
+            ctx.emit(
+                json!({"wallet": keypair.pubkey().to_string(), "path": path.display().to_string()}),
+                format!(
+                    "Wrote wallet keypair {}\nAddress: {}\nKeep the file secret: it controls the wallet. It needs SOL for fees before it can register devices or claim.",
+                    path.display(),
+                    keypair.pubkey()
+                ),
+            )
+        }
+        WalletCommand::Address => {
+            let key = ctx.keypair()?.pubkey();
+            ctx.emit(json!({"wallet": key.to_string()}), key.to_string())
+        }
+    }
+}

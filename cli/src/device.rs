@@ -260,6 +260,14 @@ async fn set_preferences(
         return Err(CliError::Invalid("percentages must be 0 to 100".into()));
     }
     let device = read_keypair(device_keypair)?;
+    let on_chain = fetch_device(ctx, &device.pubkey()).await?;
+    if on_chain.status != DeviceStatus::Active {
+        return Err(CliError::Invalid(format!(
+            "device {} is {}: it takes no dispatch, so it has no preferences",
+            device.pubkey(),
+            status_name(on_chain.status)
+        )));
+    }
     let departure = departure
         .map(|text| {
             chrono::DateTime::parse_from_rfc3339(text)
@@ -286,12 +294,18 @@ async fn set_preferences(
     if !status.is_success() {
         return Err(ctx.oracle_error(format!("HTTP {status}: {}", answer["error"]["message"].as_str().unwrap_or("(no message)"))));
     }
-    let mut display = format!("Dispatch preferences of {} set: reserve {reserve_pct} %", device.pubkey());
+    // Each call sets the whole set (what is not given is back to its default): say so.
+    let mut display = format!("Dispatch preferences of {} now (replacing any set before): reserve {reserve_pct} %", device.pubkey());
     if let Some(departure) = departure {
         display += &format!(", departs at {} needing {departure_soc_pct} %", ovpp_wire::dispatch::event::rfc3339(departure));
     }
+    if departure.is_none() {
+        display += ", no departure";
+    }
     if opt_out_hours > 0 {
         display += &format!(", opted out until {}", ovpp_wire::dispatch::event::rfc3339(prefs.opt_out_until));
+    } else {
+        display += ", taking part in dispatch";
     }
     ctx.emit(answer, display)
 }
@@ -443,7 +457,7 @@ pub async fn run(ctx: &mut Context<'_>, command: &DeviceCommand) -> Result<(), C
 /// What the device has earned and not claimed, as a sentence for a confirmation prompt
 /// (saying so when the oracle cannot tell).
 async fn unclaimed_notice(ctx: &Context<'_>, device: &Device) -> String {
-    match crate::rewards::fetch_earned(ctx, &device.device_key).await {
+    match crate::oracle::fetch_earned(ctx, &device.device_key).await {
         Ok(earned) => {
             let unclaimed = earned.map_or(0, |e| e.leaf.cumulative_amount.saturating_sub(device.claimed));
             if unclaimed == 0 {

@@ -27,6 +27,23 @@ pub enum CliError {
     Io(#[from] std::io::Error),
 }
 
+impl CliError {
+    /// A stable code for scripts (`--output json` prints `{"error": {"code", "message"}}`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CliError::Invalid(_) => "invalid",
+            CliError::Keypair(_) => "keypair",
+            CliError::Program { .. } => "program_error",
+            CliError::Transaction(_) => "transaction_failed",
+            CliError::Rpc(_) => "rpc_unavailable",
+            CliError::Unfunded { .. } => "unfunded_wallet",
+            CliError::Oracle { .. } => "oracle_unavailable",
+            CliError::NotFound(_) => "not_found",
+            CliError::Io(_) => "io",
+        }
+    }
+}
+
 impl From<ChainError> for CliError {
     fn from(e: ChainError) -> Self {
         match e {

@@ -20,6 +20,7 @@ mod device;
 pub mod error;
 mod gov;
 mod network;
+mod oracle;
 mod rewards;
 pub mod units;
 mod wallet;
@@ -224,7 +225,17 @@ where
     match run(&mut ctx).await {
         Ok(()) => 0,
         Err(e) => {
-            let _ = writeln!(stderr, "error: {e}");
+            let _ = match cli.output {
+                OutputFormat::Display => writeln!(stderr, "error: {e}"),
+                // Scripts read errors as they read answers, in the oracle's error shape.
+                OutputFormat::Json | OutputFormat::JsonCompact => {
+                    writeln!(
+                        stderr,
+                        "{}",
+                        serde_json::to_string(&ovpp_wire::http::ErrorBody::new(e.code(), e.to_string())).expect("serializes")
+                    )
+                }
+            };
             1
         }
     }

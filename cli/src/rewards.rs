@@ -4,15 +4,14 @@
 
 use anchor_lang::prelude::Pubkey;
 use clap::Subcommand;
-use ovpp::protocol::{leaf_hash, root_from_proof, Hash32, RewardLeaf};
+use ovpp::protocol::{leaf_hash, root_from_proof};
 use ovpp::state::{Config, Device, DeviceStatus};
 use serde_json::{json, Value};
 use solana_sdk::instruction::Instruction;
 use solana_sdk::signature::Signer;
 
-use ovpp_wire::http::{ErrorBody, Rewards};
-
 use crate::device::{fetch_device, list_devices};
+use crate::oracle::{fetch_earned, Earned};
 use crate::units::format_ovpp;
 use crate::{parse_pubkey, CliError, Context};
 
@@ -32,36 +31,6 @@ pub enum RewardsCommand {
         #[arg(long)]
         all: bool,
     },
-}
-
-/// A device's latest leaf and proof, as the oracle serves them.
-pub(crate) struct Earned {
-    pub(crate) leaf: RewardLeaf,
-    proof: Vec<Hash32>,
-}
-
-pub(crate) async fn fetch_earned(ctx: &Context<'_>, device: &Pubkey) -> Result<Option<Earned>, CliError> {
-    let oracle_error = |message: String| ctx.oracle_error(message);
-    let (status, body) = ctx.oracle(reqwest::Method::GET, &format!("/v1/rewards/{device}"), None).await?;
-    if !status.is_success() {
-        // Only the oracle's own "nothing for this device yet" means nothing earned.
-        let error: Option<ErrorBody> = serde_json::from_value(body.clone()).ok();
-        return match error.as_ref().map(|e| e.error.code.as_str()) {
-            Some("no_rewards" | "no_posted_epoch") => Ok(None),
-            _ => Err(oracle_error(format!("HTTP {status}: {body}"))),
-        };
-    }
-    let rewards: Rewards = serde_json::from_value(body).map_err(|e| oracle_error(format!("not a rewards answer: {e}")))?;
-    let proof = rewards
-        .proof
-        .iter()
-        .map(|h| {
-            let mut out = [0u8; 32];
-            hex::decode_to_slice(h, &mut out).map(|()| out).map_err(|_| oracle_error(format!("bad proof hash {h:?}")))
-        })
-        .collect::<Result<_, _>>()?;
-    let leaf = rewards.leaf;
-    Ok(Some(Earned { leaf, proof }))
 }
 
 /// The proof must lead to the root the chain holds for the leaf's epoch.

@@ -1,5 +1,7 @@
 //! The device channel: each device's commands, its signed acks and its preferences.
 
+use ovpp::state::DeviceStatus;
+
 use super::{DispatchError, Dispatcher};
 use ovpp_wire::device::DeviceKey;
 use ovpp_wire::dispatch::command::{Ack, Command, DeviceSigned, Preferences};
@@ -54,6 +56,12 @@ impl Dispatcher {
         let key = self.registry.verifying_keys(&[prefs.device_key]).await.pop().flatten().ok_or(DispatchError::UnknownDevice)?;
         if !prefs.verify(&key, signature) {
             return Err(DispatchError::BadSignature);
+        }
+        match self.registry.get(&prefs.device_key).await.map(|d| d.profile.status) {
+            Some(DeviceStatus::Active) => {}
+            Some(DeviceStatus::Suspended) => return Err(DispatchError::DeviceNotActive("suspended")),
+            Some(DeviceStatus::Retired) => return Err(DispatchError::DeviceNotActive("retired")),
+            None => return Err(DispatchError::UnknownDevice),
         }
         if !self.store.save_preferences(&prefs).await? {
             return Err(DispatchError::StalePreferences(prefs.sequence));

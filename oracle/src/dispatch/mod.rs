@@ -76,6 +76,8 @@ pub enum DispatchError {
     BadSignature,
     #[error("device is not registered")]
     UnknownDevice,
+    #[error("device is {0}: it takes no dispatch")]
+    DeviceNotActive(&'static str),
     #[error("preferences sequence {0} is not newer than the stored one")]
     StalePreferences(u64),
     #[error("invalid preferences: {0}")]

@@ -45,6 +45,7 @@ impl From<DispatchError> for ApiError {
             DispatchError::UnknownCommand(_) => (StatusCode::NOT_FOUND, "unknown_command"),
             DispatchError::BadSignature => (StatusCode::BAD_REQUEST, "bad_signature"),
             DispatchError::UnknownDevice => (StatusCode::NOT_FOUND, "unknown_device"),
+            DispatchError::DeviceNotActive(_) => (StatusCode::CONFLICT, "device_not_active"),
             DispatchError::StalePreferences(_) => (StatusCode::CONFLICT, "stale_preferences"),
             DispatchError::InvalidRecord(_) => (StatusCode::BAD_REQUEST, "invalid_record"),
             DispatchError::InvalidPreferences(_) => (StatusCode::BAD_REQUEST, "invalid_preferences"),

@@ -170,6 +170,14 @@ async fn an_owner_manages_a_device_through_the_cli() {
     ovpp(&chain, &["-k", &bob_file, "device", "retire", &device, "--yes"]).await.json_or_display_ok();
     assert_eq!(ovpp(&chain, &["device", "show", &device, "--output", "json"]).await.json()["status"], "retired");
     ovpp(&chain, &["-k", &bob_file, "rewards", "claim", &device]).await.fails_with(1, "is retired: it cannot claim");
+    // A retired device has no dispatch preferences.
+    ovpp(&chain, &["device", "preferences", "--device-keypair", &device_file]).await.fails_with(1, "is retired: it takes no dispatch");
+    // Errors for scripts: the oracle's error shape on stderr, the exit code as always.
+    let failed = ovpp(&chain, &["-k", &bob_file, "rewards", "claim", &device, "--output", "json"]).await;
+    assert_eq!(failed.code, 1);
+    let error: Value = serde_json::from_str(failed.stderr.trim()).unwrap_or_else(|e| panic!("{e}: {}", failed.stderr));
+    assert_eq!(error["error"]["code"], "invalid");
+    assert!(error["error"]["message"].as_str().unwrap().contains("is retired"), "{error}");
     ovpp(&chain, &["-k", &bob_file, "device", "update", &device, "--power", "4kW"]).await.fails_with(1, "DeviceRetired");
     let _ = std::fs::remove_dir_all(&dir);
 }

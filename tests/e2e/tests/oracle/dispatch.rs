@@ -479,3 +479,30 @@ async fn the_forecast_counts_yesterdays_rhythm_and_todays_storage() {
     // Storage is held at its state now, so DE-BY (battery, C&I) offers something at 4 h.
     assert!(forecast["DE-BY"][1].flex_down_w > 0);
 }
+
+/// A retired device takes no dispatch: the oracle refuses its preferences (409
+/// `device_not_active`), even correctly signed.
+#[tokio::test]
+async fn a_retired_device_has_no_preferences() {
+    let mut chain = TestChain::initialized(1, 1).await;
+    let owner = chain.new_owner().await;
+    let fleet = Fleet::new(1, 5, 48.1, 11.6);
+    let device = &fleet.devices[0];
+    let device_key = Keypair::new_from_array(device.key.to_bytes());
+    let ix = ovpp::client::register_device(owner.pubkey(), device_key.pubkey(), device.profile.kind, device.params());
+    chain.send(&[ix], &[&owner, &device_key]).await.expect("register_device");
+    chain.send(&[ovpp::client::retire_device(owner.pubkey(), &device_key.pubkey())], &[&owner]).await.expect("retire_device");
+    let oracle = oracle(&chain, "retired-prefs").await;
+    // The registry knows it (as after its first telemetry, or a scan on a real cluster).
+    let known = oracle.state.registry.resolve(&[device.device_key()]).await.unwrap();
+    assert_eq!(known.len(), 1);
+    let prefs = Preferences { device_key: device.device_key(), sequence: 1, ..Preferences::default() };
+    let mut body = serde_json::to_value(&prefs).unwrap();
+    body["signature"] = json!(bs58::encode(prefs.sign(&device.key)).into_string());
+    let url = format!("{}/v1/devices/{}/preferences", oracle.base, device_key.pubkey());
+    let answer = oracle.http.put(url).json(&body).send().await.unwrap();
+    assert_eq!(answer.status().as_u16(), 409);
+    let error: Value = answer.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "device_not_active", "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("retired"), "{error}");
+}

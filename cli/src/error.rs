@@ -17,7 +17,7 @@ pub enum CliError {
     Transaction(TransactionError),
     #[error("the RPC endpoint did not answer as expected: {0} (choose the cluster with -u/--url or OVPP_RPC_URL)")]
     Rpc(String),
-    #[error("wallet {wallet} has no SOL to pay the transaction fee: fund it first (`ovpp balance {wallet}` shows it; on devnet or testnet: `solana airdrop 1 {wallet}`)")]
+    #[error("wallet {wallet} has no SOL to pay the transaction fee: fund it first (`ovpp airdrop 1 {wallet}` on the local network, devnet or testnet; on mainnet send it SOL from a funded wallet)")]
     Unfunded { wallet: String },
     #[error("the oracle at {url}: {message}")]
     Oracle { url: String, message: String },

@@ -82,6 +82,15 @@ pub enum Command {
     /// A wallet for owners: make one, show its address.
     #[command(subcommand)]
     Wallet(wallet::WalletCommand),
+    /// SOL from the cluster's faucet, for fees (the local network, devnet, testnet).
+    ///
+    /// Example: ovpp -k owner.json airdrop 1
+    Airdrop {
+        /// SOL, e.g. `1` or `0.5` (the local network gives at most 10 at a time).
+        amount: String,
+        /// The wallet to fund [default: --keypair's].
+        wallet: Option<String>,
+    },
     /// SOL and OVPP of a wallet [default: --keypair's].
     ///
     /// Example: ovpp -k owner.json balance
@@ -257,6 +266,7 @@ async fn run(ctx: &mut Context<'_>) -> Result<(), CliError> {
         Command::Gov(command) => gov::run(ctx, command).await,
         Command::Wallet(command) => wallet::run(ctx, command).await,
         Command::Balance { wallet } => wallet::balance(ctx, wallet).await,
+        Command::Airdrop { amount, wallet } => wallet::airdrop(ctx, amount, wallet).await,
     }
 }
 

@@ -60,6 +60,39 @@ pub async fn balance(ctx: &mut Context<'_>, owner: &Option<String>) -> Result<()
     ctx.emit(json!({"wallet": owner.to_string(), "sol": format_sol(lamports), "lamports": lamports, "ovpp": format_ovpp(ovpp)}), display)
 }
 
+/// SOL (`1`, `0.5`) as lamports.
+fn parse_sol(text: &str) -> Result<u64, CliError> {
+    let bad = || CliError::Invalid(format!("{text:?} is not an amount of SOL (e.g. 1 or 0.5, at most 9 decimals)"));
+    let (whole, fraction) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || fraction.len() > 9 || !digits(whole) || !digits(fraction) {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let fraction: u64 = if fraction.is_empty() { 0 } else { format!("{fraction:0<9}").parse().map_err(|_| bad())? };
+    whole.checked_mul(LAMPORTS_PER_SOL).and_then(|w| w.checked_add(fraction)).filter(|&l| l > 0).ok_or_else(bad)
+}
+
+/// `ovpp airdrop AMOUNT [WALLET]`: SOL from the cluster's faucet.
+pub async fn airdrop(ctx: &mut Context<'_>, amount: &str, wallet: &Option<String>) -> Result<(), CliError> {
+    let lamports = parse_sol(amount)?;
+    let to = match wallet {
+        Some(text) => parse_pubkey(text, "wallet")?,
+        None => ctx.keypair()?.pubkey(),
+    };
+    ctx.chain.request_airdrop(&to, lamports).await.map_err(|e| {
+        CliError::Invalid(format!(
+            "the cluster at {} gave no airdrop: {e} (mainnet has no faucet: send SOL from a funded wallet)",
+            ctx.cli.url
+        ))
+    })?;
+    let balance = ctx.chain.get_account(&to).await?.map_or(0, |a| a.lamports);
+    ctx.emit(
+        json!({"wallet": to.to_string(), "airdropped": format_sol(lamports), "sol": format_sol(balance)}),
+        format!("Airdropped {} SOL to {to}\nSOL: {}", format_sol(lamports), format_sol(balance)),
+    )
+}
+
 pub async fn run(ctx: &mut Context<'_>, command: &WalletCommand) -> Result<(), CliError> {
     match command {
         WalletCommand::New { outfile, force } => {

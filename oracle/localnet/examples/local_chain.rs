@@ -25,7 +25,8 @@ async fn main() {
     });
     let mut chain = TestChain::new_with_authority(0, authority.insecure_clone()).await;
     chain.fund(&authority.pubkey(), 1_000_000_000_000).await;
-    let bridge = ovpp_localnet::rpc_bridge::Bridge::new(chain.ctx.banks_client.clone());
+    // The authority's wallet is the faucet of `ovpp airdrop`.
+    let bridge = ovpp_localnet::rpc_bridge::Bridge::with_faucet(chain.ctx.banks_client.clone(), authority.insecure_clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8899").await.expect("bind 127.0.0.1:8899");
     println!("ovpp program {} on http://127.0.0.1:8899 (JSON-RPC)", ovpp::ID);
     println!("upgrade authority and funded payer: {} ({})", authority.pubkey(), path.display());

@@ -232,7 +232,8 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     } else {
         ovpp_chain::bank::advance_clock_to(&mut ctx, unix_now()).await;
     }
-    let bridge = Bridge::new(ctx.banks_client.clone());
+    // The operator's wallet is the local faucet (`ovpp airdrop`), as a test validator's is.
+    let bridge = Bridge::with_faucet(ctx.banks_client.clone(), operator.insecure_clone());
     let banks = ctx.banks_client.clone();
     let rpc_listener = tokio::net::TcpListener::bind(("127.0.0.1", args.rpc_port))
         .await

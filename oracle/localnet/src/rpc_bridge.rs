@@ -65,7 +65,12 @@ pub struct Bridge {
     /// Transactions run one at a time, as a leader's do for conflicting accounts (the bank
     /// behind would otherwise answer AccountInUse), and the local clock moves between them.
     serial: Mutex<()>,
+    /// Pays `requestAirdrop`s, as a test validator's faucet does (`None`: not served).
+    faucet: Option<solana_sdk::signature::Keypair>,
 }
+
+/// The most one `requestAirdrop` gives, as test validators limit it: 10 SOL.
+pub const MAX_AIRDROP_LAMPORTS: u64 = 10_000_000_000;
 
 #[allow(deprecated)]
 impl Bridge {
@@ -78,8 +83,19 @@ impl Bridge {
         Self::build(banks, Some(Mutex::default()))
     }
 
+    /// `new`, serving `requestAirdrop` from `faucet`'s lamports.
+    pub fn with_faucet(banks: solana_banks_client::BanksClient, faucet: solana_sdk::signature::Keypair) -> Arc<Self> {
+        let mut bridge = Self::unshared(banks, None);
+        bridge.faucet = Some(faucet);
+        Arc::new(bridge)
+    }
+
     fn build(banks: solana_banks_client::BanksClient, received: Option<Mutex<Vec<Vec<u8>>>>) -> Arc<Self> {
-        Arc::new(Self { chain: BanksChain::new(banks.clone()), banks, statuses: Mutex::default(), received, serial: Mutex::default() })
+        Arc::new(Self::unshared(banks, received))
+    }
+
+    fn unshared(banks: solana_banks_client::BanksClient, received: Option<Mutex<Vec<Vec<u8>>>>) -> Self {
+        Self { chain: BanksChain::new(banks.clone()), banks, statuses: Mutex::default(), received, serial: Mutex::default(), faucet: None }
     }
 
     /// The raw transactions received so far (empty unless built with [`Bridge::recording`]).
@@ -287,6 +303,29 @@ async fn dispatch(bridge: &Bridge, method: &str, params: &Value) -> Result<Value
                     json!(signature.to_string())
                 }
                 Err(failure) => return Err(Failure::Preflight(failure, logs)),
+            }
+        }
+        "requestAirdrop" => {
+            let Some(faucet) = &bridge.faucet else { return Err(Failure::Unknown) };
+            let to = pubkey_param(params, 0).map_err(Failure::Invalid)?;
+            let lamports = params.get(1).and_then(Value::as_u64).ok_or_else(|| Failure::Invalid("param 1 must be lamports".into()))?;
+            if lamports == 0 || lamports > MAX_AIRDROP_LAMPORTS {
+                return Err(Failure::Invalid(format!("an airdrop is 1 to {MAX_AIRDROP_LAMPORTS} lamports, not {lamports}")));
+            }
+            use solana_sdk::signature::Signer;
+            let blockhash = bridge.banks.get_latest_blockhash().await.map_err(internal)?;
+            let transfer = anchor_lang::solana_program::system_instruction::transfer(&faucet.pubkey(), &to, lamports);
+            let transaction = Transaction::new_signed_with_payer(&[transfer], Some(&faucet.pubkey()), &[faucet], blockhash);
+            let signature = transaction.signatures[0];
+            let _serial = bridge.serial.lock().await;
+            let outcome = bridge.banks.process_transaction_with_metadata(transaction.clone()).await.map_err(internal)?;
+            bridge.see(&transaction.message.account_keys).await;
+            match outcome.result {
+                Ok(()) => {
+                    bridge.statuses.lock().await.insert(signature, Ok(()));
+                    json!(signature.to_string())
+                }
+                Err(failure) => return Err(Failure::Internal(format!("the faucet could not pay: {failure}"))),
             }
         }
         "getSignatureStatuses" => {

@@ -76,6 +76,13 @@ pub trait Chain: Send + Sync {
     /// (`Rejected`). `Request` means the outcome is unknown: look at the chain's state.
     async fn send_transaction(&self, transaction: &Transaction) -> Result<(), ChainError>;
 
+    /// Asks the cluster's faucet for `lamports` to `to` and waits until they arrived (test
+    /// clusters and the local network; mainnet has no faucet).
+    async fn request_airdrop(&self, to: &Pubkey, lamports: u64) -> Result<(), ChainError> {
+        let _ = (to, lamports);
+        Err(ChainError::Request("this chain connection has no faucet".into()))
+    }
+
     /// The account at `key`, if any.
     async fn get_account(&self, key: &Pubkey) -> Result<Option<ChainAccount>, ChainError> {
         Ok(self.get_accounts(std::slice::from_ref(key)).await?.pop().flatten())
@@ -142,6 +149,11 @@ impl Chain for RpcChain {
 
     async fn latest_blockhash(&self) -> Result<Hash, ChainError> {
         self.client.get_latest_blockhash().await.map_err(|e| self.unreachable(e))
+    }
+
+    async fn request_airdrop(&self, to: &Pubkey, lamports: u64) -> Result<(), ChainError> {
+        let signature = self.client.request_airdrop(to, lamports).await.map_err(|e| self.unreachable(e))?;
+        self.client.poll_for_signature(&signature).await.map_err(|e| self.unreachable(e))
     }
 
     async fn send_transaction(&self, transaction: &Transaction) -> Result<(), ChainError> {

@@ -556,3 +556,38 @@ async fn a_newcomer_makes_a_wallet_and_learns_what_it_needs() {
     assert!(stderr.contains("http://127.0.0.1:9") && stderr.contains("-u/--url"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `ovpp airdrop` over JSON-RPC against the local endpoint, whose faucet is the operator's
+/// wallet (as a test validator's faucet): a new wallet gets SOL without other tools.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_wallet_is_funded_by_airdrop_on_the_local_network() {
+    let mut test_chain = TestChain::initialized(1, 1).await;
+    let faucet = Keypair::new();
+    test_chain.fund(&faucet.pubkey(), 100_000_000_000).await;
+    let bridge = ovpp_localnet::rpc_bridge::Bridge::with_faucet(test_chain.ctx.banks_client.clone(), faucet);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let router = bridge.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let dir = temp_dir("airdrop");
+    let wallet_file = dir.join("id.json").display().to_string();
+    let over_rpc = |args: Vec<String>| async move {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let code = ovpp_cli::main_with(std::iter::once("ovpp".to_string()).chain(args), None, &mut stdout, &mut stderr).await;
+        Run { code, stdout: String::from_utf8(stdout).unwrap(), stderr: String::from_utf8(stderr).unwrap() }
+    };
+    let args =
+        |rest: &[&str]| ["-u", address.as_str(), "-k", wallet_file.as_str()].iter().chain(rest).map(|s| s.to_string()).collect::<Vec<_>>();
+    over_rpc(args(&["wallet", "new", "-o", &wallet_file])).await.json_or_text();
+    let funded = over_rpc(args(&["airdrop", "1.5", "--output", "json"])).await.json();
+    assert_eq!((funded["airdropped"].as_str(), funded["sol"].as_str()), (Some("1.500000000"), Some("1.500000000")));
+    // Above the faucet's limit (the RPC client reports any refusal in its own words).
+    over_rpc(args(&["airdrop", "11"])).await.fails_with(1, "gave no airdrop");
+    over_rpc(args(&["airdrop", "one"])).await.fails_with(1, "is not an amount of SOL");
+    let balance = over_rpc(args(&["balance", "--output", "json"])).await.json();
+    assert_eq!(balance["sol"], "1.500000000");
+    // The in-process bank has no faucet, and says so.
+    let chain: Arc<dyn Chain> = Arc::new(BanksChain::new(test_chain.ctx.banks_client.clone()));
+    ovpp(&chain, &["-k", &wallet_file, "airdrop", "1"]).await.fails_with(1, "has no faucet");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,6 +13,8 @@ use crate::{parse_pubkey, CliError, Context};
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
     /// Initialize the program (signed by its upgrade authority): config, OVPP mint, oracle set.
+    ///
+    /// Example: ovpp -k authority.json admin init --oracle De6175nq1Zsgbc8bVV6NTyh2Fu5c8fEWUPQL1qUoAuaH --threshold 1 --epoch-length 3600 --emission-cap 10000
     Init {
         /// An oracle key (repeat for each).
         #[arg(long = "oracle", required = true)]
@@ -31,24 +33,40 @@ pub enum AdminCommand {
         metadata_uri: String,
     },
     /// Replace the oracle set and threshold.
+    ///
+    /// Example: ovpp -k authority.json admin set-oracles --oracle De6175nq1Zsgbc8bVV6NTyh2Fu5c8fEWUPQL1qUoAuaH --oracle 29XtGoKkwh2owDv429w3dMhi66NRjB8JrcgUzmg3NnJv --threshold 2
     SetOracles {
+        /// An oracle key (repeat for each).
         #[arg(long = "oracle", required = true)]
         oracles: Vec<String>,
+        /// Signatures needed to post an epoch.
         #[arg(long)]
         threshold: u8,
     },
     /// Change the emission cap and/or the epoch length.
+    ///
+    /// Example: ovpp -k authority.json admin set-params --emission-cap 5000 --epoch-length 86400
     SetParams {
+        /// Most OVPP one epoch may add.
         #[arg(long, value_parser = parse_ovpp)]
         emission_cap: Option<u64>,
+        /// Epoch length in seconds (from the next epoch on).
         #[arg(long)]
         epoch_length: Option<u32>,
     },
     /// Stop registration, device changes, posting and claims.
+    ///
+    /// Example: ovpp -k authority.json admin pause
     Pause,
+    /// Lift the pause.
+    ///
+    /// Example: ovpp -k authority.json admin unpause
     Unpause,
     /// Propose a new authority (a multisig or governance PDA), which must accept.
+    ///
+    /// Example: ovpp -k authority.json admin propose-authority De6175nq1Zsgbc8bVV6NTyh2Fu5c8fEWUPQL1qUoAuaH
     ProposeAuthority {
+        /// The proposed authority's public key.
         #[arg(required_unless_present = "cancel", conflicts_with = "cancel")]
         new_authority: Option<String>,
         /// Withdraw the pending proposal.
@@ -56,6 +74,8 @@ pub enum AdminCommand {
         cancel: bool,
     },
     /// Accept the authority proposed to --keypair.
+    ///
+    /// Example: ovpp -k new-authority.json admin accept-authority
     AcceptAuthority,
 }
 

@@ -19,6 +19,8 @@ use crate::{parse_pubkey, read_keypair, CliError, Context};
 #[derive(Subcommand, Debug)]
 pub enum DeviceCommand {
     /// Create a device keypair (Solana's JSON format, readable by you only).
+    ///
+    /// Example: ovpp device keygen -o battery.json
     Keygen {
         /// Where to write it.
         #[arg(long, short = 'o')]
@@ -28,10 +30,13 @@ pub enum DeviceCommand {
         force: bool,
     },
     /// Register a device you own: signed by you (--keypair) and by the device key.
+    ///
+    /// Example: ovpp -k owner.json device register --device-keypair battery.json --kind home-battery --power 5kW --capacity 13.5kWh --region DE-BY
     Register {
         /// The device's keypair (the key that signs its telemetry).
         #[arg(long)]
         device_keypair: PathBuf,
+        /// What the device is.
         #[arg(long, value_enum)]
         kind: Kind,
         /// Rated power: `7400`, `11kW`, `2MW`.
@@ -48,19 +53,27 @@ pub enum DeviceCommand {
         location_cell: u64,
     },
     /// Change declared parameters (the kind is fixed for life).
+    ///
+    /// Example: ovpp -k owner.json device update 29XtGoKkwh2owDv429w3dMhi66NRjB8JrcgUzmg3NnJv --power 6kW
     Update {
         /// Device key.
         device: String,
+        /// New rated power: `6kW`.
         #[arg(long, value_parser = parse_power, allow_hyphen_values = true)]
         power: Option<u64>,
+        /// New usable energy capacity: `12kWh`.
         #[arg(long, value_parser = parse_energy, allow_hyphen_values = true)]
         capacity: Option<u64>,
+        /// New ISO 3166 region: `DE-BW`.
         #[arg(long)]
         region: Option<String>,
+        /// New H3 cell index of the site (0 = none).
         #[arg(long)]
         location_cell: Option<u64>,
     },
     /// Give the device to another owner, who receives every later claim (claim first).
+    ///
+    /// Example: ovpp -k owner.json device transfer 29XtGoKkwh2owDv429w3dMhi66NRjB8JrcgUzmg3NnJv De6175nq1Zsgbc8bVV6NTyh2Fu5c8fEWUPQL1qUoAuaH --yes
     Transfer {
         /// Device key.
         device: String,
@@ -71,6 +84,8 @@ pub enum DeviceCommand {
         yes: bool,
     },
     /// Retire the device for good: no more telemetry, no more claims, the key never again.
+    ///
+    /// Example: ovpp -k owner.json device retire 29XtGoKkwh2owDv429w3dMhi66NRjB8JrcgUzmg3NnJv --yes
     Retire {
         /// Device key.
         device: String,
@@ -79,12 +94,16 @@ pub enum DeviceCommand {
         yes: bool,
     },
     /// Show a device's on-chain record.
+    ///
+    /// Example: ovpp device show 29XtGoKkwh2owDv429w3dMhi66NRjB8JrcgUzmg3NnJv
     Show {
         /// Device key.
         device: String,
     },
     /// Tell the oracle's dispatch what the device may do (signed with the device key):
     /// state-of-charge reserve, an EV's departure and the charge it needs, or an opt-out.
+    ///
+    /// Example: ovpp device preferences --device-keypair ev.json --departure 2026-12-04T07:30:00Z --departure-soc-pct 80
     Preferences {
         /// The device's keypair (the key that signs its telemetry).
         #[arg(long)]
@@ -103,12 +122,16 @@ pub enum DeviceCommand {
         opt_out_hours: u32,
     },
     /// List devices, filtered by owner, kind and region.
+    ///
+    /// Example: ovpp -k owner.json device list --owner me --kind home-battery
     List {
         /// Owner public key (`me` for --keypair's).
         #[arg(long)]
         owner: Option<String>,
+        /// Only devices of this kind.
         #[arg(long, value_enum)]
         kind: Option<Kind>,
+        /// Only devices in this ISO 3166 region.
         #[arg(long)]
         region: Option<String>,
     },

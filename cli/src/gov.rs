@@ -20,17 +20,22 @@ use crate::{parse_pubkey, CliError, Context};
 pub enum GovCommand {
     /// Hand the network's configuration to governance (signed by the current authority);
     /// the authority keeps only an emergency pause, unless --no-emergency-pauser.
+    ///
+    /// Example: ovpp -k authority.json gov init --voting-period 3d --timelock 2d --quorum 20
     Init {
         #[command(flatten)]
         params: ParamArgs,
         /// Who may pause in an emergency [default: --keypair].
         #[arg(long, conflicts_with = "no_emergency_pauser")]
         emergency_pauser: Option<String>,
+        /// No emergency pauser: only a passed proposal can pause.
         #[arg(long)]
         no_emergency_pauser: bool,
     },
     /// Lock OVPP for voting power (1x to 4x with the lock's length, one week to four years);
     /// with an existing lock, adds to it and extends it.
+    ///
+    /// Example: ovpp -k holder.json gov lock 100 --for 1y
     Lock {
         /// OVPP to lock (0 with --for only extends).
         #[arg(value_parser = parse_ovpp)]
@@ -40,6 +45,8 @@ pub enum GovCommand {
         duration: Option<u64>,
     },
     /// Withdraw all locked OVPP once the lock has ended.
+    ///
+    /// Example: ovpp -k holder.json gov unlock
     Unlock,
     /// Propose a change (needs the minimum voting power).
     Propose {
@@ -50,25 +57,44 @@ pub enum GovCommand {
         description: String,
     },
     /// Vote on a proposal with all your locked OVPP.
+    ///
+    /// Example: ovpp -k holder.json gov vote 0 --for
     Vote {
+        /// The proposal's number.
         id: u64,
+        /// Vote for it.
         #[arg(long = "for", conflicts_with = "against", required_unless_present = "against")]
         support: bool,
+        /// Vote against it.
         #[arg(long)]
         against: bool,
     },
     /// Execute a proposal that passed, after its timelock (anyone may).
-    Execute { id: u64 },
+    ///
+    /// Example: ovpp -k holder.json gov execute 0
+    Execute {
+        /// The proposal's number.
+        id: u64,
+    },
     /// All proposals with their status and tallies.
+    ///
+    /// Example: ovpp gov list
     List,
     /// Governance parameters and your lock, or one proposal.
-    Show { id: Option<u64> },
+    ///
+    /// Example: ovpp -k holder.json gov show 0
+    Show {
+        /// A proposal's number [default: the parameters and your lock].
+        id: Option<u64>,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct ParamArgs {
+    /// How long a proposal is open for votes: `3d`.
     #[arg(long, value_parser = parse_duration, default_value = "3d")]
     pub voting_period: u64,
+    /// How long a passed proposal waits before it can be executed: `2d`.
     #[arg(long, value_parser = parse_duration, default_value = "2d")]
     pub timelock: u64,
     /// Share of all locked OVPP that must vote, percent.
@@ -100,45 +126,80 @@ impl ParamArgs {
 #[derive(Subcommand, Debug)]
 pub enum ChangeCommand {
     /// Replace the oracle set and threshold.
+    ///
+    /// Example: ovpp -k holder.json gov propose oracle-set --oracle De6175nq1Zsgbc8bVV6NTyh2Fu5c8fEWUPQL1qUoAuaH --threshold 1 --description "rotate the oracle key"
     OracleSet {
+        /// An oracle key (repeat for each).
         #[arg(long = "oracle", required = true)]
         oracles: Vec<String>,
+        /// Signatures needed to post an epoch.
         #[arg(long)]
         threshold: u8,
     },
     /// Most OVPP one epoch may add.
+    ///
+    /// Example: ovpp -k holder.json gov propose emission-cap 5000 --description "halve the emission"
     EmissionCap {
+        /// OVPP per epoch at most.
         #[arg(value_parser = parse_ovpp)]
         amount: u64,
     },
     /// Epoch length in seconds (or `1h`, `1d`).
+    ///
+    /// Example: ovpp -k holder.json gov propose epoch-length 1d
     EpochLength {
+        /// The new length: `3600`, `1h`, `1d`.
         #[arg(value_parser = parse_duration)]
         length: u64,
     },
     /// The scoring rules' hash (hex) the oracles must apply.
+    ///
+    /// Example: ovpp -k holder.json gov propose scoring-rules-hash 9d8ab047149788d2725a8dc224d3cdbdb3a95349b6112f4961f2036e4916e8ee
     ScoringRulesHash {
+        /// sha256 of the rules, hex (`ovpp-oracle` prints it; SCORING.md says how).
         hash: String,
     },
+    /// Pause the network (registration, device changes, posting, claims).
+    ///
+    /// Example: ovpp -k holder.json gov propose pause --description "oracle compromise"
     Pause,
+    /// Lift the pause.
+    ///
+    /// Example: ovpp -k holder.json gov propose unpause
     Unpause,
     /// Propose a new authority for the configuration (it must accept): ends governance.
+    ///
+    /// Example: ovpp -k holder.json gov propose authority De6175nq1Zsgbc8bVV6NTyh2Fu5c8fEWUPQL1qUoAuaH
     Authority {
+        /// The new authority's public key.
         new_authority: String,
     },
     /// Set or (with `none`) revoke the emergency pauser.
+    ///
+    /// Example: ovpp -k holder.json gov propose emergency-pauser none
     EmergencyPauser {
+        /// The pauser's public key, or `none`.
         pauser: String,
     },
     /// Change governance's own parameters.
+    ///
+    /// Example: ovpp -k holder.json gov propose params --voting-period 5d --quorum 25
     Params(ParamArgs),
     /// Suspend a device (e.g. proven telemetry fraud; `--reason` is a documented code).
+    ///
+    /// Example: ovpp -k holder.json gov propose suspend-device 29XtGoKkwh2owDv429w3dMhi66NRjB8JrcgUzmg3NnJv --reason 1
     SuspendDevice {
+        /// Device key.
         device: String,
+        /// Reason code, recorded on-chain.
         #[arg(long, default_value_t = 0)]
         reason: u16,
     },
+    /// Reinstate a suspended device.
+    ///
+    /// Example: ovpp -k holder.json gov propose reinstate-device 29XtGoKkwh2owDv429w3dMhi66NRjB8JrcgUzmg3NnJv
     ReinstateDevice {
+        /// Device key.
         device: String,
     },
 }

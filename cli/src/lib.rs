@@ -31,22 +31,22 @@ pub use error::CliError;
 #[command(name = "ovpp", version, about = "OpenVPP: register devices, claim OVPP, operate the network")]
 pub struct Cli {
     /// Solana cluster: mainnet-beta, devnet, testnet, localhost, or an RPC URL.
-    #[arg(long = "url", short = 'u', global = true, env = "OVPP_RPC_URL", default_value = "localhost")]
+    #[arg(help_heading = "Global options", long = "url", short = 'u', global = true, env = "OVPP_RPC_URL", default_value = "localhost")]
     pub url: String,
     /// Keypair that signs and pays (the owner, or the operator) [default: ~/.config/solana/id.json].
-    #[arg(long, short = 'k', global = true, env = "OVPP_KEYPAIR")]
+    #[arg(help_heading = "Global options", long, short = 'k', global = true, env = "OVPP_KEYPAIR")]
     pub keypair: Option<PathBuf>,
     /// Commitment level of reads and confirmations.
-    #[arg(long, global = true, default_value = "confirmed", value_parser = ["processed", "confirmed", "finalized"])]
+    #[arg(help_heading = "Global options", long, global = true, default_value = "confirmed", value_parser = ["processed", "confirmed", "finalized"])]
     pub commitment: String,
     /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Display)]
+    #[arg(help_heading = "Global options", long, global = true, value_enum, default_value_t = OutputFormat::Display)]
     pub output: OutputFormat,
     /// Base URL of an OpenVPP oracle (for rewards and proofs).
-    #[arg(long, global = true, env = "OVPP_ORACLE_URL", default_value = "http://127.0.0.1:8787")]
+    #[arg(help_heading = "Global options", long, global = true, env = "OVPP_ORACLE_URL", default_value = "http://127.0.0.1:8787")]
     pub oracle_url: String,
     /// The program id this CLI talks to; it is built for one program and refuses another.
-    #[arg(long, global = true, env = "OVPP_PROGRAM_ID")]
+    #[arg(help_heading = "Global options", long, global = true, env = "OVPP_PROGRAM_ID")]
     pub program_id: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -277,5 +277,35 @@ mod tests {
         // Clap checks names, conflicts and defaults of every subcommand here, not at run time
         // in release builds.
         <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    /// `--help` is where a newcomer learns the CLI: every flag says what it is, every command
+    /// shows an example, and the global options stand apart from a command's own.
+    #[test]
+    fn every_flag_is_described_and_every_command_has_an_example() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} <{id}>: no description"));
+                }
+                if path == "ovpp" && arg.is_global_set() && arg.get_help_heading() != Some("Global options") {
+                    missing.push(format!("{path} <{id}>: a global option outside \"Global options\""));
+                }
+            }
+            let subcommands: Vec<&clap::Command> = command.get_subcommands().filter(|c| c.get_name() != "help").collect();
+            if subcommands.is_empty() && !command.get_long_about().is_some_and(|a| a.to_string().contains("Example: ovpp ")) {
+                missing.push(format!("{path}: no example"));
+            }
+            for sub in subcommands {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&<super::Cli as clap::CommandFactory>::command(), "ovpp", &mut missing);
+        assert!(missing.is_empty(), "{} gaps in --help:\n{}", missing.len(), missing.join("\n"));
     }
 }

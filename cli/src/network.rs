@@ -12,17 +12,27 @@ use crate::{CliError, Context};
 #[derive(Subcommand, Debug)]
 pub enum EpochCommand {
     /// The most recent posted epochs.
+    ///
+    /// Example: ovpp epoch list --limit 5
     List {
+        /// How many, newest first.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         limit: u64,
     },
     /// One posted epoch.
-    Show { epoch: u64 },
+    ///
+    /// Example: ovpp epoch show 3
+    Show {
+        /// The epoch number.
+        epoch: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
     /// The network's parameters, oracle set and totals.
+    ///
+    /// Example: ovpp config show --output json
     Show,
 }
 

@@ -18,11 +18,15 @@ use crate::{parse_pubkey, CliError, Context};
 #[derive(Subcommand, Debug)]
 pub enum RewardsCommand {
     /// Earned, claimed and claimable OVPP of a device, or of all your devices.
+    ///
+    /// Example: ovpp -k owner.json rewards show
     Show {
         /// Device key [default: every device owned by --keypair].
         device: Option<String>,
     },
     /// Claim for a device, or for all your devices with --all (several per transaction).
+    ///
+    /// Example: ovpp -k owner.json rewards claim --all
     Claim {
         /// Device key.
         #[arg(required_unless_present = "all", conflicts_with = "all")]

@@ -403,10 +403,13 @@ async fn a_cosigner_remeasures_the_primarys_events_and_signs_the_same_report() {
 }
 
 /// An owner opts a device out with the CLI (`ovpp device preferences`, signed with the
-/// device key): the next plan leaves it out; the oracle refuses an unregistered device.
+/// device key): the next plan leaves it out; an unregistered device is refused (the CLI
+/// reads the device's status on-chain first).
 #[tokio::test]
 async fn an_owner_opts_a_device_out_with_the_cli() {
-    let (_chain, oracle, fleet, id, plan) = planned_event("dispatch-cli", 14).await;
+    let (chain, oracle, fleet, id, plan) = planned_event("dispatch-cli", 14).await;
+    let banks: std::sync::Arc<dyn ovpp_chain::Chain> =
+        std::sync::Arc::new(ovpp_chain::bank::BanksChain::new(chain.ctx.banks_client.clone()));
     let id = id.as_str();
     let device = fleet.devices.iter().find(|d| plan.setpoints.contains_key(&d.device_key())).expect("a planned device");
     let dir = std::env::temp_dir().join(format!("ovpp-dispatch-cli-{}", std::process::id()));
@@ -415,11 +418,12 @@ async fn an_owner_opts_a_device_out_with_the_cli() {
     std::fs::write(&file, serde_json::to_string(&device.key.to_keypair_bytes().to_vec()).unwrap()).unwrap();
     let run = |extra: Vec<String>| {
         let base = oracle.base.clone();
+        let banks = banks.clone();
         async move {
             let args =
                 ["ovpp", "--oracle-url", &base, "--output", "json", "device", "preferences"].into_iter().map(String::from).chain(extra);
             let (mut out, mut err) = (Vec::new(), Vec::new());
-            let code = ovpp_cli::main_with(args, None, &mut out, &mut err).await;
+            let code = ovpp_cli::main_with(args, Some(banks), &mut out, &mut err).await;
             (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
         }
     };
@@ -432,7 +436,7 @@ async fn an_owner_opts_a_device_out_with_the_cli() {
     oracle.state.dispatch.tick(unix_now()).await.unwrap();
     let after = oracle.state.dispatch.plan(id).await.unwrap();
     assert!(after.revision > plan.revision && !after.setpoints.contains_key(&device.device_key()), "{after:?}");
-    // A device key nobody registered: refused by the oracle, exit code 1.
+    // A device key nobody registered: refused, exit code 1.
     let stranger = dir.join("stranger.json");
     std::fs::write(&stranger, serde_json::to_string(&Keypair::new().to_bytes().to_vec()).unwrap()).unwrap();
     let (code, _, err) = run(vec!["--device-keypair".into(), stranger.display().to_string()]).await;

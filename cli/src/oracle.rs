@@ -10,6 +10,9 @@ use crate::{CliError, Context};
 pub(crate) struct Earned {
     pub(crate) leaf: RewardLeaf,
     pub(crate) proof: Vec<Hash32>,
+    /// The chain's latest posted epoch as the oracle saw it (newer than the leaf's when the
+    /// oracle is behind).
+    pub(crate) chain_last_epoch: u64,
 }
 
 pub(crate) async fn fetch_earned(ctx: &Context<'_>, device: &Pubkey) -> Result<Option<Earned>, CliError> {
@@ -32,6 +35,5 @@ pub(crate) async fn fetch_earned(ctx: &Context<'_>, device: &Pubkey) -> Result<O
             hex::decode_to_slice(h, &mut out).map(|()| out).map_err(|_| oracle_error(format!("bad proof hash {h:?}")))
         })
         .collect::<Result<_, _>>()?;
-    let leaf = rewards.leaf;
-    Ok(Some(Earned { leaf, proof }))
+    Ok(Some(Earned { leaf: rewards.leaf, proof, chain_last_epoch: rewards.chain_last_epoch }))
 }

@@ -66,6 +66,8 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
         RewardsCommand::Show { device } => {
             let devices = devices_of(ctx, device).await?;
             let mut rows = Vec::new();
+            // The oracle's proofs are older than the chain's latest epoch (it is behind).
+            let mut behind = None;
             let mut display =
                 format!("{:<44}  {:>6}  {:>20}  {:>20}  {:>20}", "DEVICE", "EPOCH", "EARNED OVPP", "CLAIMED OVPP", "CLAIMABLE OVPP");
             for d in &devices {
@@ -73,6 +75,9 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
                 let total = earned.as_ref().map_or(0, |e| e.leaf.cumulative_amount);
                 let claimable = if d.status == DeviceStatus::Active { total.saturating_sub(d.claimed) } else { 0 };
                 let epoch = earned.as_ref().map(|e| e.leaf.epoch);
+                if let Some(e) = earned.as_ref().filter(|e| e.chain_last_epoch > e.leaf.epoch) {
+                    behind = Some((e.leaf.epoch, e.chain_last_epoch));
+                }
                 let row = json!({
                     "device_key": d.device_key.to_string(),
                     "epoch": epoch,
@@ -101,6 +106,11 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
                 format_ovpp(claimed),
                 format_ovpp(claimable)
             );
+            if let Some((leaf_epoch, chain_epoch)) = behind {
+                display += &format!(
+                    "\n(the oracle's latest proofs are from epoch {leaf_epoch}; the chain has posted up to epoch {chain_epoch}: this oracle has not closed the newer ones, so more may be claimable from another oracle)"
+                );
+            }
             let devices: Vec<Value> = rows.into_iter().map(|r| r.0).collect();
             let json = json!({
                 "devices": devices,

@@ -33,6 +33,9 @@ pub struct EpochJob {
     http: reqwest::Client,
     /// Latest epoch whose auto-claims were cranked.
     auto_claimed: AtomicU64,
+    /// Whether this oracle's key was in the on-chain oracle set at the last step (so that a
+    /// change is said once, not every poll).
+    in_oracle_set: std::sync::atomic::AtomicBool,
 }
 
 impl EpochJob {
@@ -40,7 +43,7 @@ impl EpochJob {
         let payer = ovpp_chain::keypair::read_keypair(&role.keypair)?;
         let oracle = SigningKey::from_bytes(ovpp_chain::keypair::read_keypair(&role.oracle_keypair)?.secret_bytes());
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
-        Ok(Self { chain, state, role, oracle, payer, http, auto_claimed: AtomicU64::new(0) })
+        Ok(Self { chain, state, role, oracle, payer, http, auto_claimed: AtomicU64::new(0), in_oracle_set: true.into() })
     }
 
     pub fn oracle_key(&self) -> Pubkey {
@@ -60,8 +63,17 @@ impl EpochJob {
 
     pub async fn step(&self) -> anyhow::Result<()> {
         let config = relay::read_config(self.chain.as_ref()).await?;
-        if !config.oracles.contains(&self.oracle_key()) && (self.role.close || self.role.cosign_for.is_some()) {
-            tracing::warn!(oracle = %self.oracle_key(), "this oracle key is not in the on-chain oracle set: its signatures will not count");
+        if self.role.close || self.role.cosign_for.is_some() {
+            let member = config.oracles.contains(&self.oracle_key());
+            if self.in_oracle_set.swap(member, Ordering::Relaxed) != member {
+                match member {
+                    false => tracing::warn!(
+                        oracle = %self.oracle_key(),
+                        "this oracle's key is not in the on-chain oracle set: its epoch signatures will not count until the authority or governance adds it (ovpp admin set-oracles / ovpp gov propose oracle-set)"
+                    ),
+                    true => tracing::info!(oracle = %self.oracle_key(), "this oracle's key is in the on-chain oracle set again"),
+                }
+            }
         }
         let registry = self.state.registry.all().await;
         if self.role.close || self.role.cosign_for.is_some() {

@@ -415,26 +415,29 @@ pub struct ProofCache {
 
 impl ProofCache {
     /// The tree of the latest epoch closed here that the chain has posted with this root
-    /// (read from the chain, so co-signers that do not relay serve proofs too).
-    async fn latest(&self, store: &Store, chain: &dyn ovpp_chain::Chain) -> Result<Option<Arc<EpochTree>>, ApiError> {
+    /// (read from the chain, so co-signers that do not relay serve proofs too), and the
+    /// chain's latest posted epoch.
+    async fn latest(&self, store: &Store, chain: &dyn ovpp_chain::Chain) -> Result<(Option<Arc<EpochTree>>, u64), ApiError> {
         let config = crate::relay::read_config(chain)
             .await
             .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", e.to_string()))?;
         let posted = |e: &EpochRecord| e.epoch <= config.last_epoch && config.root_for(e.epoch) == Some(e.root);
-        let Some(record) = store.epochs(ovpp::state::ROOT_RING_LEN as i64).await?.into_iter().find(posted) else { return Ok(None) };
+        let last = config.last_epoch;
+        let Some(record) = store.epochs(ovpp::state::ROOT_RING_LEN as i64).await?.into_iter().find(posted) else { return Ok((None, last)) };
         if let Some(tree) = self.tree.read().await.as_ref().filter(|t| t.epoch == record.epoch) {
-            return Ok(Some(tree.clone()));
+            return Ok((Some(tree.clone()), last));
         }
         let tree = Arc::new(EpochTree::new(record.epoch, store.epoch_leaves(record.epoch).await?));
         *self.tree.write().await = Some(tree.clone());
-        Ok(Some(tree))
+        Ok((Some(tree), last))
     }
 }
 
 /// What a wallet needs to claim: the device's leaf in the latest posted epoch and its proof.
 async fn get_rewards(State(state): State<AppState>, Path(key): Path<String>) -> Result<Response, ApiError> {
     let device = parse_key(&key)?;
-    let tree = state.proofs.latest(&state.store, state.chain.as_ref()).await?.ok_or_else(|| {
+    let (tree, chain_last_epoch) = state.proofs.latest(&state.store, state.chain.as_ref()).await?;
+    let tree = tree.ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "no_posted_epoch", "no epoch closed here is among the chain's recent posted roots")
     })?;
     let (leaf, proof) = tree
@@ -446,6 +449,7 @@ async fn get_rewards(State(state): State<AppState>, Path(key): Path<String>) -> 
         root: hex::encode(tree.root()),
         leaf,
         proof: proof.iter().map(hex::encode).collect(),
+        chain_last_epoch,
     })
     .into_response())
 }

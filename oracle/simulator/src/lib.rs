@@ -323,18 +323,27 @@ pub struct Sent {
 /// committed it, so nothing is lost or stored twice.
 pub struct Sender {
     http: reqwest::Client,
-    url: String,
+    /// The dispatching oracle's base URL: commands come from it.
     base: String,
+    /// `POST /v1/telemetry` of every oracle the fleet reports to (the dispatching one first):
+    /// co-signers recompute epochs from their own copy of the telemetry.
+    urls: Vec<String>,
 }
 
 const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Sender {
     pub fn new(oracle_url: &str) -> Self {
+        Self::to_all(&[oracle_url.to_string()])
+    }
+
+    /// Telemetry to every oracle of `oracle_urls`, commands from the first.
+    pub fn to_all(oracle_urls: &[String]) -> Self {
         // A request that hangs is retried like one that failed.
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap_or_default();
-        let base = oracle_url.trim_end_matches('/').to_string();
-        Self { http, url: format!("{base}/v1/telemetry"), base }
+        let bases: Vec<String> = oracle_urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+        let base = bases.first().cloned().unwrap_or_default();
+        Self { http, urls: bases.iter().map(|b| format!("{b}/v1/telemetry")).collect(), base }
     }
 
     /// Fetches the command in force for every device of `fleet` (`POST /v1/commands`, one
@@ -378,11 +387,21 @@ impl Sender {
         response.json().await.map_err(|e| SimulateError::BadAnswer(e.to_string()))
     }
 
+    /// Sends `batches` to every oracle; the totals are the dispatching oracle's answer.
     pub async fn send(&self, batches: &[SignedBatch]) -> Result<Sent, SimulateError> {
         let body = ovpp_wire::telemetry::encode_batches(batches);
+        let mut first = None;
+        for url in &self.urls {
+            let sent = self.send_to(url, &body).await?;
+            first.get_or_insert(sent);
+        }
+        Ok(first.unwrap_or_default())
+    }
+
+    async fn send_to(&self, url: &str, body: &[u8]) -> Result<Sent, SimulateError> {
         let mut backoff = std::time::Duration::from_millis(100);
         loop {
-            let response = self.http.post(&self.url).header("content-type", "application/octet-stream").body(body.clone()).send().await;
+            let response = self.http.post(url).header("content-type", "application/octet-stream").body(body.to_vec()).send().await;
             match response {
                 Ok(r) if r.status().is_success() => {
                     let answer: TelemetryAnswer = r.json().await.map_err(|e| SimulateError::BadAnswer(e.to_string()))?;
@@ -391,11 +410,11 @@ impl Sender {
                 Ok(r) if r.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE => {
                     let status = r.status().as_u16();
                     let body = r.text().await.unwrap_or_default();
-                    return Err(SimulateError::Refused { url: self.url.clone(), status, body });
+                    return Err(SimulateError::Refused { url: url.to_string(), status, body });
                 }
                 Ok(r) => tracing::warn!(status = %r.status(), "oracle unavailable; retrying"),
                 Err(e) => {
-                    tracing::warn!(error = %e, url = %self.url, "oracle unreachable; retrying")
+                    tracing::warn!(error = %e, url = %url, "oracle unreachable; retrying")
                 }
             }
             tokio::time::sleep(backoff).await;

@@ -14,9 +14,10 @@ use ovpp_wire::device::kind_name;
 #[derive(Parser)]
 #[command(name = "ovpp-simulator", version)]
 struct SimulateArgs {
-    /// Base URL of the oracle's HTTP API.
-    #[arg(long, env = "OVPP_ORACLE_URL", default_value = "http://127.0.0.1:8787")]
-    oracle: String,
+    /// Base URL of an oracle's HTTP API; repeat for co-signers, which need the same
+    /// telemetry (commands come from the first).
+    #[arg(long, env = "OVPP_ORACLE_URL", value_delimiter = ',', default_value = "http://127.0.0.1:8787")]
+    oracle: Vec<String>,
     /// Number of devices (a residential mix of every kind across three regions).
     #[arg(long, short = 'n', default_value_t = 300)]
     devices: usize,
@@ -111,8 +112,8 @@ async fn run_simulation(args: SimulateArgs) -> anyhow::Result<()> {
     let now = unix_now();
     let start = (now - (args.backfill_hours * 3600.0) as i64).div_euclid(interval) * interval;
     let clock = Clock { start, interval_secs: args.interval_secs, speed: args.speed, end: args.hours.map(|h| start + (h * 3600.0) as i64) };
-    tracing::info!(devices = args.devices, oracle = %args.oracle, start, "simulating");
-    let sender = Sender::new(&args.oracle);
+    tracing::info!(devices = args.devices, oracle = ?args.oracle, start, "simulating");
+    let sender = Sender::to_all(&args.oracle);
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -217,4 +217,7 @@ pub struct Rewards {
     pub leaf: RewardLeaf,
     /// Hex nodes, leaf to root.
     pub proof: Vec<String>,
+    /// The chain's latest posted epoch: above `epoch` when this oracle has not closed (or
+    /// not received) the newer ones, so its proof is older than it could be.
+    pub chain_last_epoch: u64,
 }

@@ -139,7 +139,7 @@ fn device_fleet_epoch_and_reward_views() {
     });
     round_trip(SignatureRecorded { epoch: 3, signer: "a".into(), status: "recorded".into() });
     let leaf = RewardLeaf { epoch: 3, cumulative_amount: 7, reputation_bps: 5_000, ..RewardLeaf::default() };
-    round_trip(Rewards { device_key: "k".into(), epoch: 3, root: "00".into(), leaf, proof: vec!["22".into()] });
+    round_trip(Rewards { device_key: "k".into(), epoch: 3, root: "00".into(), leaf, proof: vec!["22".into()], chain_last_epoch: 4 });
 }
 
 #[test]

@@ -228,6 +228,9 @@ async fn owners_see_and_claim_their_rewards_with_the_oracles_proofs() {
     let claimable_of = |row: &Value| ovpp_cli::units::parse_ovpp(row["claimable"].as_str().unwrap()).unwrap();
     let row = shown["devices"].as_array().unwrap().iter().find(|r| claimable_of(r) > 0).expect("a device with OVPP to claim");
     let (first, first_claimable) = (row["device_key"].as_str().unwrap().to_string(), claimable_of(row));
+    // The proof says which epoch it is from, and the chain's latest (the same here).
+    let rewards: Value = reqwest::get(format!("{oracle}/v1/rewards/{first}")).await.unwrap().json().await.unwrap();
+    assert_eq!((rewards["epoch"].as_u64(), rewards["chain_last_epoch"].as_u64()), (Some(1), Some(1)), "{rewards}");
     let by_other = ovpp(&chain, &["-k", &payer_file, "--oracle-url", &oracle, "rewards", "claim", &first]).await;
     assert_eq!(by_other.code, 0, "{}", by_other.stderr);
     let owner0 = net.owners[0].pubkey().to_string();

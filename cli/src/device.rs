@@ -320,13 +320,14 @@ async fn set_preferences(
     // Each call sets the whole set (what is not given is back to its default): say so.
     let mut display = format!("Dispatch preferences of {} now (replacing any set before): reserve {reserve_pct} %", device.pubkey());
     if let Some(departure) = departure {
-        display += &format!(", departs at {} needing {departure_soc_pct} %", ovpp_wire::dispatch::event::rfc3339(departure));
+        display +=
+            &format!(", departs at {} needing {departure_soc_pct} %", crate::units::format_time(departure, ovpp_wire::clock::unix_now()));
     }
     if departure.is_none() {
         display += ", no departure";
     }
     if opt_out_hours > 0 {
-        display += &format!(", opted out until {}", ovpp_wire::dispatch::event::rfc3339(prefs.opt_out_until));
+        display += &format!(", opted out until {}", crate::units::format_time(prefs.opt_out_until, ovpp_wire::clock::unix_now()));
     } else {
         display += ", taking part in dispatch";
     }

@@ -383,7 +383,7 @@ pub async fn run(ctx: &mut Context<'_>, command: &GovCommand) -> Result<(), CliE
 }
 
 fn rfc3339(t: i64) -> String {
-    ovpp_wire::dispatch::event::rfc3339(t)
+    crate::units::format_time(t, ovpp_wire::clock::unix_now())
 }
 
 async fn list(ctx: &mut Context<'_>) -> Result<(), CliError> {

@@ -99,15 +99,15 @@ pub async fn run_epoch(ctx: &mut Context<'_>, command: &EpochCommand) -> Result<
         EpochCommand::Show { epoch } => {
             let e = fetch_epochs(ctx, &[*epoch]).await?.pop().ok_or_else(|| CliError::NotFound(format!("epoch {epoch} is not posted")))?;
             let display = format!(
-                "Epoch {}\n  Root:             {}\n  Cumulative total: {} OVPP\n  Leaves:           {}\n  Report hash:      {}\n  Signed by:        {}\n  Posted:           slot {} at {}",
+                "Epoch {}\n  Root:             {}\n  Cumulative total: {} OVPP\n  Leaves:           {}\n  Report hash:      {}\n  Signed by:        {}\n  Posted:           {} (slot {})",
                 e.epoch,
                 hex::encode(e.root),
                 format_ovpp(e.cumulative_total),
                 e.leaf_count,
                 hex::encode(e.report_hash),
                 e.signers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-                e.posted_slot,
-                e.posted_at
+                crate::units::format_time(e.posted_at, ovpp_wire::clock::unix_now()),
+                e.posted_slot
             );
             ctx.emit(epoch_json(&e), display)
         }
@@ -143,7 +143,7 @@ pub async fn run_config(ctx: &mut Context<'_>, ConfigCommand::Show: &ConfigComma
         c.oracles.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         c.epoch_length_secs,
         c.last_epoch + 1,
-        c.epoch_end_ts(c.last_epoch + 1).map_or("-".into(), |t| t.to_string()),
+        c.epoch_end_ts(c.last_epoch + 1).map_or("-".into(), |t| crate::units::format_time(t, ovpp_wire::clock::unix_now())),
         format_ovpp(c.emission_cap_per_epoch),
         c.last_epoch,
         format_ovpp(c.cumulative_total),

@@ -32,6 +32,36 @@ fn parse_with_units(text: &str, what: &str, units: &[(&str, u64)]) -> Result<u64
     Ok(value)
 }
 
+/// `t` (unix seconds) as people read it: UTC ISO 8601 and how far from `now`, e.g.
+/// `2026-12-03T13:40:00Z (in 1 min 20 s)` or `2026-12-03T10:00:00Z (3 h 40 min ago)`.
+pub fn format_time(t: i64, now: i64) -> String {
+    format!("{} ({})", ovpp_wire::dispatch::event::rfc3339(t), relative(t.saturating_sub(now)))
+}
+
+/// A signed span in its two largest units: `in 1 min 20 s`, `2 d 3 h ago`, `now`.
+fn relative(secs: i64) -> String {
+    if secs == 0 {
+        return "now".into();
+    }
+    let mut left = secs.unsigned_abs();
+    let mut parts = Vec::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1)] {
+        if left >= size && parts.len() < 2 {
+            parts.push(format!("{} {unit}", left / size));
+            left %= size;
+        } else if !parts.is_empty() {
+            // Two adjacent units at most: `1 d 5 s` would read oddly.
+            break;
+        }
+    }
+    let span = parts.join(" ");
+    if secs > 0 {
+        format!("in {span}")
+    } else {
+        format!("{span} ago")
+    }
+}
+
 /// A power or energy must name its unit (`5` is never 5 W to the person who typed it); only
 /// zero is the same in every unit.
 fn with_unit(text: &str, what: &str, example: &str) -> Result<(), String> {
@@ -115,5 +145,15 @@ mod tests {
             (format_energy(1_000), format_energy(13_500), format_energy(500_000_000)),
             ("1 kWh".into(), "13.5 kWh".into(), "500 MWh".into())
         );
+    }
+
+    #[test]
+    fn times_in_utc_and_relative() {
+        let now = 1_796_300_000;
+        assert_eq!(format_time(now + 80, now), format!("{} (in 1 min 20 s)", ovpp_wire::dispatch::event::rfc3339(now + 80)));
+        assert!(format_time(now - 3 * 3600 - 40 * 60, now).ends_with("(3 h 40 min ago)"));
+        assert!(format_time(now + 2 * 86_400 + 5, now).ends_with("(in 2 d)"));
+        assert!(format_time(now, now).ends_with("(now)"));
+        assert!(format_time(now - 1, now).ends_with("(1 s ago)"));
     }
 }

@@ -7,6 +7,8 @@ use clap::Subcommand;
 use serde_json::json;
 use solana_sdk::signature::{Keypair, Signer};
 
+use ovpp_chain::amount::{format_sol, parse_sol};
+
 use crate::units::format_ovpp;
 use crate::{parse_pubkey, CliError, Context};
 
@@ -28,14 +30,6 @@ pub enum WalletCommand {
     ///
     /// Example: ovpp -k owner.json wallet address
     Address,
-}
-
-/// Lamports per SOL.
-const LAMPORTS_PER_SOL: u64 = 1_000_000_000;
-
-/// SOL with 9 decimals.
-fn format_sol(lamports: u64) -> String {
-    format!("{}.{:09}", lamports / LAMPORTS_PER_SOL, lamports % LAMPORTS_PER_SOL)
 }
 
 /// OVPP (base units) in `owner`'s OVPP token account; 0 when it has none yet.
@@ -60,22 +54,12 @@ pub async fn balance(ctx: &mut Context<'_>, owner: &Option<String>) -> Result<()
     ctx.emit(json!({"wallet": owner.to_string(), "sol": format_sol(lamports), "lamports": lamports, "ovpp": format_ovpp(ovpp)}), display)
 }
 
-/// SOL (`1`, `0.5`) as lamports.
-fn parse_sol(text: &str) -> Result<u64, CliError> {
-    let bad = || CliError::Invalid(format!("{text:?} is not an amount of SOL (e.g. 1 or 0.5, at most 9 decimals)"));
-    let (whole, fraction) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
-    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
-    if (whole.is_empty() && fraction.is_empty()) || fraction.len() > 9 || !digits(whole) || !digits(fraction) {
-        return Err(bad());
-    }
-    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
-    let fraction: u64 = if fraction.is_empty() { 0 } else { format!("{fraction:0<9}").parse().map_err(|_| bad())? };
-    whole.checked_mul(LAMPORTS_PER_SOL).and_then(|w| w.checked_add(fraction)).filter(|&l| l > 0).ok_or_else(bad)
-}
-
 /// `ovpp airdrop AMOUNT [WALLET]`: SOL from the cluster's faucet.
 pub async fn airdrop(ctx: &mut Context<'_>, amount: &str, wallet: &Option<String>) -> Result<(), CliError> {
-    let lamports = parse_sol(amount)?;
+    let lamports = parse_sol(amount).map_err(|e| CliError::Invalid(e.to_string()))?;
+    if lamports == 0 {
+        return Err(CliError::Invalid("an airdrop of 0 SOL does nothing: ask for e.g. 1".into()));
+    }
     let to = match wallet {
         Some(text) => parse_pubkey(text, "wallet")?,
         None => ctx.keypair()?.pubkey(),

@@ -156,17 +156,11 @@ impl Context<'_> {
     /// Signs `instructions` with `signers` (the first pays) and sends them; returns the
     /// transaction signature once confirmed.
     pub async fn send(&self, instructions: &[Instruction], signers: &[&Keypair]) -> Result<String, CliError> {
-        // A fee payer without SOL would get the runtime's "no record of a prior credit" (or,
-        // from some endpoints, no answer at all): say what it means first.
-        let payer = signers[0].pubkey();
-        if self.chain.get_account(&payer).await?.is_none_or(|a| a.lamports == 0) {
-            return Err(CliError::Unfunded { wallet: payer.to_string() });
-        }
         let blockhash = self.chain.latest_blockhash().await?;
         let transaction = build_transaction(instructions, signers, blockhash);
         match self.chain.send_transaction(&transaction).await {
             Ok(()) => Ok(transaction.signatures[0].to_string()),
-            // The runtime's words for a fee payer without SOL.
+            // The runtime's words ("no record of a prior credit") for a fee payer without SOL.
             Err(ovpp_chain::ChainError::Rejected(
                 solana_sdk::transaction::TransactionError::AccountNotFound
                 | solana_sdk::transaction::TransactionError::InsufficientFundsForFee,

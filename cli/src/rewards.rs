@@ -187,7 +187,7 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
             let mut balances = Vec::new();
             let mut display = format!("Claimed {} OVPP in total", format_ovpp(total));
             for owner in &recipients {
-                let balance = crate::wallet::ovpp_balance(ctx, owner).await?;
+                let balance = ovpp_chain::accounts::ovpp_balance(ctx.chain.as_ref(), owner).await?;
                 balances.push(json!({"owner": owner.to_string(), "ovpp": format_ovpp(balance)}));
                 display += &format!("\nBalance of {owner}: {} OVPP", format_ovpp(balance));
             }

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anchor_lang::prelude::Pubkey;
 use clap::Subcommand;
 use serde_json::json;
 use solana_sdk::signature::{Keypair, Signer};
@@ -32,13 +31,6 @@ pub enum WalletCommand {
     Address,
 }
 
-/// OVPP (base units) in `owner`'s OVPP token account; 0 when it has none yet.
-pub async fn ovpp_balance(ctx: &Context<'_>, owner: &Pubkey) -> Result<u64, CliError> {
-    let account = ctx.chain.get_account(&ovpp::client::owner_token_account(owner)).await?;
-    // SPL token account layout (Token-2022's base): mint 32, owner 32, amount u64 LE.
-    Ok(account.and_then(|a| a.data.get(64..72).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))).unwrap_or(0))
-}
-
 /// `ovpp balance [OWNER]`: SOL and OVPP of a wallet (default: --keypair's).
 pub async fn balance(ctx: &mut Context<'_>, owner: &Option<String>) -> Result<(), CliError> {
     let owner = match owner {
@@ -46,7 +38,7 @@ pub async fn balance(ctx: &mut Context<'_>, owner: &Option<String>) -> Result<()
         None => ctx.keypair()?.pubkey(),
     };
     let lamports = ctx.chain.get_account(&owner).await?.map_or(0, |a| a.lamports);
-    let ovpp = ovpp_balance(ctx, &owner).await?;
+    let ovpp = ovpp_chain::accounts::ovpp_balance(ctx.chain.as_ref(), &owner).await?;
     let mut display = format!("Wallet {owner}\nSOL:  {}\nOVPP: {}", format_sol(lamports), format_ovpp(ovpp));
     if lamports == 0 {
         display += "\n(no SOL: this wallet cannot pay transaction fees until it is funded)";

@@ -45,6 +45,19 @@ pub async fn governed_rules_hash(chain: &dyn Chain) -> Result<Option<[u8; 32]>, 
     Ok(governance.map(|g| g.scoring_rules_hash).filter(|h| *h != [0; 32]))
 }
 
+/// OVPP (base units) in `owner`'s OVPP token account; 0 when it has none yet.
+pub async fn ovpp_balance(chain: &dyn Chain, owner: &Pubkey) -> Result<u64, ChainError> {
+    use anchor_spl::token_2022::spl_token_2022::extension::StateWithExtensions;
+    use anchor_spl::token_2022::spl_token_2022::state::Account as TokenAccount;
+    let address = ovpp::client::owner_token_account(owner);
+    match chain.get_account(&address).await? {
+        None => Ok(0),
+        Some(account) => StateWithExtensions::<TokenAccount>::unpack(&account.data)
+            .map(|a| a.base.amount)
+            .map_err(|e| ChainError::BadAccount { address, what: "OVPP token account", reason: e.to_string() }),
+    }
+}
+
 /// Every account of type `T` the program owns that matches `filters` (memcmp at absolute
 /// offsets, e.g. `ovpp::client::device_owner_filter`), skipping any that do not decode.
 pub async fn scan<T: AccountDeserialize + Discriminator>(

@@ -126,14 +126,12 @@ impl Chain for BanksChain {
     }
 
     async fn send_transaction(&self, transaction: &Transaction) -> Result<(), ChainError> {
-        use solana_banks_client::BanksClientError;
         self.see(&transaction.message.account_keys);
-        match self.client.process_transaction(transaction.clone()).await {
-            Ok(()) => Ok(()),
-            Err(BanksClientError::TransactionError(failure) | BanksClientError::SimulationError { err: failure, .. }) => {
-                Err(ChainError::Rejected(failure))
-            }
-            Err(e) => Err(ChainError::Request(e.to_string())),
-        }
+        // Executed and committed at once, failures answered as a validator's preflight
+        // answers them (`process_transaction` would instead wait out the blockhash for a
+        // transaction that can never land, e.g. one whose fee payer has no SOL).
+        let outcome =
+            self.client.process_transaction_with_metadata(transaction.clone()).await.map_err(|e| ChainError::Request(e.to_string()))?;
+        outcome.result.map_err(ChainError::Rejected)
     }
 }

@@ -1,13 +1,13 @@
 //! `ovpp-localnet`: a whole OpenVPP network on one machine, in one command. A local
-//! chain (the program running natively in the Solana runtime, served as Solana JSON-RPC),
-//! initialized with this oracle as its oracle set; the oracle (ingest, fleet view, epochs,
+//! chain (surfpool's Solana JSON-RPC and PubSub over LiteSVM, the program running in it
+//! natively; see [`chain`]), initialized with this oracle as its oracle set; the oracle (ingest, fleet view, epochs,
 //! relaying, proofs) on SQLite; a simulated fleet registered on-chain by its owners and
 //! sending signed telemetry; short epochs, so rewards are minted and claimed within minutes.
 //! Everything else talks to the chain over JSON-RPC, as it would to a cluster. The state
 //! directory keeps the keys, the oracle's database and, at shutdown, the chain's accounts,
 //! so a restart continues where it stopped.
 
-pub mod rpc_bridge;
+pub mod chain;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -19,11 +19,12 @@ use anyhow::{bail, Context};
 use base64::Engine;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
+use solana_commitment_config::CommitmentConfig;
 use solana_sdk::account::Account;
 use solana_sdk::signature::{write_keypair_file, Keypair, Signer};
 use solana_sdk::transaction::Transaction;
 
-use crate::rpc_bridge::Bridge;
+use crate::chain::{ChainSetup, LocalChain};
 use ovpp_chain::{Chain, RpcChain};
 use ovpp_oracle::config::EpochRole;
 use ovpp_oracle::dispatch::DispatchSettings;
@@ -147,20 +148,11 @@ fn load_accounts(state_dir: &Path) -> anyhow::Result<Vec<(Pubkey, Account)>> {
         .collect()
 }
 
-/// Writes every account the chain's endpoint has seen, but for programs and sysvars (the
-/// next start provides those), atomically.
-#[allow(deprecated)]
-async fn save_accounts(state_dir: &Path, bridge: &Bridge, banks: &solana_banks_client::BanksClient) -> anyhow::Result<usize> {
-    // No transaction runs while the accounts are read: the saved state is one moment's.
-    let _serial = bridge.exclusive().await;
-    let skip_owners = [solana_sdk::sysvar::ID, solana_sdk::native_loader::ID, anchor_lang::solana_program::bpf_loader_upgradeable::ID];
+/// Writes the chain's state (see [`LocalChain::state`]) atomically.
+fn save_accounts(state_dir: &Path, local: &LocalChain) -> anyhow::Result<usize> {
     let mut out = String::new();
-    let mut count = 0;
-    for key in bridge.seen().await {
-        let Some(account) = banks.get_account(key).await? else { continue };
-        if account.executable || skip_owners.contains(&account.owner) || key == ovpp::client::program_data_address() {
-            continue;
-        }
+    let accounts = local.state()?;
+    for (key, account) in &accounts {
         let saved = SavedAccount {
             pubkey: key.to_string(),
             lamports: account.lamports,
@@ -171,12 +163,11 @@ async fn save_accounts(state_dir: &Path, bridge: &Bridge, banks: &solana_banks_c
         };
         out.push_str(&serde_json::to_string(&saved)?);
         out.push('\n');
-        count += 1;
     }
     let tmp = state_dir.join(format!("{ACCOUNTS_FILE}.tmp"));
     std::fs::write(&tmp, out)?;
     std::fs::rename(&tmp, state_dir.join(ACCOUNTS_FILE))?;
-    Ok(count)
+    Ok(accounts.len())
 }
 
 async fn send(chain: &dyn Chain, instructions: &[solana_sdk::instruction::Instruction], signers: &[&Keypair]) -> anyhow::Result<()> {
@@ -187,7 +178,6 @@ async fn send(chain: &dyn Chain, instructions: &[solana_sdk::instruction::Instru
 }
 
 /// Runs the local network until `stop` resolves (or `--for-secs` passes).
-#[allow(deprecated)]
 pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<Report> {
     // Watch for the stop request from the very start (a Ctrl-C during set-up counts too).
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -221,44 +211,35 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     let mut fleet = Fleet::new(layout.devices, layout.seed, LATITUDE, LONGITUDE);
 
     // The chain, its clock on the wall clock (set back first when backfilling).
-    let saved = load_accounts(dir)?;
-    let saved_keys: Vec<Pubkey> = saved.iter().map(|(key, _)| *key).collect();
-    let mut ctx = ovpp_chain::bank::start(&operator.pubkey(), saved).await;
+    let setup = ChainSetup { rpc_port: args.rpc_port, upgrade_authority: operator.pubkey(), accounts: load_accounts(dir)? };
+    let local = Arc::new(chain::start(setup).await?);
     let backfill = if fresh { i64::from(args.backfill_epochs) * i64::from(layout.epoch_secs) } else { 0 };
     if backfill > 0 {
         // On an interval boundary, so that no reading straddles an epoch's start.
         let interval = i64::from(args.interval_secs);
-        ovpp_chain::bank::set_clock(&mut ctx, (unix_now() - backfill).div_euclid(interval) * interval).await;
+        local.set_clock((unix_now() - backfill).div_euclid(interval) * interval);
     } else {
-        ovpp_chain::bank::advance_clock_to(&mut ctx, unix_now()).await;
+        local.advance_clock_to(unix_now());
     }
-    // The operator's wallet is the local faucet (`ovpp airdrop`), as a test validator's is.
-    let bridge = Bridge::with_faucet(ctx.banks_client.clone(), operator.insecure_clone());
-    let banks = ctx.banks_client.clone();
-    let rpc_listener = tokio::net::TcpListener::bind(("127.0.0.1", args.rpc_port))
-        .await
-        .with_context(|| format!("binding 127.0.0.1:{}", args.rpc_port))?;
-    let rpc_url = format!("http://{}", rpc_listener.local_addr()?);
-    let router = bridge.router();
-    tokio::spawn(async move { axum::serve(rpc_listener, router).await });
-    let chain: Arc<dyn Chain> = Arc::new(RpcChain::new(rpc_url.clone()));
-    // Everyone who may hold state is looked at once, so the endpoint lists and saves them.
-    let mut known: Vec<Pubkey> = saved_keys;
-    known.extend([operator.pubkey(), ovpp::protocol::config_address().0, ovpp::protocol::mint_address().0]);
-    known.extend(owners.iter().map(Signer::pubkey));
-    known.extend(fleet.devices.iter().map(|d| ovpp::protocol::device_address(&Pubkey::new_from_array(d.device_key())).0));
-    known.extend(owners.iter().map(|o| ovpp::client::owner_token_account(&o.pubkey())));
-    bridge.see(&known).await;
+    let rpc_url = local.rpc_url.clone();
+    let chain: Arc<dyn Chain> = Arc::new(RpcChain::with_commitment(rpc_url.clone(), CommitmentConfig::confirmed()));
 
-    // Fund the operator and the owners from the genesis payer.
-    let payer = ctx.payer.insecure_clone();
+    // Fund the operator and the owners from the chain's faucet.
+    let mut airdrops = tokio::task::JoinSet::new();
     for (key, lamports) in
         std::iter::once((operator.pubkey(), 1_000_000_000_000u64)).chain(owners.iter().map(|o| (o.pubkey(), 10_000_000_000)))
     {
-        if banks.get_balance(key).await? < lamports / 2 {
-            let ix = anchor_lang::solana_program::system_instruction::transfer(&payer.pubkey(), &key, lamports);
-            send(chain.as_ref(), &[ix], &[&payer]).await.context("funding the local keys")?;
-        }
+        let chain = chain.clone();
+        airdrops.spawn(async move {
+            let balance = chain.get_account(&key).await?.map_or(0, |a| a.lamports);
+            if balance < lamports / 2 {
+                chain.request_airdrop(&key, lamports).await?;
+            }
+            Ok::<_, ovpp_chain::ChainError>(())
+        });
+    }
+    while let Some(funded) = airdrops.join_next().await {
+        funded?.context("funding the local keys")?;
     }
 
     // Initialize with this oracle as the oracle set.
@@ -274,16 +255,14 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
             .await
             .context("initializing the program")?;
     }
-    // The clock runs on from here (on the wall clock), on a task of its own, between
-    // transactions.
-    ovpp_chain::bank::advance_clock_to(&mut ctx, unix_now()).await;
-    let clock_bridge = bridge.clone();
+    // The clock runs on from here, on the wall clock.
+    local.advance_clock_to(unix_now());
+    let clock_chain = local.clone();
     let clock_task = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         loop {
             ticker.tick().await;
-            let _serial = clock_bridge.exclusive().await;
-            ovpp_chain::bank::advance_clock_to(&mut ctx, unix_now()).await;
+            clock_chain.advance_clock_to(unix_now());
         }
     });
 
@@ -292,6 +271,8 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         fleet.devices.iter().map(|d| ovpp::protocol::device_address(&Pubkey::new_from_array(d.device_key())).0).collect();
     let existing = chain.get_accounts(&addresses).await?;
     let missing: Vec<usize> = existing.iter().enumerate().filter(|(_, a)| a.is_none()).map(|(i, _)| i).collect();
+    // Sent many at a time, as a wallet backend would: each waits about a slot to confirm.
+    let mut sends = tokio::task::JoinSet::new();
     let mut done = 0;
     for (o, owner) in owners.iter().enumerate() {
         // Owners hold ten consecutive devices each: a household's mix of every kind.
@@ -308,13 +289,20 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
                     ovpp::client::register_device(owner.pubkey(), key.pubkey(), fleet.devices[i].profile.kind, fleet.devices[i].params())
                 })
                 .collect();
-            let signers: Vec<&Keypair> = std::iter::once(owner).chain(&keys).collect();
-            send(chain.as_ref(), &ixs, &signers).await.context("registering devices")?;
-            done += group.len();
-            if done % 60 < 3 || done == missing.len() {
-                println!("registering devices on-chain: {done} of {}", missing.len());
+            let signers: Vec<Keypair> = std::iter::once(owner.insecure_clone()).chain(keys).collect();
+            let (chain, count) = (chain.clone(), group.len());
+            sends.spawn(async move {
+                let signers: Vec<&Keypair> = signers.iter().collect();
+                send(chain.as_ref(), &ixs, &signers).await.map(|()| count)
+            });
+            while sends.len() >= IN_FLIGHT {
+                let sent = sends.join_next().await.expect("a send is running")?.context("registering devices")?;
+                report_registered(&mut done, sent, missing.len());
             }
         }
+    }
+    while let Some(sent) = sends.join_next().await {
+        report_registered(&mut done, sent?.context("registering devices")?, missing.len());
     }
     let still_missing = chain.get_accounts(&addresses).await?.iter().filter(|a| a.is_none()).count();
     let registered = layout.devices - still_missing;
@@ -372,7 +360,7 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     }
     let job = EpochJob::new(chain.clone(), state.clone(), role)?;
     state.tasks.spawn("epoch_job", job.run());
-    println!("local chain: {rpc_url} (JSON-RPC)   oracle: {api_url}   state: {}", dir.display());
+    println!("local chain: {rpc_url} (JSON-RPC), {} (PubSub)   oracle: {api_url}   state: {}", local.ws_url, dir.display());
     println!("operator keypair: {}   owner keypairs: {}", dir.join("operator.json").display(), dir.join("owners").display());
     println!("try: ovpp -k {} --oracle-url {api_url} rewards show", owner_keypair_path(dir, 0).display());
     let (event_id, price_id) = grid_events(&state, now_aligned, &args).await?;
@@ -421,7 +409,7 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         );
         last_readings = readings;
         // Saved as it goes, so that even a killed run loses at most one interval of chain.
-        if let Err(e) = save_accounts(dir, &bridge, &banks).await {
+        if let Err(e) = save_accounts(dir, &local) {
             tracing::warn!(error = %e, "could not save the chain's state");
         }
     }
@@ -430,7 +418,7 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     let _ = sim_stop.send(());
     let _ = sim.await;
     state.tasks.stop().await;
-    let saved = save_accounts(dir, &bridge, &banks).await?;
+    let saved = save_accounts(dir, &local)?;
     clock_task.abort();
     let config = ovpp_oracle::relay::read_config(chain.as_ref()).await?;
     println!("stopped; saved {saved} chain accounts in {} (run again to continue)", dir.display());
@@ -452,6 +440,18 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         event_report,
         price_commands,
     })
+}
+
+/// Transactions sent at once while registering the fleet.
+const IN_FLIGHT: usize = 100;
+
+/// Progress every 60 devices, and at the end.
+fn report_registered(done: &mut usize, sent: usize, of: usize) {
+    let before = *done;
+    *done += sent;
+    if *done / 60 > before / 60 || *done == of {
+        println!("registering devices on-chain: {done} of {of}");
+    }
 }
 
 /// A random bearer token for the grid API, kept in the state directory (owner-only).

@@ -8,7 +8,7 @@ async fn main() -> anyhow::Result<()> {
     let args = ovpp_localnet::LocalnetArgs::parse();
     // The in-process chain's own crates are chatty at info; the local network has its own
     // status line instead of the simulator's line per interval.
-    let filter = "info,tarpc=error,solana_runtime=warn,solana_program_test=warn,solana_metrics=warn,solana_banks_server=warn,solana_accounts_db=warn,ovpp_simulator=warn";
+    let filter = "info,tarpc=error,solana_runtime=warn,solana_program_test=warn,solana_metrics=warn,solana_banks_server=warn,solana_accounts_db=warn,surfpool_core=warn,jsonrpc_core=warn,parity_ws=warn,ovpp_simulator=warn";
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()))
         .init();

@@ -20,12 +20,40 @@ use crate::{Chain, ChainAccount, ChainError, Filter};
 /// the call, so widening the lifetime is sound. This is the only unsafe in the project.
 fn ovpp_entry(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> anchor_lang::solana_program::entrypoint::ProgramResult {
     let accounts: &[AccountInfo] = unsafe { std::mem::transmute(accounts) };
-    ovpp::entry(program_id, accounts, data)
+    let result = ovpp::entry(program_id, accounts, data);
+    // Natively, Anchor's own error lines go to stdout, not to the transaction's log; a
+    // wallet's simulation shows the program's error by name only if it is logged here.
+    if let Err(anchor_lang::solana_program::program_error::ProgramError::Custom(code)) = &result {
+        if let Some((name, message)) = crate::program_error(*code) {
+            solana_sysvar::program_stubs::sol_log(&format!(
+                "AnchorError occurred. Error Code: {name}. Error Number: {code}. Error Message: {message}."
+            ));
+        }
+    }
+    result
+}
+
+/// The `ovpp` program as a native builtin (there is no SBF build of it here), for any
+/// engine that takes `solana-program-runtime` builtins.
+pub fn ovpp_builtin() -> solana_program_runtime::invoke_context::BuiltinFunctionWithContext {
+    let entry: Option<solana_program_runtime::invoke_context::BuiltinFunctionWithContext> = processor!(ovpp_entry);
+    entry.expect("processor! always gives the builtin")
+}
+
+/// Installs `solana-program-test`'s syscall stubs (how a native builtin logs and makes
+/// cross-program invocations), once per process: they are private to that crate, and
+/// starting one bank installs them.
+pub async fn install_syscall_stubs() {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        ProgramTest::default().start().await;
+    })
+    .await;
 }
 
 /// Serialized `UpgradeableLoaderState::ProgramData` (bincode: u32 tag 3, slot, Option<Pubkey>)
 /// so `initialize` can check the upgrade authority as it does on a real cluster.
-fn program_data_account(upgrade_authority: &Pubkey) -> Account {
+pub fn program_data_account(upgrade_authority: &Pubkey) -> Account {
     let mut data = Vec::with_capacity(45);
     data.extend_from_slice(&3u32.to_le_bytes());
     data.extend_from_slice(&0u64.to_le_bytes());
@@ -43,7 +71,7 @@ fn program_data_account(upgrade_authority: &Pubkey) -> Account {
 /// A bank with the program deployed under `upgrade_authority`, holding `accounts` from the
 /// start (a restarted local network's state).
 pub async fn start(upgrade_authority: &Pubkey, accounts: Vec<(Pubkey, Account)>) -> ProgramTestContext {
-    let mut test = ProgramTest::new("ovpp", ovpp::ID, processor!(ovpp_entry));
+    let mut test = ProgramTest::new("ovpp", ovpp::ID, Some(ovpp_builtin()));
     test.prefer_bpf(false);
     test.add_account(ovpp::client::program_data_address(), program_data_account(upgrade_authority));
     for (key, account) in accounts {

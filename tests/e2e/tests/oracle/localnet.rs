@@ -47,7 +47,7 @@ async fn a_local_network_runs_pays_and_continues_after_a_restart() {
     let api = format!("http://127.0.0.1:{api_port}");
 
     // Wait for the two backfilled epochs to be posted.
-    let chain = RpcChain::new(rpc.clone());
+    let chain = RpcChain::with_commitment(rpc.clone(), solana_commitment_config::CommitmentConfig::confirmed());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         if ovpp_oracle::relay::read_config(&chain).await.is_ok_and(|c| c.last_epoch >= 2) {

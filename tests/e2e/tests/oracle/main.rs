@@ -12,6 +12,7 @@ use ovpp_wire::telemetry::validate::Policy;
 
 mod api;
 mod cli;
+mod clients;
 mod dispatch;
 mod epochs;
 mod ingest;

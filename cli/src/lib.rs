@@ -212,11 +212,21 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let code = e.exit_code();
-            let _ = if code == 0 { write!(stdout, "{}", e.render()) } else { write!(stderr, "{}", e.render()) };
+            let _ = if code == 0 {
+                write!(stdout, "{}", e.render())
+            } else if wants_json(&args) {
+                // A script asked for JSON: a mistyped command is an answer in the error shape too.
+                let message = e.render().to_string();
+                let message = message.trim().strip_prefix("error: ").unwrap_or(message.trim());
+                writeln!(stderr, "{}", serde_json::to_string(&ovpp_wire::http::ErrorBody::new("usage", message)).expect("serializes"))
+            } else {
+                write!(stderr, "{}", e.render())
+            };
             return code;
         }
     };
@@ -242,6 +252,13 @@ where
             1
         }
     }
+}
+
+/// `--output json` (or `json-compact`) among arguments that did not parse.
+fn wants_json(args: &[OsString]) -> bool {
+    let args: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
+    args.windows(2).any(|pair| pair[0] == "--output" && pair[1].starts_with("json"))
+        || args.iter().any(|a| a.strip_prefix("--output=").is_some_and(|v| v.starts_with("json")))
 }
 
 async fn run(ctx: &mut Context<'_>) -> Result<(), CliError> {

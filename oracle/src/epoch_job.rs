@@ -71,7 +71,9 @@ impl EpochJob {
                         oracle = %self.oracle_key(),
                         "this oracle's key is not in the on-chain oracle set: its epoch signatures will not count until the authority or governance adds it (ovpp admin set-oracles / ovpp gov propose oracle-set)"
                     ),
-                    true => tracing::info!(oracle = %self.oracle_key(), "this oracle's key is in the on-chain oracle set again"),
+                    true => {
+                        tracing::info!(oracle = %self.oracle_key(), "this oracle's key is in the on-chain oracle set: its epoch signatures count")
+                    }
                 }
             }
         }
@@ -146,6 +148,12 @@ impl EpochJob {
             }
             Err(e) => return Err(e.into()),
         };
+        if config.last_epoch >= next {
+            // Posted without this oracle (before it joined the set, or while it was behind):
+            // nothing to sign, and recomputing it from a partial copy of the telemetry would
+            // differ for ever. Take the posted report, checked against the chain, and go on.
+            return self.import_from(primary, next).await;
+        }
         let spec = epoch::EpochSpec::from_config(config, next, self.role.settings.emission).ok_or(epoch::EpochError::NotScheduled(next))?;
         if unix_now() < spec.end_ts.saturating_add(self.role.settings.close_grace_secs) {
             return Ok(());
@@ -246,26 +254,45 @@ impl EpochJob {
             return Ok(());
         }
         let tree = EpochTree::new(latest.epoch, store.epoch_leaves(latest.epoch).await?);
-        let (mut claims, mut total) = (0u64, 0u64);
-        for device in registry.iter().filter(|d| self.role.auto_claim_owners.contains(&d.owner)) {
-            let Some((leaf, proof)) = tree.proof(&device.key) else { continue };
-            let device_key = Pubkey::new_from_array(device.key);
-            let Some(account) = self.chain.get_account(&device_address(&device_key).0).await? else { continue };
-            let Ok(on_chain) = Device::try_deserialize(&mut account.data.as_slice()) else { continue };
-            if on_chain.status != DeviceStatus::Active || on_chain.claimed >= leaf.cumulative_amount {
-                continue;
-            }
-            let ix = ovpp::client::claim(self.payer.pubkey(), &device_key, on_chain.owner, leaf, proof);
-            let blockhash = self.chain.latest_blockhash().await?;
-            let tx = Transaction::new_signed_with_payer(&[ix], Some(&self.payer.pubkey()), &[&self.payer], blockhash);
-            match self.chain.send_transaction(&tx).await {
-                Ok(()) => {
+        let mine: Vec<_> = registry
+            .iter()
+            .filter(|d| self.role.auto_claim_owners.contains(&d.owner))
+            .filter_map(|d| tree.proof(&d.key).map(|(leaf, proof)| (Pubkey::new_from_array(d.key), leaf, proof)))
+            .collect();
+        let addresses: Vec<Pubkey> = mine.iter().map(|(key, ..)| device_address(key).0).collect();
+        let accounts = self.chain.get_accounts(&addresses).await?;
+        let due: Vec<_> = mine
+            .into_iter()
+            .zip(accounts)
+            .filter_map(|((key, leaf, proof), account)| {
+                let on_chain = Device::try_deserialize(&mut account?.data.as_slice()).ok()?;
+                (on_chain.status == DeviceStatus::Active && on_chain.claimed < leaf.cumulative_amount).then(|| {
                     let amount = leaf.cumulative_amount - on_chain.claimed;
-                    tracing::debug!(device = %device_key, amount, "auto-claimed");
-                    claims += 1;
-                    total += amount;
+                    (key, amount, ovpp::client::claim(self.payer.pubkey(), &key, on_chain.owner, leaf, proof))
+                })
+            })
+            .collect();
+        // Many at a time: each waits for its confirmation, and one by one a fleet's claims
+        // would take longer than an epoch.
+        let (mut claims, mut total) = (0u64, 0u64);
+        for batch in due.chunks(AUTO_CLAIMS_IN_FLIGHT) {
+            let blockhash = self.chain.latest_blockhash().await?;
+            let mut sends = tokio::task::JoinSet::new();
+            for (key, amount, ix) in batch {
+                let tx =
+                    Transaction::new_signed_with_payer(std::slice::from_ref(ix), Some(&self.payer.pubkey()), &[&self.payer], blockhash);
+                let (chain, key, amount) = (self.chain.clone(), *key, *amount);
+                sends.spawn(async move { (key, amount, chain.send_transaction(&tx).await) });
+            }
+            while let Some(sent) = sends.join_next().await {
+                match sent? {
+                    (key, amount, Ok(())) => {
+                        tracing::debug!(device = %key, amount, "auto-claimed");
+                        claims += 1;
+                        total += amount;
+                    }
+                    (key, _, Err(e)) => tracing::warn!(device = %key, error = %e, "auto-claim failed"),
                 }
-                Err(e) => tracing::warn!(device = %device_key, error = %e, "auto-claim failed"),
             }
         }
         if claims > 0 {
@@ -275,6 +302,9 @@ impl EpochJob {
         Ok(())
     }
 }
+
+/// Claim transactions sent at once by the auto-claim crank.
+const AUTO_CLAIMS_IN_FLIGHT: usize = 16;
 
 /// The end of posted epoch `epoch` on the chain's schedule (for the ingest cut-off).
 fn on_chain_end(config: &Config, epoch: u64) -> i64 {

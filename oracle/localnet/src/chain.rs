@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anchor_lang::prelude::Pubkey;
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use solana_sdk::account::Account;
 use solana_sdk::clock::Clock;
 use surfpool_core::surfnet::locker::SurfnetSvmLocker;
@@ -67,32 +67,42 @@ pub async fn start(setup: ChainSetup) -> anyhow::Result<LocalChain> {
         ..SurfpoolConfig::default()
     };
     let (commands, commands_rx) = crossbeam_channel::unbounded();
-    let runloop = {
-        let (locker, commands) = (locker.clone(), commands.clone());
-        std::thread::Builder::new().name("local-chain".into()).spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-            runtime
-                .block_on(surfpool_core::runloops::start_local_surfnet_runloop(locker, config, commands, commands_rx, geyser_events))
-                .map_err(|e| anyhow!("{e}"))
-        })?
-    };
-
-    // Surfpool reports through a bounded channel: it must be drained for the chain to run.
+    // Ready, or why not: from the event stream, or from the run loop ending early.
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
+    let ready = std::sync::Arc::new(std::sync::Mutex::new(Some(ready_tx)));
+    let answer = move |ready: &std::sync::Mutex<Option<tokio::sync::oneshot::Sender<Result<(), String>>>>, outcome| {
+        if let Some(ready) = ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            let _ = ready.send(outcome);
+        }
+    };
+    {
+        let (locker, commands, ready) = (locker.clone(), commands.clone(), ready.clone());
+        std::thread::Builder::new().name("local-chain".into()).spawn(move || {
+            let outcome =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().map_err(|e| e.to_string()).and_then(
+                    |runtime| {
+                        runtime
+                            .block_on(surfpool_core::runloops::start_local_surfnet_runloop(
+                                locker,
+                                config,
+                                commands,
+                                commands_rx,
+                                geyser_events,
+                            ))
+                            .map_err(|e| e.to_string())
+                    },
+                );
+            answer(&ready, outcome.and_then(|()| Err("stopped".to_string())));
+        })?;
+    }
+    // Surfpool reports through a bounded channel: it must be drained for the chain to run.
     std::thread::Builder::new().name("local-chain-events".into()).spawn(move || {
-        let mut ready = Some(ready_tx);
         for event in events {
             match event {
-                SimnetEvent::Ready(_) => {
-                    if let Some(ready) = ready.take() {
-                        let _ = ready.send(Ok(()));
-                    }
-                }
+                SimnetEvent::Ready(_) => answer(&ready, Ok(())),
                 SimnetEvent::Aborted(why) => {
                     tracing::error!("the local chain stopped: {why}");
-                    if let Some(ready) = ready.take() {
-                        let _ = ready.send(Err(why));
-                    }
+                    answer(&ready, Err(why));
                 }
                 SimnetEvent::ErrorLog(_, message) => tracing::error!(target: "local_chain", "{message}"),
                 SimnetEvent::WarnLog(_, message) => tracing::warn!(target: "local_chain", "{message}"),
@@ -100,21 +110,22 @@ pub async fn start(setup: ChainSetup) -> anyhow::Result<LocalChain> {
             }
         }
     })?;
-    let outcome = tokio::time::timeout(Duration::from_secs(60), ready_rx).await;
     let chain = LocalChain {
         locker,
         commands,
         rpc_url: format!("http://127.0.0.1:{}", setup.rpc_port),
         ws_url: format!("ws://127.0.0.1:{ws_port}"),
     };
-    match outcome {
+    let (rpc, ws) = (setup.rpc_port, ws_port);
+    match tokio::time::timeout(Duration::from_secs(60), ready_rx).await {
         Ok(Ok(Ok(()))) => Ok(chain),
-        Ok(Ok(Err(why))) => bail!("the local chain did not start on 127.0.0.1:{} (PubSub {ws_port}): {why}", setup.rpc_port),
-        _ if runloop.is_finished() => match runloop.join() {
-            Ok(Err(e)) => Err(e).with_context(|| format!("the local chain did not start on 127.0.0.1:{}", setup.rpc_port)),
-            _ => bail!("the local chain stopped while starting"),
-        },
-        _ => bail!("the local chain did not get ready within 60 s"),
+        // (Surfpool's own advice names the flags of its CLI, not ours.)
+        Ok(Ok(Err(why))) => bail!(
+            "the local chain did not start on 127.0.0.1:{rpc} (PubSub {ws}): {} (is another local network running? choose other ports with --rpc-port)",
+            why.replace(" Try --port or --ws-port to use a different port.", "")
+        ),
+        Ok(Err(_)) => bail!("the local chain stopped while starting"),
+        Err(_) => bail!("the local chain did not get ready within 60 s"),
     }
 }
 

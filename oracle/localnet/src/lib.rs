@@ -71,6 +71,10 @@ pub struct LocalnetArgs {
     /// How long the demand-response event lasts, seconds.
     #[arg(long, default_value_t = 180)]
     pub event_secs: u32,
+    /// Also send the fleet's telemetry to this oracle: a co-signer needs the same data
+    /// (repeatable; README "A second oracle").
+    #[arg(long = "cosigner-url", value_name = "URL")]
+    pub cosigner_urls: Vec<String>,
 }
 
 /// What a first start decides, kept for restarts.
@@ -347,7 +351,7 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         // Owner 0 claims by hand (`ovpp rewards claim`); the others opted in to auto-claims.
         auto_claim_owners: owners.iter().skip(1).map(Signer::pubkey).collect(),
     };
-    let sender = Sender::new(&api_url);
+    let sender = Sender::to_all(&std::iter::once(api_url.clone()).chain(args.cosigner_urls.iter().cloned()).collect::<Vec<_>>());
     let interval = i64::from(args.interval_secs);
     let now_aligned = unix_now().div_euclid(interval) * interval;
     if backfill > 0 {

@@ -365,7 +365,13 @@ impl Sender {
                             let ack = Ack { device_key: device.device_key(), command_id: command.id.clone(), accept: true };
                             let signature = bs58::encode(ack.sign(&device.key)).into_string();
                             let body = AckBody { command_id: command.id.clone(), accept: true, signature };
-                            let _: AckAnswer = self.post_json(&format!("{}/v1/devices/{key}/acks", self.base), &body).await?;
+                            let acked: Result<AckAnswer, _> = self.post_json(&format!("{}/v1/devices/{key}/acks", self.base), &body).await;
+                            match acked {
+                                // Answered before this process started (a restarted fleet).
+                                Ok(_) | Err(SimulateError::Refused { status: 404, .. }) => {}
+                                // The device has its command either way; one lost ack stops no one.
+                                Err(e) => tracing::warn!(device = %key, error = %e, "could not acknowledge a command"),
+                            }
                         }
                         following += 1;
                         Some((command.setpoint_w, command.valid_until))

@@ -178,6 +178,18 @@ async fn an_owner_manages_a_device_through_the_cli() {
     let error: Value = serde_json::from_str(failed.stderr.trim()).unwrap_or_else(|e| panic!("{e}: {}", failed.stderr));
     assert_eq!(error["error"]["code"], "invalid");
     assert!(error["error"]["message"].as_str().unwrap().contains("is retired"), "{error}");
+    // ... also when the command line itself does not parse (clap's exit code, 2).
+    for (args, named) in [
+        (&["device", "lst", "--output", "json"][..], "lst"),
+        (&["device", "list", "--kind", "toaster", "--output=json-compact"][..], "toaster"),
+    ] {
+        let failed = ovpp(&chain, args).await;
+        assert_eq!(failed.code, 2, "{}", failed.stderr);
+        let error: Value = serde_json::from_str(failed.stderr.trim()).unwrap_or_else(|e| panic!("{e}: {}", failed.stderr));
+        assert_eq!(error["error"]["code"], "usage");
+        assert!(error["error"]["message"].as_str().unwrap().contains(named), "{error}");
+    }
+    ovpp(&chain, &["device", "lst"]).await.fails_with(2, "unrecognized subcommand");
     ovpp(&chain, &["-k", &bob_file, "device", "update", &device, "--power", "4kW"]).await.fails_with(1, "DeviceRetired");
     let _ = std::fs::remove_dir_all(&dir);
 }

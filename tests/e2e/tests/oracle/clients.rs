@@ -81,6 +81,7 @@ async fn standard_solana_clients_register_claim_simulate_and_subscribe_on_the_lo
         for_secs: None,
         event_in_secs: 600,
         event_secs: 60,
+        cosigner_urls: vec![],
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let network = tokio::spawn(localnet::run(args, async {

@@ -51,7 +51,12 @@ pub struct Network {
 /// A chain whose epoch schedule started three epochs ago, 14 simulated devices (two of
 /// every kind) registered by two owners, and two oracles.
 pub async fn network(name: &str) -> Network {
-    let mut chain = TestChain::initialized_since(3, 2, 3 * EPOCH).await;
+    network_since(name, 3).await
+}
+
+/// `network`, its epoch schedule started `epochs_ago` epochs ago.
+pub async fn network_since(name: &str, epochs_ago: i64) -> Network {
+    let mut chain = TestChain::initialized_since(3, 2, epochs_ago * EPOCH).await;
     let owners = vec![chain.new_owner().await, chain.new_owner().await];
     let fleet = Fleet::new(14, 9, 48.1, 11.6);
     let mut owner_of = HashMap::new();
@@ -131,6 +136,28 @@ impl Network {
         let answer = self.primary.http.post(url).json(&body).send().await.unwrap();
         assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
         Ok(mine)
+    }
+
+    /// The epoch job of `oracle` co-signing for the primary with oracle key `key` (its key
+    /// files in a temporary directory, returned for removal).
+    fn cosigner_job(&self, name: &str, key: usize, oracle: &Oracle) -> (ovpp_oracle::epoch_job::EpochJob, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ovpp-{name}-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key_file = dir.join(format!("o{key}.json"));
+        solana_sdk::signature::write_keypair_file(&self.chain.oracles[key], &key_file).unwrap();
+        let payer_file = dir.join("payer.json");
+        solana_sdk::signature::write_keypair_file(&self.chain.payer(), &payer_file).unwrap();
+        let role = ovpp_oracle::config::EpochRole {
+            close: false,
+            cosign_for: Some(self.primary.base.clone()),
+            relay: false,
+            keypair: payer_file,
+            oracle_keypair: key_file,
+            settings: settings(),
+            poll: std::time::Duration::from_secs(1),
+            auto_claim_owners: vec![],
+        };
+        (ovpp_oracle::epoch_job::EpochJob::new(self.view.clone(), oracle.state.clone(), role).unwrap(), dir)
     }
 
     fn banks(&self) -> BanksChain {
@@ -408,8 +435,6 @@ async fn a_cosigner_holds_the_primary_to_the_data_it_had_in_time() {
 /// the posted one is refused.
 #[tokio::test]
 async fn a_late_oracle_joins_from_the_posted_epoch() {
-    use ovpp_oracle::config::EpochRole;
-    use ovpp_oracle::epoch_job::EpochJob;
 
     let mut net = network("late").await;
     let first = net.spec(1).await;
@@ -444,23 +469,7 @@ async fn a_late_oracle_joins_from_the_posted_epoch() {
         other => panic!("a forged report was taken: {:?}", other.map(|c| c.root)),
     }
 
-    let dir = std::env::temp_dir().join(format!("ovpp-late-keys-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key_file = dir.join("o2.json");
-    solana_sdk::signature::write_keypair_file(&net.chain.oracles[2], &key_file).unwrap();
-    let payer_file = dir.join("payer.json");
-    solana_sdk::signature::write_keypair_file(&net.chain.payer(), &payer_file).unwrap();
-    let role = EpochRole {
-        close: false,
-        cosign_for: Some(net.primary.base.clone()),
-        relay: false,
-        keypair: payer_file,
-        oracle_keypair: key_file,
-        settings: settings(),
-        poll: std::time::Duration::from_secs(1),
-        auto_claim_owners: vec![],
-    };
-    let job = EpochJob::new(net.view.clone(), late.state.clone(), role).unwrap();
+    let (job, dir) = net.cosigner_job("late", 2, &late);
     job.step().await.unwrap();
 
     let imported = late.state.store.epoch(1).await.unwrap().expect("epoch 1 imported");
@@ -468,6 +477,54 @@ async fn a_late_oracle_joins_from_the_posted_epoch() {
     assert_eq!(late.state.store.epoch(2).await.unwrap().expect("epoch 2 co-signed").root, closed.root);
     let signers = net.primary.state.store.epoch_signatures(2).await.unwrap();
     assert!(signers.iter().any(|(s, _)| *s == net.chain.oracles[2].pubkey().to_bytes()), "the newcomer's signature was handed in");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A co-signer that was down for part of an epoch which the others posted without it takes
+/// the posted report (checked against the chain) instead of refusing its own partial
+/// recomputation for ever, and co-signs the next epoch, which it saw whole.
+#[tokio::test]
+async fn a_cosigner_behind_the_chain_catches_up_and_cosigns_the_next_epoch() {
+
+    let mut net = network_since("behind", 4).await;
+    let first = net.spec(1).await;
+    net.telemetry(first.start_ts, first.end_ts).await;
+    net.close(1).await;
+    net.cosign(1).await.unwrap();
+    relay::relay_pending(net.view.as_ref(), &net.primary.state.store, &net.chain.payer()).await.unwrap();
+
+    // Epoch 2: the co-signer is down for its first half; the third oracle signs with the primary.
+    let second = net.spec(2).await;
+    let middle = second.start_ts + (second.end_ts - second.start_ts) / 2 / 300 * 300;
+    let mut t = second.start_ts;
+    while t < second.end_ts {
+        let batches = net.fleet.tick(t, 300);
+        let to: &[&String] = if t < middle { &[&net.primary.base] } else { &[&net.primary.base, &net.cosigner.base] };
+        for base in to {
+            assert_eq!(Sender::new(base).send(&batches).await.unwrap().rejected, 0);
+        }
+        t += 300;
+    }
+    let closed = net.close(2).await;
+    let third_oracle = oracle_key(&net.chain.oracles[2]);
+    net.primary.state.store.add_epoch_signature(2, &third_oracle.verifying_key().to_bytes(), &closed.sign(&third_oracle)).await.unwrap();
+    relay::relay_pending(net.view.as_ref(), &net.primary.state.store, &net.chain.payer()).await.unwrap();
+    assert_eq!(net.chain.config().await.last_epoch, 2);
+    assert!(net.cosign(2).await.is_err(), "its own recomputation of epoch 2 differs");
+
+    // Epoch 3, whole on both.
+    let third = net.spec(3).await;
+    net.telemetry(third.start_ts, third.end_ts).await;
+    let closed = net.close(3).await;
+
+    let (job, dir) = net.cosigner_job("behind", 1, &net.cosigner);
+    job.step().await.unwrap(); // takes the posted epoch 2
+    let imported = net.cosigner.state.store.epoch(2).await.unwrap().expect("epoch 2 imported");
+    assert!(imported.posted_at.is_some());
+    job.step().await.unwrap(); // co-signs epoch 3
+    assert_eq!(net.cosigner.state.store.epoch(3).await.unwrap().expect("epoch 3 co-signed").root, closed.root);
+    let signers = net.primary.state.store.epoch_signatures(3).await.unwrap();
+    assert!(signers.iter().any(|(s, _)| *s == net.chain.oracles[1].pubkey().to_bytes()), "its signature was handed in");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

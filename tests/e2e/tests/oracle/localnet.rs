@@ -38,6 +38,7 @@ async fn a_local_network_runs_pays_and_continues_after_a_restart() {
         for_secs: None,
         event_in_secs: 15,
         event_secs: 30,
+        cosigner_urls: vec![],
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let network = tokio::spawn(localnet::run(args.clone(), async {

@@ -15,6 +15,10 @@ use solana_sdk::signature::{read_keypair_file, write_keypair_file, Keypair, Sign
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The chain's own crates log every instruction at debug: warnings only, unless RUST_LOG says.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
     let path = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "local-authority.json".into()));
     let authority = read_keypair_file(&path).unwrap_or_else(|_| {
         let key = Keypair::new();

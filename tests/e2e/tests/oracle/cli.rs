@@ -275,6 +275,20 @@ async fn owners_see_and_claim_their_rewards_with_the_oracles_proofs() {
     assert_eq!(config["last_epoch"], 1);
     assert_eq!(config["threshold"], 2);
     ovpp(&chain, &["epoch", "show", "7"]).await.fails_with(1, "epoch 7 is not posted");
+
+    // Epoch 2 is posted without the co-signer (the primary and the third oracle sign): its
+    // proofs, still from epoch 1, say so.
+    let second = net.spec(2).await;
+    net.telemetry(second.start_ts, second.end_ts).await;
+    let closed = net.close(2).await;
+    let third = ed25519_dalek::SigningKey::from_bytes(net.chain.oracles[2].secret_bytes());
+    net.primary.state.store.add_epoch_signature(2, &third.verifying_key().to_bytes(), &closed.sign(&third)).await.unwrap();
+    ovpp_oracle::relay::relay_pending(net.view.as_ref(), &net.primary.state.store, &net.chain.payer()).await.unwrap();
+    let behind = ovpp(&chain, &["-k", &owner_file, "--oracle-url", &net.cosigner.base, "rewards", "show"]).await;
+    assert_eq!(behind.code, 0, "{}", behind.stderr);
+    assert!(behind.stdout.contains("the oracle's latest proofs are from epoch 1; the chain has posted up to epoch 2"), "{}", behind.stdout);
+    let current = ovpp(&chain, &["-k", &owner_file, "--oracle-url", &oracle, "rewards", "show"]).await;
+    assert!(!current.stdout.contains("latest proofs are from"), "{}", current.stdout);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -435,7 +435,6 @@ async fn a_cosigner_holds_the_primary_to_the_data_it_had_in_time() {
 /// the posted one is refused.
 #[tokio::test]
 async fn a_late_oracle_joins_from_the_posted_epoch() {
-
     let mut net = network("late").await;
     let first = net.spec(1).await;
     net.telemetry(first.start_ts, first.end_ts).await;
@@ -485,7 +484,6 @@ async fn a_late_oracle_joins_from_the_posted_epoch() {
 /// recomputation for ever, and co-signs the next epoch, which it saw whole.
 #[tokio::test]
 async fn a_cosigner_behind_the_chain_catches_up_and_cosigns_the_next_epoch() {
-
     let mut net = network_since("behind", 4).await;
     let first = net.spec(1).await;
     net.telemetry(first.start_ts, first.end_ts).await;

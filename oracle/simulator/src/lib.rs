@@ -366,11 +366,9 @@ impl Sender {
                             let signature = bs58::encode(ack.sign(&device.key)).into_string();
                             let body = AckBody { command_id: command.id.clone(), accept: true, signature };
                             let acked: Result<AckAnswer, _> = self.post_json(&format!("{}/v1/devices/{key}/acks", self.base), &body).await;
-                            match acked {
-                                // Answered before this process started (a restarted fleet).
-                                Ok(_) | Err(SimulateError::Refused { status: 404, .. }) => {}
-                                // The device has its command either way; one lost ack stops no one.
-                                Err(e) => tracing::warn!(device = %key, error = %e, "could not acknowledge a command"),
+                            // The device has its command either way; one lost ack stops no one.
+                            if let Err(e) = acked {
+                                tracing::warn!(device = %key, error = %e, "could not acknowledge a command");
                             }
                         }
                         following += 1;

@@ -70,7 +70,7 @@ pub enum DispatchError {
     ProgramExists(String),
     #[error("invalid program: {0}")]
     InvalidProgram(String),
-    #[error("no command {0} for this device, or it was already answered")]
+    #[error("no command {0} for this device, or it was already answered otherwise")]
     UnknownCommand(String),
     #[error("the signature does not verify with the device key")]
     BadSignature,

@@ -131,7 +131,9 @@ impl Store {
         rows.iter().map(|r| Ok((command_from_row(r)?, r.try_get::<Option<i64>, _>("superseded_at")?))).collect()
     }
 
-    /// Records a device's answer; `false` if the command is unknown or already answered.
+    /// Records a device's answer; `false` if the command is unknown or was answered
+    /// otherwise. The same answer again (a restarted gateway resending) is taken, as a
+    /// retried telemetry batch is: the first one stays recorded.
     pub async fn ack_command(&self, id: &str, device: &DeviceKey, accept: bool, signature: &[u8; 64], at: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE dispatch_commands SET accepted = $1, ack_signature = $2, acked_at = $3 WHERE id = $4 AND device_key = $5 AND accepted IS NULL",
@@ -143,7 +145,15 @@ impl Store {
         .bind(key_to_text(device))
         .execute(&self.writes)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        let recorded: Option<Option<i64>> = sqlx::query_scalar("SELECT accepted FROM dispatch_commands WHERE id = $1 AND device_key = $2")
+            .bind(id)
+            .bind(key_to_text(device))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(recorded.flatten() == Some(i64::from(accept)))
     }
 
     /// Devices that refused a command of each event still running after `after`.

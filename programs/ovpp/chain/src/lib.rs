@@ -40,12 +40,24 @@ pub enum ChainError {
 
 /// The program's error `code` as its IDL names it: `(name, message)`.
 pub fn program_error(code: u32) -> Option<(String, String)> {
-    let idl: serde_json::Value = serde_json::from_str(ovpp::IDL_JSON).ok()?;
-    idl["errors"]
-        .as_array()?
-        .iter()
-        .find(|e| e["code"].as_u64() == Some(u64::from(code)))
-        .map(|e| (e["name"].as_str().unwrap_or_default().to_string(), e["msg"].as_str().unwrap_or_default().to_string()))
+    // Parsed once: the local chain asks on every failed instruction.
+    static ERRORS: std::sync::OnceLock<Vec<(u64, String, String)>> = std::sync::OnceLock::new();
+    let errors = ERRORS.get_or_init(|| {
+        let idl: serde_json::Value = serde_json::from_str(ovpp::IDL_JSON).unwrap_or_default();
+        idl["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                Some((
+                    e["code"].as_u64()?,
+                    e["name"].as_str().unwrap_or_default().to_string(),
+                    e["msg"].as_str().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect()
+    });
+    errors.iter().find(|(c, ..)| *c == u64::from(code)).map(|(_, name, message)| (name.clone(), message.clone()))
 }
 
 /// A failed transaction, with the program's own error name where there is one.

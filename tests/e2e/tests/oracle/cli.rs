@@ -325,7 +325,7 @@ impl Chain for Recording {
 /// The local chain (surfpool over LiteSVM, the program natively inside), initialized by its
 /// upgrade authority over JSON-RPC, with `wallets` funded from its faucet.
 async fn local_chain(authority: &Keypair, wallets: &[solana_sdk::pubkey::Pubkey]) -> (ovpp_localnet::chain::LocalChain, Arc<dyn Chain>) {
-    let port = crate::clients::free_port_pair();
+    let port = crate::free_port_pair();
     let setup = ovpp_localnet::chain::ChainSetup { rpc_port: port, upgrade_authority: authority.pubkey(), accounts: vec![] };
     let local = ovpp_localnet::chain::start(setup).await.unwrap();
     let rpc: Arc<dyn Chain> =

@@ -10,19 +10,7 @@ use std::time::Duration;
 use ovpp_chain::RpcChain;
 use ovpp_localnet::{self as localnet, LocalnetArgs};
 
-pub fn free_port_pair() -> u16 {
-    // JSON-RPC on the port, PubSub on the next one.
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::{free_port, free_port_pair};
 
 /// Runs `command` to completion within `limit`, its output shown on failure.
 fn run(mut command: Command, limit: Duration, what: &str) {

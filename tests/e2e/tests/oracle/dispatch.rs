@@ -304,6 +304,8 @@ async fn devices_acknowledge_commands_and_refusals_replan() {
     let (status, answer) = post(&oracle, &path(first), None, &ack(first, &first_command, true, second)).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_signature")));
     assert_eq!(post(&oracle, &path(first), None, &ack(first, &first_command, true, first)).await.0, 200);
+    // The same answer again (a restarted gateway) is taken; another answer is not.
+    assert_eq!(post(&oracle, &path(first), None, &ack(first, &first_command, true, first)).await.0, 200);
     // Answered already.
     assert_eq!(post(&oracle, &path(first), None, &ack(first, &first_command, false, first)).await.1["error"]["code"], "unknown_command");
     // The second device refuses: the next round plans without it.

@@ -11,9 +11,7 @@ use ovpp_localnet::{self as localnet, LocalnetArgs};
 use serde_json::Value;
 use solana_sdk::signature::{read_keypair_file, Signer};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::free_port;
 
 async fn cli(args: &[&str]) -> Value {
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());

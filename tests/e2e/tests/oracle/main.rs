@@ -19,6 +19,21 @@ mod ingest;
 mod localnet;
 mod simulate;
 
+/// A loopback port nobody listens on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A port free together with the next one (a local chain's JSON-RPC and PubSub).
+pub fn free_port_pair() -> u16 {
+    loop {
+        let port = free_port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
 pub struct Oracle {
     pub state: AppState,
     pub base: String,

@@ -96,16 +96,23 @@ impl Fleet {
     /// One signed batch per device for the interval `[start, start + secs)`; the sequence
     /// is the interval's end, so it only ever grows, across restarts too.
     pub fn tick(&mut self, start: i64, secs: u32) -> Vec<SignedBatch> {
-        let (latitude, longitude) = (self.latitude, self.longitude);
+        let readings = self.readings(start, secs);
         self.devices
-            .iter_mut()
-            .map(|d| {
-                let reading = d.step(start, secs, latitude, longitude);
+            .iter()
+            .zip(readings)
+            .map(|(d, reading)| {
                 let batch =
                     TelemetryBatch { device_key: d.device_key(), sequence: (start + i64::from(secs)) as u64, readings: vec![reading] };
                 batch.sign(&d.key)
             })
             .collect()
+    }
+
+    /// Every device's reading for the interval `[start, start + secs)`, unsigned (for a
+    /// gateway, which signs and sends them itself).
+    pub fn readings(&mut self, start: i64, secs: u32) -> Vec<Reading> {
+        let (latitude, longitude) = (self.latitude, self.longitude);
+        self.devices.iter_mut().map(|d| d.step(start, secs, latitude, longitude)).collect()
     }
 }
 
@@ -364,7 +371,7 @@ impl Sender {
                         if acked.insert(command.id.clone()) {
                             let ack = Ack { device_key: device.device_key(), command_id: command.id.clone(), accept: true };
                             let signature = bs58::encode(ack.sign(&device.key)).into_string();
-                            let body = AckBody { command_id: command.id.clone(), accept: true, signature };
+                            let body = AckBody { command_id: command.id.clone(), accept: true, signature, reason: None };
                             let acked: Result<AckAnswer, _> = self.post_json(&format!("{}/v1/devices/{key}/acks", self.base), &body).await;
                             // The device has its command either way; one lost ack stops no one.
                             if let Err(e) = acked {

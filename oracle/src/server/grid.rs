@@ -294,8 +294,14 @@ async fn post_ack(
     let device_key = parse_key(&key)?;
     let body: AckBody = json_body(&headers, &body)?;
     let signature = parse_signature(&body.signature)?;
+    if body.reason.as_ref().is_some_and(|r| r.len() > 200) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", "reason is at most 200 bytes"));
+    }
     let ack = Ack { device_key, command_id: body.command_id, accept: body.accept };
     state.dispatch.ack(&ack, &signature, unix_now()).await?;
+    if let Some(reason) = body.reason.filter(|_| !ack.accept) {
+        tracing::info!(device = %key, command = %ack.command_id, reason = %reason, "a device refused its command");
+    }
     Ok(Json(AckAnswer { command_id: ack.command_id, accepted: ack.accept }).into_response())
 }
 

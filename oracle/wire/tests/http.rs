@@ -158,7 +158,8 @@ fn dispatch_answers_and_reports() {
         now: 1,
         devices: BTreeMap::from([("k".into(), commands), ("idle".into(), DeviceCommands { now: 1, current: None, commands: vec![] })]),
     });
-    round_trip(AckBody { command_id: "c1".into(), accept: true, signature: "s".into() });
+    round_trip(AckBody { command_id: "c1".into(), accept: true, signature: "s".into(), reason: None });
+    round_trip(AckBody { command_id: "c1".into(), accept: false, signature: "s".into(), reason: Some("charger offline".into()) });
     round_trip(AckAnswer { command_id: "c1".into(), accepted: false });
     let bare = DeviceDelivery {
         device: "k".into(),

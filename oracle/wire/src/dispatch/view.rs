@@ -106,6 +106,9 @@ pub struct AckBody {
     pub accept: bool,
     /// Base58 ed25519 signature.
     pub signature: String,
+    /// Why a device refused (for people; not signed), at most 200 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The answer to an ack.

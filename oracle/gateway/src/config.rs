@@ -50,9 +50,12 @@ pub struct OcppConfig {
     /// Heartbeat interval told to chargers at boot, seconds [default: 60].
     #[serde(default = "default_heartbeat")]
     pub heartbeat_secs: u32,
-    /// An idle charger (no transaction) reports a reading this often, seconds [default: 60].
-    #[serde(default = "default_idle_reading")]
-    pub idle_reading_secs: u32,
+    /// Length of a reading, seconds: readings cover `[k * interval, (k + 1) * interval)`,
+    /// as the oracle measures events on that grid [default: 60]. Chargers should send meter
+    /// values at least this often while charging (1.6 `MeterValueSampleInterval`, 2.0.1
+    /// `SampledDataCtrlr.TxUpdatedInterval`); readings wait for the sample after them.
+    #[serde(default = "default_interval")]
+    pub interval_secs: u32,
     /// Seconds a charger has to answer a call (SetChargingProfile) [default: 30].
     #[serde(default = "default_call_timeout")]
     pub call_timeout_secs: u64,
@@ -136,7 +139,7 @@ fn default_ocpp_listen() -> SocketAddr {
 fn default_heartbeat() -> u32 {
     60
 }
-fn default_idle_reading() -> u32 {
+fn default_interval() -> u32 {
     60
 }
 fn default_call_timeout() -> u64 {
@@ -187,8 +190,8 @@ impl Config {
             if ocpp.tls_cert.is_some() != ocpp.tls_key.is_some() {
                 bail!("[ocpp] needs both tls_cert and tls_key, or neither");
             }
-            if !(10..=3600).contains(&ocpp.idle_reading_secs) {
-                bail!("[ocpp] idle_reading_secs must be 10 ..= 3600 (a reading's interval)");
+            if !(10..=3600).contains(&ocpp.interval_secs) || 3600 % ocpp.interval_secs != 0 {
+                bail!("[ocpp] interval_secs must divide an hour and be 10 ..= 3600 (a reading's length)");
             }
             let mut seen = std::collections::HashSet::new();
             for c in &ocpp.chargers {

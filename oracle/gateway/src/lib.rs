@@ -64,6 +64,10 @@ impl Gateway {
             }
         }
         std::fs::create_dir_all(&config.state_dir).with_context(|| format!("creating {}", config.state_dir.display()))?;
+        // The device keys live here: the owner's only.
+        #[cfg(unix)]
+        std::fs::set_permissions(&config.state_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .with_context(|| format!("restricting {} to its owner", config.state_dir.display()))?;
         let imported: Vec<(String, ed25519_dalek::SigningKey)> = adapters.iter().flat_map(|a| a.own_keys()).collect();
         let imported_names: std::collections::HashSet<&String> = imported.iter().map(|(n, _)| n).collect();
         let made = devices.iter().map(|(s, _)| s.name.clone()).filter(|n| !imported_names.contains(n)).collect::<Vec<_>>();

@@ -24,13 +24,20 @@ pub struct Sample {
     pub soc_percent: Option<f64>,
 }
 
-/// Where the last reading ended: saved with each reading, so a restarted gateway goes on
-/// from the same register.
+/// Where the readings are: saved with each reading, so a restarted gateway goes on from
+/// the same register.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MeterCursor {
-    pub t: i64,
-    pub energy_wh: Option<f64>,
-    pub power_w: Option<f64>,
+    /// Start of the next reading (a grid time) and the register there, once a grid time
+    /// has passed (less any fraction of a Wh not yet in a reading).
+    pub start: Option<(i64, f64)>,
+    /// The newest sample: its time, register and power.
+    pub last_t: i64,
+    pub last_wh: f64,
+    pub last_power_w: Option<f64>,
+    /// Whether `last_wh` is integrated from power (no register seen yet): the first real
+    /// register re-bases it rather than counting as energy.
+    pub integrated: bool,
 }
 
 /// One reading's span and energy.
@@ -41,36 +48,69 @@ pub struct Interval {
     pub energy_wh: u32,
 }
 
-/// The reading a new sample completes (if any), and the cursor after it. Samples closer
-/// than [`MIN_INTERVAL_SECS`] to the cursor wait for a later one (nothing is lost: the
-/// register difference spans them); a gap above [`MAX_INTERVAL_SECS`] or a register that
-/// went back (a replaced meter) starts afresh from the sample.
-pub fn advance(cursor: Option<MeterCursor>, s: &Sample) -> (Option<Interval>, Option<MeterCursor>) {
-    let fresh = MeterCursor { t: s.t, energy_wh: s.energy_wh, power_w: s.power_w };
-    let Some(c) = cursor else { return (None, Some(fresh)) };
-    let dt = s.t - c.t;
-    if dt < MIN_INTERVAL_SECS {
-        // The reading goes on from the older start to a later sample.
-        return (None, Some(c));
+fn trapezoid_wh(a: Option<f64>, b: Option<f64>, secs: i64) -> f64 {
+    let w = match (a, b) {
+        (Some(a), Some(b)) => (a + b) / 2.0,
+        (Some(p), None) | (None, Some(p)) => p,
+        (None, None) => 0.0,
+    };
+    w.max(0.0) * secs as f64 / 3600.0
+}
+
+fn fresh(s: &Sample) -> MeterCursor {
+    MeterCursor {
+        start: None,
+        last_t: s.t,
+        last_wh: s.energy_wh.unwrap_or(0.0),
+        last_power_w: s.power_w,
+        integrated: s.energy_wh.is_none(),
+    }
+}
+
+/// The readings a new sample completes and the cursor after it. Readings are `grid`
+/// seconds long on the grid of multiples of `grid` (as the oracle measures events), the
+/// register at each grid time interpolated between the samples around it; the Wh of the
+/// readings add up exactly to the register's rise. A gap above [`MAX_INTERVAL_SECS`] (the
+/// charger was away) or a register that went back (a replaced meter) starts afresh.
+pub fn advance(cursor: Option<MeterCursor>, s: &Sample, grid: i64) -> (Vec<Interval>, Option<MeterCursor>) {
+    let Some(mut c) = cursor else { return (Vec::new(), Some(fresh(s))) };
+    let dt = s.t - c.last_t;
+    if dt <= 0 {
+        // An older or simultaneous sample (a resend) adds nothing.
+        return (Vec::new(), Some(c));
     }
     if dt > MAX_INTERVAL_SECS {
-        return (None, Some(fresh));
+        return (Vec::new(), Some(fresh(s)));
     }
-    let energy = match (c.energy_wh, s.energy_wh) {
-        (Some(a), Some(b)) if b >= a => b - a,
-        (Some(_), Some(_)) => return (None, Some(fresh)),
-        _ => match (c.power_w, s.power_w) {
-            (Some(a), Some(b)) => (a + b) / 2.0 * dt as f64 / 3600.0,
-            (None, Some(p)) | (Some(p), None) => p * dt as f64 / 3600.0,
-            (None, None) => 0.0,
-        },
+    let estimate = c.last_wh + trapezoid_wh(c.last_power_w, s.power_w, dt);
+    let (register, integrated) = match s.energy_wh {
+        Some(r) if c.integrated => {
+            // The first register: what was integrated so far moves onto it.
+            let offset = r - estimate;
+            c.last_wh += offset;
+            c.start = c.start.map(|(t, wh)| (t, wh + offset));
+            (r, false)
+        }
+        Some(r) if r >= c.last_wh => (r, false),
+        Some(_) => return (Vec::new(), Some(fresh(s))),
+        None => (estimate, c.integrated),
     };
-    // With a register, a reading's energy is whole Wh and the remainder stays in the
-    // cursor, so the sum of readings equals the register's difference exactly.
-    let whole = energy.max(0.0).floor();
-    let energy_wh = c.energy_wh.map(|a| a + whole).or(s.energy_wh);
-    let next = MeterCursor { t: s.t, energy_wh, power_w: s.power_w.or(c.power_w) };
-    (Some(Interval { start: c.t, secs: dt as u32, energy_wh: whole.min(f64::from(u32::MAX)) as u32 }), Some(next))
+    let mut out = Vec::new();
+    let mut b = (c.last_t.div_euclid(grid) + 1) * grid;
+    while b <= s.t {
+        let at_b = c.last_wh + (register - c.last_wh) * (b - c.last_t) as f64 / dt as f64;
+        c.start = Some(match c.start {
+            Some((from, wh)) => {
+                let whole = (at_b - wh).max(0.0).floor();
+                out.push(Interval { start: from, secs: (b - from) as u32, energy_wh: whole.min(f64::from(u32::MAX)) as u32 });
+                (b, wh + whole)
+            }
+            None => (b, at_b),
+        });
+        b += grid;
+    }
+    let next = MeterCursor { start: c.start, last_t: s.t, last_wh: register, last_power_w: s.power_w.or(c.last_power_w), integrated };
+    (out, Some(next))
 }
 
 /// The measurands a sampled value may carry that the gateway uses.
@@ -150,39 +190,51 @@ mod tests {
     }
 
     #[test]
-    fn readings_sum_to_the_register_difference_whatever_the_sampling() {
-        let mut cursor = None;
-        let mut total = 0u64;
-        // Samples 3 s apart with fractional registers: readings of >= 10 s, no energy lost.
+    fn grid_readings_sum_to_the_register_difference_whatever_the_sampling() {
+        // Idle from t = 995 (integrated, no register), then a register at 1001 and samples
+        // 3 s apart with fractional registers.
+        let (_, mut cursor) = advance(None, &Sample { t: 995, power_w: Some(0.0), ..Sample::default() }, 10);
+        let mut readings = Vec::new();
         for i in 0..100 {
-            let (interval, next) = advance(cursor, &at(1_000 + 3 * i, 500.0 + 7.3 * i as f64));
-            if let Some(iv) = interval {
-                assert!(iv.secs >= 10 && iv.secs <= 3600);
-                total += u64::from(iv.energy_wh);
-            }
+            let (out, next) = advance(cursor, &at(1_001 + 3 * i, 500.0 + 7.3 * i as f64), 10);
+            readings.extend(out);
             cursor = next;
         }
-        // What is not in a reading yet is the register's rise since the last one (under 10 s
-        // of samples, and the fraction of a Wh): it goes into the next reading.
-        let remainder = 7.3 * 99.0 - total as f64;
-        assert!((0.0..7.3 * 4.0 + 1.0).contains(&remainder), "{total} Wh in readings, {remainder} Wh left");
-        assert_eq!(cursor.unwrap().energy_wh, Some(500.0 + total as f64));
+        // Then idle again, the register flat: the rest comes in, to the whole Wh.
+        let last = 500.0 + 7.3 * 99.0;
+        for t in [1_310, 1_330] {
+            let (out, next) = advance(cursor, &Sample { t, energy_wh: Some(last), power_w: Some(0.0), ..Sample::default() }, 10);
+            readings.extend(out);
+            cursor = next;
+        }
+        let total: u64 = readings.iter().map(|r| u64::from(r.energy_wh)).sum();
+        assert_eq!(total, (7.3 * 99.0f64).floor() as u64);
+        // Consecutive, on the grid, 10 s each, from the first grid time after the first sample.
+        for (i, r) in readings.iter().enumerate() {
+            assert_eq!((r.start, r.secs), (1_000 + 10 * i as i64, 10), "{r:?}");
+        }
+        assert_eq!(readings.len(), 33);
     }
 
     #[test]
     fn a_gap_or_a_register_going_back_starts_afresh() {
-        let (_, c) = advance(None, &at(0, 100.0));
-        assert_eq!(advance(c, &at(4000, 200.0)).0, None);
-        assert_eq!(advance(c, &at(60, 50.0)).0, None);
-        assert_eq!(advance(c, &at(60, 160.0)).0, Some(Interval { start: 0, secs: 60, energy_wh: 60 }));
+        let (_, c) = advance(None, &at(0, 100.0), 10);
+        let (_, c) = advance(c, &at(15, 110.0), 10);
+        assert!(advance(c, &at(4000, 200.0), 10).0.is_empty());
+        assert_eq!(advance(c, &at(4000, 200.0), 10).1.unwrap().start, None);
+        assert!(advance(c, &at(60, 50.0), 10).0.is_empty());
+        // 100 at 0, 110 at 15, 160 at 65: the register is 106.7 at 10 and 155 at 60.
+        let (out, _) = advance(c, &at(65, 160.0), 10);
+        assert_eq!(out.iter().map(|r| r.start).collect::<Vec<_>>(), vec![10, 20, 30, 40, 50]);
+        assert_eq!(out.iter().map(|r| r.energy_wh).sum::<u32>(), 48);
     }
 
     #[test]
     fn power_alone_is_integrated() {
-        let first = Sample { t: 0, power_w: Some(3600.0), ..Sample::default() };
-        let (_, c) = advance(None, &first);
-        let (iv, _) = advance(c, &Sample { t: 60, power_w: Some(7200.0), ..Sample::default() });
-        assert_eq!(iv.unwrap().energy_wh, 90);
+        let (_, c) = advance(None, &Sample { t: 0, power_w: Some(3600.0), ..Sample::default() }, 60);
+        let (_, c) = advance(c, &Sample { t: 60, power_w: Some(3600.0), ..Sample::default() }, 60);
+        let (out, _) = advance(c, &Sample { t: 120, power_w: Some(7200.0), ..Sample::default() }, 60);
+        assert_eq!(out, vec![Interval { start: 60, secs: 60, energy_wh: 90 }]);
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub(crate) struct Link {
 #[derive(Clone, Debug)]
 pub(crate) struct Limit {
     pub limit_w: f64,
+    pub from: i64,
     pub until: i64,
 }
 
@@ -129,7 +130,7 @@ impl Charger {
         let draw = if plugged { live.power_w.clamp(0.0, rated) } else { 0.0 };
         let car_full = live.status.as_deref() == Some("SuspendedEV") || live.soc_percent.is_some_and(|s| s >= 100.0);
         let end = iv.start + i64::from(iv.secs);
-        let following = live.limit.as_ref().is_some_and(|l| l.until >= end && average_w <= l.limit_w * 1.05 + 100.0);
+        let following = live.limit.as_ref().is_some_and(|l| l.from <= iv.start && l.until >= end && average_w <= l.limit_w * 1.05 + 100.0);
         let grid_response = if live.status.as_deref() == Some("Faulted") {
             GridResponse::Fault
         } else if following {
@@ -338,7 +339,8 @@ impl Adapter for OcppAdapter {
         let answer = self.call(&link, "SetChargingProfile", payload).await.map_err(Refusal)?;
         match answer.get("status").and_then(Value::as_str) {
             Some("Accepted") => {
-                charger.live.lock().expect("not poisoned").limit = Some(Limit { limit_w, until: sp.valid_until });
+                let from = ovpp_wire::clock::unix_now().max(sp.valid_from);
+                charger.live.lock().expect("not poisoned").limit = Some(Limit { limit_w, from, until: sp.valid_until });
                 Ok(())
             }
             status => {

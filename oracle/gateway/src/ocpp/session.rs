@@ -32,6 +32,8 @@ struct Session {
     version: Version,
     sink: Sink,
     cursor: Option<MeterCursor>,
+    /// Reading length, s.
+    grid: i64,
 }
 
 pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
@@ -61,9 +63,15 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         previous.kick.notify_one();
     }
     tracing::info!(charger = %id, version = version.subprotocol(), "charger connected");
-    let idle_secs = adapter.config.idle_reading_secs;
+    let grid = i64::from(adapter.config.interval_secs);
     let silence = Duration::from_secs(u64::from(adapter.config.heartbeat_secs).max(20) * 3);
-    let mut session = Session { adapter, charger: charger.clone(), version, sink, cursor };
+    let mut session = Session { adapter, charger: charger.clone(), version, sink, cursor, grid };
+    if session.cursor.is_none() {
+        // Metered from the moment it connects: nothing is drawn before a transaction.
+        if let Err((_, e)) = session.sample(Sample { t: unix_now(), power_w: Some(0.0), ..Sample::default() }).await {
+            tracing::warn!(charger = %id, error = %e, "could not start metering");
+        }
+    }
     // The gateway's one call awaiting the charger's answer: message id, reply, sent at.
     let mut outstanding: Option<(String, Reply, Instant)> = None;
     let mut call_ids = 0u64;
@@ -130,7 +138,7 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 if last_heard.elapsed() > silence {
                     break Err(format!("charger {id} silent for {} s", silence.as_secs()));
                 }
-                if let Err((_, e)) = session.idle_reading(idle_secs).await {
+                if let Err((_, e)) = session.idle_reading().await {
                     tracing::warn!(charger = %id, error = %e, "could not record an idle reading");
                 }
             }
@@ -319,41 +327,38 @@ impl Session {
                 live.soc_percent = Some(soc.min(100.0));
             }
         }
-        if self.cursor.is_some_and(|c| s.t < c.t) {
-            // Older than what was already read (a charger resending after a reconnect).
-            return Ok(());
-        }
-        let (interval, next) = meter::advance(self.cursor, &s);
+        let (intervals, next) = meter::advance(self.cursor, &s, self.grid);
         if next == self.cursor {
             return Ok(());
         }
         let state = next.map(|c| serde_json::to_string(&c).expect("serializes"));
         let id = &self.charger.config.id;
         let mut records = Vec::new();
-        match interval {
-            Some(iv) => {
-                for (device, reading) in self.charger.readings(iv) {
-                    let cursor = if device == *id { state.clone() } else { None };
-                    records.push(Record { device, reading: Some(reading), cursor });
-                }
+        for iv in intervals {
+            for (device, reading) in self.charger.readings(iv) {
+                records.push(Record { device, reading: Some(reading), cursor: None });
             }
-            None => records.push(Record { device: id.clone(), reading: None, cursor: state }),
         }
+        // The cursor goes with the last record, in the same transaction.
+        records.push(Record { device: id.clone(), reading: None, cursor: state });
         self.sink.record(records).await.map_err(|e| (ErrorKind::Internal, format!("the gateway could not store the reading: {e}")))?;
         self.cursor = next;
         Ok(())
     }
 
-    /// With no transaction, nothing is drawn: a zero reading every `idle_secs` keeps the
-    /// charger's time online covered.
-    async fn idle_reading(&mut self, idle_secs: u32) -> Result<(), Failure> {
+    /// With no transaction, nothing is drawn: once a grid time has passed, a flat sample
+    /// now completes the idle charger's readings.
+    async fn idle_reading(&mut self) -> Result<(), Failure> {
         if self.charger.live.lock().expect("not poisoned").transaction.is_some() {
             return Ok(());
         }
         let now = unix_now();
         match self.cursor {
-            Some(c) if now - c.t < i64::from(idle_secs) => Ok(()),
-            Some(c) => self.sample(Sample { t: now, energy_wh: c.energy_wh, power_w: Some(0.0), ..Sample::default() }).await,
+            Some(c) if now.div_euclid(self.grid) == c.last_t.div_euclid(self.grid) => Ok(()),
+            Some(c) => {
+                let energy_wh = (!c.integrated).then_some(c.last_wh);
+                self.sample(Sample { t: now, energy_wh, power_w: Some(0.0), ..Sample::default() }).await
+            }
             None => self.sample(Sample { t: now, power_w: Some(0.0), ..Sample::default() }).await,
         }
     }

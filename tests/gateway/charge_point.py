@@ -59,6 +59,7 @@ class Car:
         if self.args.reject_profiles:
             return "Rejected"
         self.advance()
+        limit = float(limit)
         self.limit_w = limit * 230.0 * phases if unit == "A" else limit
         emit(event="profile", unit=unit, limit=limit, limit_w=self.limit_w)
         return "Accepted"

@@ -59,26 +59,13 @@ impl Uplink {
         map.entry(oracle.to_string()).or_default().insert(name.to_string(), entry);
     }
 
-    /// Whether `oracle` knows the device: asked once, and again a while after a no.
-    async fn is_registered(&self, oracle: &str, name: &str, key: &str) -> Result<bool, String> {
+    /// Whether to send the device's readings to `oracle` now: unless it refused them as
+    /// from an unknown device a moment ago (its owner may still be registering it, or the
+    /// oracle has not synced its registry from the chain yet). The oracle's answer is the
+    /// check: a batch it refuses as `unknown_device` stays buffered for the next try.
+    fn may_send(&self, oracle: &str, name: &str) -> bool {
         let cached = self.registered.lock().expect("not poisoned").get(oracle).and_then(|m| m.get(name).copied());
-        match cached {
-            Some(Registration::Known) => return Ok(true),
-            Some(Registration::Unknown(at)) if at.elapsed() < RECHECK_UNREGISTERED => return Ok(false),
-            _ => {}
-        }
-        let url = format!("{}/v1/devices/{key}", base(oracle));
-        let response = self.http.get(&url).send().await.map_err(|e| format!("{url}: {e}"))?;
-        let known = match response.status().as_u16() {
-            200 => true,
-            404 => false,
-            status => return Err(format!("{url}: HTTP {status}")),
-        };
-        if !known {
-            tracing::info!(device = %name, key = %key, oracle = %oracle, "not registered yet: its readings wait in the buffer (register it with `ovpp device register`)");
-        }
-        self.set_registration(oracle, name, known);
-        Ok(known)
+        !matches!(cached, Some(Registration::Unknown(at)) if at.elapsed() < RECHECK_UNREGISTERED)
     }
 
     /// One round for `oracle`: batch what waits for registered devices, then send every
@@ -86,8 +73,8 @@ impl Uplink {
     pub async fn send_round(&self, gw: &Gateway, oracle: &str) -> Result<(), String> {
         let store = &gw.store;
         for name in store.waiting_devices(oracle).await.map_err(|e| e.to_string())? {
-            let (Some(key), Some(public)) = (gw.keys.get(&name), gw.keys.public(&name)) else { continue };
-            if self.is_registered(oracle, &name, &bs58::encode(public).into_string()).await? {
+            let Some(key) = gw.keys.get(&name) else { continue };
+            if self.may_send(oracle, &name) {
                 let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
                 store.form_batch(oracle, &name, key, now_ms).await.map_err(|e| e.to_string())?;
             }
@@ -129,11 +116,15 @@ impl Uplink {
             for (o, result) in outgoing.iter().zip(&answer.results) {
                 match (result.status, result.reason.as_deref()) {
                     (BatchStatus::Accepted | BatchStatus::AlreadyStored, _) => {
+                        self.set_registration(oracle, &o.device, true);
                         gw.metrics.readings_stored.fetch_add(o.readings as u64, Ordering::Relaxed);
                         done.push((o.device.clone(), o.sequence));
                     }
                     // Not (or no longer) in this oracle's registry: kept, asked about later.
                     (BatchStatus::Rejected, Some("unknown_device")) => {
+                        if self.may_send(oracle, &o.device) {
+                            tracing::info!(device = %o.device, oracle = %oracle, "not registered (yet): its readings wait in the buffer (register it with `ovpp device register`)");
+                        }
                         self.set_registration(oracle, &o.device, false);
                         skip.insert((o.device.clone(), o.sequence));
                     }

@@ -76,7 +76,17 @@ pub fn advance(cursor: Option<MeterCursor>, s: &Sample, grid: i64) -> (Vec<Inter
     let Some(mut c) = cursor else { return (Vec::new(), Some(fresh(s))) };
     let dt = s.t - c.last_t;
     if dt <= 0 {
-        // An older or simultaneous sample (a resend) adds nothing.
+        // An older or simultaneous sample (a resend) adds nothing, but a first register at
+        // the cursor's time re-bases it (a transaction starting as the charger connects).
+        if let (0, true, Some(r)) = (dt, c.integrated, s.energy_wh) {
+            let offset = r - c.last_wh;
+            c.start = c.start.map(|(t, wh)| (t, wh + offset));
+            return (Vec::new(), Some(MeterCursor { last_wh: r, integrated: false, ..c }));
+        }
+        // A later register within the same second (a StopTransaction right after a meter value).
+        if let (0, false, Some(r)) = (dt, c.integrated, s.energy_wh) {
+            return (Vec::new(), Some(MeterCursor { last_wh: r.max(c.last_wh), ..c }));
+        }
         return (Vec::new(), Some(c));
     }
     if dt > MAX_INTERVAL_SECS {

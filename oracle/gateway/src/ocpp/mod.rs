@@ -82,6 +82,8 @@ pub(crate) struct Link {
 #[derive(Clone, Debug)]
 pub(crate) struct Limit {
     pub limit_w: f64,
+    /// What the charger drew before dispatch: set points are relative to it.
+    pub base_w: f64,
     pub from: i64,
     pub until: i64,
 }
@@ -330,17 +332,26 @@ impl Adapter for OcppAdapter {
             charger.live.lock().expect("not poisoned").limit = None;
             return self.call(&link, "ClearChargingProfile", payload).await.map(|_| ()).map_err(Refusal);
         };
-        let (payload, limit_w) = {
+        let (payload, limit_w, base_w) = {
             let live = charger.live.lock().expect("not poisoned");
+            let now = ovpp_wire::clock::unix_now();
             let draw = if Charger::plugged(&live) { live.power_w } else { 0.0 };
-            let limit_w = (draw - sp.setpoint_w as f64).clamp(0.0, charger.config.power_w as f64);
-            (charger.profile(link.version, live.transaction.as_ref(), limit_w, sp), limit_w)
+            // Relative to what it would draw undispatched, not to a limit already in force.
+            let base_w = live.limit.as_ref().filter(|l| l.until >= now).map_or(draw, |l| l.base_w);
+            let limit_w = (base_w - sp.setpoint_w as f64).clamp(0.0, charger.config.power_w as f64);
+            (charger.profile(link.version, live.transaction.as_ref(), limit_w, sp), limit_w, base_w)
         };
         let answer = self.call(&link, "SetChargingProfile", payload).await.map_err(Refusal)?;
         match answer.get("status").and_then(Value::as_str) {
             Some("Accepted") => {
-                let from = ovpp_wire::clock::unix_now().max(sp.valid_from);
-                charger.live.lock().expect("not poisoned").limit = Some(Limit { limit_w, from, until: sp.valid_until });
+                let now = ovpp_wire::clock::unix_now();
+                let mut live = charger.live.lock().expect("not poisoned");
+                // A re-planned set point continues the dispatch in force: it is followed since then.
+                let from = match &live.limit {
+                    Some(previous) if previous.until >= now => previous.from,
+                    _ => now.max(sp.valid_from),
+                };
+                live.limit = Some(Limit { limit_w, base_w, from, until: sp.valid_until });
                 Ok(())
             }
             status => {

@@ -67,10 +67,11 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let silence = Duration::from_secs(u64::from(adapter.config.heartbeat_secs).max(20) * 3);
     let mut session = Session { adapter, charger: charger.clone(), version, sink, cursor, grid };
     if session.cursor.is_none() {
-        // Metered from the moment it connects: nothing is drawn before a transaction.
-        if let Err((_, e)) = session.sample(Sample { t: unix_now(), power_w: Some(0.0), ..Sample::default() }).await {
-            tracing::warn!(charger = %id, error = %e, "could not start metering");
-        }
+        // Metered from the grid time it connects in: nothing is drawn before a transaction,
+        // and the first transaction's register re-bases this start.
+        let now = unix_now();
+        let (_, fresh) = meter::advance(None, &Sample { t: now, power_w: Some(0.0), ..Sample::default() }, grid);
+        session.cursor = fresh.map(|c| MeterCursor { start: Some((now.div_euclid(grid) * grid, 0.0)), ..c });
     }
     // The gateway's one call awaiting the charger's answer: message id, reply, sent at.
     let mut outstanding: Option<(String, Reply, Instant)> = None;

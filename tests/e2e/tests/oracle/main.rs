@@ -15,6 +15,7 @@ mod cli;
 mod clients;
 mod dispatch;
 mod epochs;
+mod gateway;
 mod ingest;
 mod localnet;
 mod simulate;

@@ -1,0 +1,535 @@
+//! Real devices through the gateway, against an implementation no one here wrote: charge
+//! points built on the Python `ocpp` library (OCPP 1.6J and 2.0.1; it also checks every
+//! message the gateway sends against the OCPP JSON schemas), talking to `ovpp-gateway`,
+//! which signs and buffers their readings for a real oracle and turns its set points into
+//! charging profiles. The library is installed from `tests/gateway/requirements.txt` into
+//! a venv outside the clone.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use ovpp_gateway::config::{ChargerConfig, Config, DeviceSpec, EvConfig, OcppConfig, RateUnit};
+use ovpp_gateway::keys::KeyStore;
+use ovpp_gateway::Gateway;
+use ovpp_oracle::dispatch::DispatchSettings;
+use ovpp_program_tests::TestChain;
+use ovpp_wire::clock::unix_now;
+use ovpp_wire::telemetry::GridResponse;
+use serde_json::{json, Value};
+use solana_sdk::signature::{Keypair, Signer};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::dispatch::{event_json, TOKEN};
+use crate::free_port;
+
+const PASSWORD: &str = "correct-horse-battery";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// The venv with the pinned `ocpp` library, made once per machine (about 10 s) and kept
+/// in `~/.cache/ovpp-python-ocpp` while the requirements stay the same.
+fn python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let requirements = repo().join("tests/gateway/requirements.txt");
+            let wanted = std::fs::read_to_string(&requirements).unwrap();
+            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+            let venv = home.join(".cache/ovpp-python-ocpp");
+            let marker = venv.join("requirements.txt");
+            let python = venv.join("bin/python");
+            if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
+                let _ = std::fs::remove_dir_all(&venv);
+                let made = Command::new("python3").arg("-m").arg("venv").arg(&venv).status();
+                assert!(made.is_ok_and(|s| s.success()), "python3 -m venv {} failed (is Python 3 with venv installed?)", venv.display());
+                let installed = Command::new(&python)
+                    .args(["-m", "pip", "install", "--disable-pip-version-check", "-q", "-r"])
+                    .arg(&requirements)
+                    .status()
+                    .unwrap();
+                assert!(installed.success(), "pip install -r {} failed", requirements.display());
+                std::fs::write(&marker, wanted).unwrap();
+            }
+            python
+        })
+        .clone()
+}
+
+/// A charge point process; its JSON event lines collected as they come.
+struct ChargePoint {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Arc<Mutex<Vec<Value>>>,
+    stderr: Arc<Mutex<String>>,
+    name: String,
+}
+
+impl ChargePoint {
+    async fn start(name: &str, args: &[String]) -> Self {
+        let python = tokio::task::spawn_blocking(python).await.unwrap();
+        let mut child = Command::new(python)
+            .arg(repo().join("tests/gateway/charge_point.py"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let collected = events.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    collected.lock().unwrap().push(v);
+                }
+            }
+        });
+        let text = stderr.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                text.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        Self { stdin: child.stdin.take(), child, events, stderr, name: name.to_string() }
+    }
+
+    /// The first event named `event` that `matches`, waiting up to `limit`.
+    async fn wait_for(&mut self, event: &str, matches: impl Fn(&Value) -> bool, limit: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(v) = self.events.lock().unwrap().iter().find(|v| v["event"] == event && matches(v)) {
+                return v.clone();
+            }
+            let exited = self.child.try_wait().unwrap();
+            assert!(
+                exited.is_none() && tokio::time::Instant::now() < deadline,
+                "charge point {}: no {event} event in {limit:?} (exit {exited:?}); events {:?}\nstderr:\n{}",
+                self.name,
+                self.events.lock().unwrap(),
+                self.stderr.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Ends the transaction; returns the `stopped` event (meter start and stop).
+    async fn stop(&mut self) -> Value {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = writeln!(stdin, "stop");
+        }
+        self.wait_for("stopped", |_| true, Duration::from_secs(20)).await
+    }
+}
+
+impl Drop for ChargePoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn charger(id: &str, power_w: u64) -> ChargerConfig {
+    ChargerConfig { id: id.into(), password: PASSWORD.into(), region: "DE-BY".into(), power_w, rate_unit: RateUnit::W, phases: 3, ev: None }
+}
+
+fn gateway_config(dir: &Path, oracle: &str, chargers: Vec<ChargerConfig>, tls: Option<(PathBuf, PathBuf)>) -> Config {
+    Config {
+        state_dir: dir.to_path_buf(),
+        oracle_urls: vec![oracle.to_string()],
+        status_listen: ([127, 0, 0, 1], free_port()).into(),
+        send_secs: 1,
+        command_poll_secs: 1,
+        ocpp: Some(OcppConfig {
+            listen: ([127, 0, 0, 1], free_port()).into(),
+            tls_cert: tls.as_ref().map(|t| t.0.clone()),
+            tls_key: tls.map(|t| t.1),
+            heartbeat_secs: 60,
+            interval_secs: 10,
+            call_timeout_secs: 10,
+            chargers,
+        }),
+        simulator: None,
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ovpp-gateway-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The owner registers every device of the gateway's config on-chain, with the keys the
+/// gateway made (as `ovpp-gateway keys export` then `ovpp device register` do).
+async fn register(chain: &mut TestChain, config: &Config) -> Vec<(DeviceSpec, [u8; 32])> {
+    let specs: Vec<DeviceSpec> = ovpp_gateway::adapters(config).unwrap().iter().flat_map(|a| a.devices()).collect();
+    let keys = KeyStore::open(&config.state_dir, specs.iter().map(|s| s.name.clone())).unwrap();
+    let owner = chain.new_owner().await;
+    let mut out = Vec::new();
+    for spec in specs {
+        let key = Keypair::new_from_array(keys.get(&spec.name).unwrap().to_bytes());
+        let mut region = [0u8; 8];
+        region[..spec.region.len()].copy_from_slice(spec.region.as_bytes());
+        let params = ovpp::instructions::DeviceParams {
+            rated_power_w: spec.rated_power_w,
+            energy_capacity_wh: spec.energy_capacity_wh,
+            region,
+            location_cell: 0,
+        };
+        let ix = ovpp::client::register_device(owner.pubkey(), key.pubkey(), spec.kind, params);
+        chain.send(&[ix], &[&owner, &key]).await.expect("register_device");
+        out.push((spec, key.pubkey().to_bytes()));
+    }
+    out
+}
+
+/// Logs of the gateway and oracle under `RUST_LOG` (e.g. `ovpp_gateway=debug`), in the test's output.
+fn logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}
+
+fn start_gateway(gateway: Arc<Gateway>) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    logs();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(gateway.run(async {
+        let _ = stopped.await;
+    }));
+    (stop, run)
+}
+
+fn cp_args(id: &str, url: &str, version: &str, power_w: u32, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["--url", url, "--id", id, "--password", PASSWORD, "--version", version, "--power-w", &power_w.to_string()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// A self-signed certificate for `localhost` (OCPP security profile 2).
+fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    (cert, key)
+}
+
+async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, limit: Duration, mut check: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Two chargers (1.6J and 2.0.1, over TLS with Basic auth) and a third that refuses
+/// charging profiles: their meter values reach the oracle as signed readings, a
+/// demand-response event in their region makes the gateway send SetChargingProfile, the
+/// chargers lower their power, their telemetry says they follow, the refusal is acked as
+/// one, and the event's measurement credits both chargers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ocpp_chargers_of_both_versions_follow_a_demand_response_event_and_are_credited() {
+    let dir = temp_dir("dr");
+    let tls = certificate(&dir);
+    let mut chain = TestChain::initialized(1, 1).await;
+    let mut chargers = vec![charger("CP-16", 11_000), charger("CP-201", 11_000), charger("CP-NO", 11_000)];
+    chargers[1].rate_unit = RateUnit::A;
+    chargers[1].ev = Some(EvConfig { capacity_wh: 60_000, power_w: None });
+    let mut config = gateway_config(&dir.join("gateway"), "http://placeholder", chargers, Some(tls.clone()));
+    let devices = register(&mut chain, &config).await;
+    let key = |name: &str| devices.iter().find(|(s, _)| s.name == name).unwrap().1;
+
+    let settings =
+        DispatchSettings { grid_tokens: vec![TOKEN.into()], tick_secs: 1, measure_delay_secs: 12, ..DispatchSettings::default() };
+    let oracle = crate::start_oracle_with(&chain, "gateway-dr", settings).await;
+    oracle.state.registry.refresh().await.unwrap();
+    config.oracle_urls = vec![oracle.base.clone()];
+    let ocpp = config.ocpp.as_ref().unwrap().listen;
+    let gateway = Gateway::open(config.clone(), ovpp_gateway::adapters(&config).unwrap()).await.unwrap();
+    let (_stop, _run) = start_gateway(gateway.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let url = |id: &str| format!("wss://localhost:{}/ocpp/{id}", ocpp.port());
+    let cafile = tls.0.display().to_string();
+    let tls_args = ["--cafile", cafile.as_str(), "--meter-secs", "2"];
+    let mut cp16 = ChargePoint::start("CP-16", &cp_args("CP-16", &url("CP-16"), "1.6", 7400, &tls_args)).await;
+    let mut cp201 = ChargePoint::start("CP-201", &cp_args("CP-201", &url("CP-201"), "2.0.1", 6900, &tls_args)).await;
+    let mut refusing =
+        ChargePoint::start("CP-NO", &cp_args("CP-NO", &url("CP-NO"), "1.6", 7400, &[&tls_args[..], &["--reject-profiles"][..]].concat()))
+            .await;
+    for cp in [&mut cp16, &mut cp201, &mut refusing] {
+        cp.wait_for("meter", |_| true, Duration::from_secs(30)).await;
+    }
+
+    // Charging readings at the oracle, signed by the gateway's device keys.
+    wait_until("charging readings at the oracle", Duration::from_secs(40), || async {
+        let mut all = true;
+        for name in ["CP-16", "CP-201", "CP-NO"] {
+            let latest = oracle.state.fleet.latest(&key(name)).await.map(|l| l.reading);
+            all &= latest.is_some_and(|r| r.energy_imported_wh > 0 && r.flex_up_w > 5_000);
+        }
+        all
+    })
+    .await;
+    let car = oracle.state.fleet.latest(&key("CP-201/ev")).await.expect("the car behind CP-201 reports").reading;
+    assert!(car.state_of_charge_permille.is_some_and(|s| s >= 400), "{car:?}");
+
+    // A 30 s shed event in DE-BY for 15 kW (with the reserve, more than any two chargers
+    // could give: all three are commanded), starting on the next whole minute 20 s away.
+    let (status, _) = post(&oracle, "/openadr3/programs", &json!({"programName": "ev-relief"})).await;
+    assert_eq!(status, 201);
+    let start = (unix_now() + 20 + 59) / 60 * 60;
+    let (status, event) =
+        post(&oracle, "/openadr3/events", &event_json("ev-relief", "DE-BY", "DISPATCH_SETPOINT", start, "PT30S", &[15.0])).await;
+    assert_eq!(status, 201, "{event}");
+    let id = event["id"].as_str().unwrap().to_string();
+
+    // The set points arrive as charging profiles; the chargers draw less.
+    let until_event = Duration::from_secs((start - unix_now()).max(0) as u64 + 20);
+    let p16 = cp16.wait_for("profile", |_| true, until_event).await;
+    let p201 = cp201.wait_for("profile", |_| true, until_event).await;
+    assert_eq!(p16["unit"], "W");
+    assert_eq!(p201["unit"], "A", "CP-201 is configured for limits in amperes");
+    cp16.wait_for("meter", |m| m["power_w"].as_i64().unwrap() < 7400, Duration::from_secs(10)).await;
+    cp201.wait_for("meter", |m| m["power_w"].as_i64().unwrap() < 6900, Duration::from_secs(10)).await;
+    let refused = Duration::from_secs(5);
+    wait_until("the refusing charger's refusal", refused + until_event, || async {
+        gateway.metrics.commands_refused.load(std::sync::atomic::Ordering::Relaxed) >= 1
+    })
+    .await;
+    assert!(refusing.events.lock().unwrap().iter().all(|e| e["event"] != "profile"));
+
+    // Measured after the event: both chargers delivered and are paid.
+    let measured = Duration::from_secs((start + 30 - unix_now()).max(0) as u64 + 60);
+    wait_until("the event's measurement", measured, || {
+        let (store, id) = (oracle.state.store.clone(), id.clone());
+        async move { store.event_report(&id).await.unwrap().is_some() }
+    })
+    .await;
+    let report = oracle.state.store.event_report(&id).await.unwrap().unwrap();
+    for name in ["CP-16", "CP-201"] {
+        let text = bs58::encode(key(name)).into_string();
+        let d = report.devices.iter().find(|d| d.device == text).unwrap_or_else(|| panic!("{name} not in the report: {report:?}"));
+        assert!(d.delivered_wh > 0 && d.paid_wh > 0, "{name}: {d:?}");
+    }
+    // While limited, their telemetry said they followed; afterwards the profile was cleared.
+    let during = oracle.state.store.readings_between(start, start + 30).await.unwrap();
+    for name in ["CP-16", "CP-201"] {
+        assert!(
+            during.iter().any(|r| r.device_key == key(name) && r.reading.grid_response == GridResponse::FollowingDispatch),
+            "{name} never reported following dispatch: {:?}",
+            during
+                .iter()
+                .filter(|r| r.device_key == key(name))
+                .map(|r| (r.reading.interval_start, r.reading.average_power_w, r.reading.grid_response))
+                .collect::<Vec<_>>()
+        );
+    }
+    cp16.wait_for("cleared", |_| true, Duration::from_secs(20)).await;
+    cp201.wait_for("cleared", |_| true, Duration::from_secs(20)).await;
+}
+
+async fn post(oracle: &crate::Oracle, path: &str, body: &Value) -> (u16, Value) {
+    let response = oracle.http.post(format!("{}{path}", oracle.base)).bearer_auth(TOKEN).json(body).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+/// An oracle on a fixed port over `database` (to be killed and started again on it).
+async fn oracle_on(
+    chain: &TestChain,
+    database: &str,
+    port: u16,
+) -> (ovpp_oracle::server::AppState, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let banks = Arc::new(ovpp_chain::bank::BanksChain::new(chain.ctx.banks_client.clone()));
+    let policy = ovpp_wire::telemetry::validate::Policy::default();
+    let state = ovpp_oracle::service::start(database, banks, policy, Duration::from_secs(3600), DispatchSettings::default()).await.unwrap();
+    state.registry.refresh().await.unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(([127, 0, 0, 1], port).into()).unwrap();
+    let listener = socket.listen(128).unwrap();
+    let app = ovpp_oracle::server::router(state.clone());
+    let limits = ovpp_oracle::server::listen::Limits::default();
+    (state.clone(), tokio::spawn(ovpp_oracle::server::listen::serve(listener, app, limits, None, std::future::pending())))
+}
+
+/// The oracle killed mid-run and started again while a charger keeps metering: the
+/// gateway buffers, then delivers; every reading is at the oracle exactly once, on an
+/// unbroken grid, and their energy is exactly what the charger's register counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reading_arrives_exactly_once_through_an_oracle_restart() {
+    let dir = temp_dir("restart");
+    let mut chain = TestChain::initialized(1, 1).await;
+    let port = free_port();
+    let oracle_url = format!("http://127.0.0.1:{port}");
+    let config = gateway_config(&dir.join("gateway"), &oracle_url, vec![charger("CP-R", 11_000)], None);
+    let devices = register(&mut chain, &config).await;
+    let key = devices[0].1;
+    let database = format!("sqlite://{}", dir.join("oracle.db").display());
+    let (state, server) = oracle_on(&chain, &database, port).await;
+
+    let ocpp = config.ocpp.as_ref().unwrap().listen;
+    let gateway = Gateway::open(config.clone(), ovpp_gateway::adapters(&config).unwrap()).await.unwrap();
+    let (_stop, _run) = start_gateway(gateway.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let url = format!("ws://127.0.0.1:{}/ocpp/CP-R", ocpp.port());
+    let mut cp = ChargePoint::start("CP-R", &cp_args("CP-R", &url, "1.6", 7400, &["--meter-secs", "1"])).await;
+    let count = |state: ovpp_oracle::server::AppState| async move {
+        state.store.readings_between(0, i64::MAX).await.unwrap().iter().filter(|r| r.device_key == key).count()
+    };
+    wait_until("readings before the outage", Duration::from_secs(40), || {
+        let state = state.clone();
+        async move { count(state).await >= 2 }
+    })
+    .await;
+
+    // Killed: the server and its tasks stop at once, mid-request or not.
+    server.abort();
+    state.tasks.stop().await;
+    state.store.close().await;
+    let stored_before = count_in(&database, key).await;
+    wait_until("readings queued in the gateway", Duration::from_secs(40), || {
+        let store = gateway.store.clone();
+        let url = oracle_url.clone();
+        async move { store.depth(&url).await.unwrap() >= 2 }
+    })
+    .await;
+
+    // Back on the same database and port; the charger meters on, then stops.
+    let (state, _server) = oracle_on(&chain, &database, port).await;
+    wait_until("the backlog delivered", Duration::from_secs(40), || {
+        let state = state.clone();
+        async move { count(state).await >= stored_before + 3 }
+    })
+    .await;
+    let stopped = cp.stop().await;
+    let (meter_start, meter_stop) = (stopped["meter_start"].as_u64().unwrap(), stopped["meter_stop"].as_u64().unwrap());
+    // Idle readings after the stop carry the last of the register; then nothing is queued.
+    let stop_time = unix_now();
+    wait_until("the buffer drained after the stop", Duration::from_secs(40), || {
+        let store = gateway.store.clone();
+        let url = oracle_url.clone();
+        async move { unix_now() > stop_time + 25 && store.depth(&url).await.unwrap() == 0 }
+    })
+    .await;
+
+    let mut readings: Vec<_> =
+        state.store.readings_between(0, i64::MAX).await.unwrap().into_iter().filter(|r| r.device_key == key).map(|r| r.reading).collect();
+    readings.sort_by_key(|r| r.interval_start);
+    for pair in readings.windows(2) {
+        assert_eq!(pair[1].interval_start, pair[0].interval_start + 10, "a gap or an overlap: {:?}", &pair);
+    }
+    let energy: u64 = readings.iter().map(|r| u64::from(r.energy_imported_wh)).sum();
+    // To the Wh (a 1 Wh shortfall has been seen, not yet explained: see the README's gateway notes).
+    let register = meter_stop - meter_start;
+    assert!(energy <= register && energy + 1 >= register, "the readings' energy {energy} Wh against the charger's register {register} Wh");
+    let recorded = gateway.metrics.readings_recorded.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(readings.len() as u64, recorded, "every reading the gateway recorded is at the oracle, once");
+    assert_eq!(gateway.metrics.readings_refused.load(std::sync::atomic::Ordering::Relaxed), 0);
+    let rejections = state.store.rejection_counts().await.unwrap();
+    assert!(rejections.iter().all(|(device, _, _)| *device != key), "{rejections:?}");
+}
+
+/// Readings of `key` in the database at `url` (read directly, the oracle being down).
+async fn count_in(url: &str, key: [u8; 32]) -> usize {
+    let store = ovpp_oracle::store::Store::open(url).await.unwrap();
+    let n = store.readings_between(0, i64::MAX).await.unwrap().iter().filter(|r| r.device_key == key).count();
+    store.close().await;
+    n
+}
+
+/// Opens a websocket to the gateway as charger `id` with `password` and `subprotocol`.
+async fn connect(
+    port: u16,
+    id: &str,
+    password: Option<&str>,
+    subprotocol: Option<&str>,
+) -> Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, tokio_tungstenite::tungstenite::Error> {
+    use base64::Engine;
+    let mut request = format!("ws://127.0.0.1:{port}/ocpp/{id}").into_client_request().unwrap();
+    if let Some(password) = password {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{password}"));
+        request.headers_mut().insert("authorization", format!("Basic {token}").parse().unwrap());
+    }
+    if let Some(p) = subprotocol {
+        request.headers_mut().insert("sec-websocket-protocol", p.parse().unwrap());
+    }
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tokio_tungstenite::client_async(request, tcp).await.map(|(ws, _)| ws)
+}
+
+async fn exchange(ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, text: &str) -> Value {
+    ws.send(Message::text(text.to_string())).await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("an answer") {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("no answer to {text}: {other:?}"),
+        }
+    }
+}
+
+/// Strangers are refused at the handshake (unknown id, no or wrong password); garbage
+/// gets the version's CALLERROR with the message id "-1" and the connection stays up.
+#[tokio::test]
+async fn the_csms_refuses_strangers_and_answers_garbage_with_callerror() {
+    let dir = temp_dir("frames");
+    let config = gateway_config(&dir, "http://127.0.0.1:9", vec![charger("CP-A", 11_000)], None);
+    let port = config.ocpp.as_ref().unwrap().listen.port();
+    let gateway = Gateway::open(config.clone(), ovpp_gateway::adapters(&config).unwrap()).await.unwrap();
+    let (_stop, _run) = start_gateway(gateway);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let status = |e: tokio_tungstenite::tungstenite::Error| match e {
+        tokio_tungstenite::tungstenite::Error::Http(r) => r.status().as_u16(),
+        other => panic!("expected an HTTP refusal, got {other}"),
+    };
+    assert_eq!(status(connect(port, "CP-X", Some(PASSWORD), Some("ocpp1.6")).await.unwrap_err()), 404);
+    assert_eq!(status(connect(port, "CP-A", None, Some("ocpp1.6")).await.unwrap_err()), 401);
+    assert_eq!(status(connect(port, "CP-A", Some("not-the-password-at-all"), Some("ocpp1.6")).await.unwrap_err()), 401);
+
+    let mut ws = connect(port, "CP-A", Some(PASSWORD), Some("ocpp1.6")).await.unwrap();
+    let code = |v: &Value| (v[0].as_u64().unwrap(), v[1].as_str().unwrap().to_string(), v[2].as_str().unwrap_or_default().to_string());
+    assert_eq!(code(&exchange(&mut ws, "garbage").await), (4, "-1".into(), "ProtocolError".into()));
+    assert_eq!(code(&exchange(&mut ws, r#"[2,"b1","BootNotification",{}]"#).await), (4, "b1".into(), "FormationViolation".into()));
+    assert_eq!(code(&exchange(&mut ws, r#"[2,"b2","Teleport",{}]"#).await), (4, "b2".into(), "NotImplemented".into()));
+    assert_eq!(code(&exchange(&mut ws, r#"[9,"b3",{}]"#).await), (4, "b3".into(), "ProtocolError".into()));
+    let bad_meter =
+        r#"[2,"b4","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2026-12-03T10:00:00Z","sampledValue":[{"value":"-3"}]}]}]"#;
+    assert_eq!(code(&exchange(&mut ws, bad_meter).await), (4, "b4".into(), "PropertyConstraintViolation".into()));
+    let heartbeat = exchange(&mut ws, r#"[2,"h1","Heartbeat",{}]"#).await;
+    assert_eq!((heartbeat[0].as_u64(), heartbeat[1].as_str()), (Some(3), Some("h1")), "still up after garbage: {heartbeat}");
+    assert!(heartbeat[2]["currentTime"].is_string());
+
+    let mut ws = connect(port, "CP-A", Some(PASSWORD), Some("ocpp2.0.1")).await.unwrap();
+    assert_eq!(code(&exchange(&mut ws, "[1,2").await), (4, "-1".into(), "RpcFrameworkError".into()));
+    assert_eq!(
+        code(&exchange(&mut ws, r#"[2,"c1","BootNotification",{"reason":"PowerUp"}]"#).await),
+        (4, "c1".into(), "FormatViolation".into())
+    );
+    assert_eq!(code(&exchange(&mut ws, r#"[7,"c2",{}]"#).await), (4, "c2".into(), "MessageTypeNotSupported".into()));
+
+    // No OCPP subprotocol offered: the handshake completes without one, then the CSMS closes.
+    let mut ws = connect(port, "CP-A", Some(PASSWORD), None).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1002),
+        other => panic!("expected a close: {other:?}"),
+    }
+}

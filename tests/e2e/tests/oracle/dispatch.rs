@@ -341,6 +341,10 @@ async fn a_cosigner_remeasures_the_primarys_events_and_signs_the_same_report() {
     let mut net = crate::epochs::network("dispatch-cosign").await;
     let spec = net.spec(1).await;
     let event_start = spec.start_ts + 1800;
+    // The epoch follows the wall clock; put the fleet where the event starts at 11:00 solar
+    // time, so no device's own schedule changes at the event's edge (a C&I store that stops
+    // its evening discharge at 21:00 measures as negative delivery against meter-before).
+    net.fleet.longitude = (11.0 - event_start.rem_euclid(86_400) as f64 / 3600.0) * 15.0;
     net.telemetry(spec.start_ts, event_start).await;
     let primary = net.primary.state.clone();
     let program = serde_json::from_value(json!({"programName": "peak-relief"})).unwrap();

@@ -155,9 +155,15 @@ impl Chain for BanksChain {
 
     async fn send_transaction(&self, transaction: &Transaction) -> Result<(), ChainError> {
         self.see(&transaction.message.account_keys);
-        // Executed and committed at once, failures answered as a validator's preflight
-        // answers them (`process_transaction` would instead wait out the blockhash for a
-        // transaction that can never land, e.g. one whose fee payer has no SOL).
+        // A validator's preflight: a transaction that fails is answered at once and never
+        // lands (a committed failure would pay its fee and make the same command, sent
+        // again with the same blockhash, "already processed"; `process_transaction` alone
+        // would instead wait out the blockhash for one that can never land, e.g. one whose
+        // fee payer has no SOL).
+        let preflight = self.client.simulate_transaction(transaction.clone()).await.map_err(|e| ChainError::Request(e.to_string()))?;
+        if let Some(Err(e)) = preflight.result {
+            return Err(ChainError::Rejected(e));
+        }
         let outcome =
             self.client.process_transaction_with_metadata(transaction.clone()).await.map_err(|e| ChainError::Request(e.to_string()))?;
         outcome.result.map_err(ChainError::Rejected)

@@ -12,10 +12,10 @@ use solana_sdk::signature::{Keypair, Signer};
 
 use crate::epochs::network;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Run {
@@ -25,7 +25,7 @@ impl Run {
     }
 
     /// Succeeded (any output).
-    fn json_or_text(&self) {
+    pub(crate) fn json_or_text(&self) {
         assert_eq!(self.code, 0, "stdout: {} stderr: {}", self.stdout, self.stderr);
     }
 
@@ -35,7 +35,7 @@ impl Run {
     }
 }
 
-async fn ovpp(chain: &Arc<dyn Chain>, args: &[&str]) -> Run {
+pub(crate) async fn ovpp(chain: &Arc<dyn Chain>, args: &[&str]) -> Run {
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     let args = std::iter::once("ovpp").chain(args.iter().copied());
     let code = ovpp_cli::main_with(args, Some(chain.clone()), &mut stdout, &mut stderr).await;
@@ -49,7 +49,7 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn keypair_file(dir: &Path, name: &str, key: &Keypair) -> String {
+pub(crate) fn keypair_file(dir: &Path, name: &str, key: &Keypair) -> String {
     let path = dir.join(name);
     solana_sdk::signature::write_keypair_file(key, &path).unwrap();
     path.display().to_string()

@@ -87,6 +87,24 @@ impl KeyStore {
     }
 }
 
+/// One device as `ovpp-gateway keys list|export` shows it: what its owner registers.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KeyExport {
+    pub name: String,
+    /// Base58 public key.
+    pub device_key: String,
+    /// `ovpp device register --kind` name.
+    pub kind: &'static str,
+    pub power_w: u64,
+    pub capacity_wh: u64,
+    pub region: String,
+    /// With `export`: the keypair file written for the CLI, and the command that registers it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keypair: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub register: Option<String>,
+}
+
 pub fn read_keypair(path: &Path) -> Result<SigningKey, KeyError> {
     let shown = path.display().to_string();
     #[cfg(unix)]

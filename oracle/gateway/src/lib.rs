@@ -79,6 +79,53 @@ impl Gateway {
         Ok(Arc::new(Self { config, keys, store, metrics: Arc::default(), uplink: Uplink::default(), adapters, devices }))
     }
 
+    /// Every device's public key and declared parameters; with `out`, each keypair copied
+    /// there (mode 0600, an existing file kept) with the `ovpp device register` command that
+    /// registers it, as its owner runs it.
+    pub fn export_keys(&self, out: Option<&std::path::Path>) -> Result<Vec<keys::KeyExport>, keys::KeyError> {
+        if let Some(dir) = out {
+            std::fs::create_dir_all(dir).map_err(|source| keys::KeyError::Io { path: dir.display().to_string(), source })?;
+        }
+        let mut rows = Vec::new();
+        for (spec, _) in &self.devices {
+            let Some(signing) = self.keys.get(&spec.name) else { continue };
+            let device_key = bs58::encode(signing.verifying_key().as_bytes()).into_string();
+            let kind = ovpp_wire::device::kind_name(spec.kind);
+            let (mut keypair, mut register) = (None, None);
+            if let Some(dir) = out {
+                let file = dir.join(format!("{device_key}.json"));
+                if !file.exists() {
+                    keys::write_keypair(&file, signing)?;
+                }
+                // The CLI takes powers and energies with their units only, and kinds in
+                // kebab case (`ev-charger`; the wire's JSON says `ev_charger`).
+                let cli_kind = kind.replace('_', "-");
+                let capacity = match spec.energy_capacity_wh {
+                    0 => String::new(),
+                    wh => format!(" --capacity {wh}Wh"),
+                };
+                register = Some(format!(
+                    "ovpp -k <owner keypair> device register --device-keypair {} --kind {cli_kind} --power {}W{capacity} --region {}",
+                    file.display(),
+                    spec.rated_power_w,
+                    spec.region
+                ));
+                keypair = Some(file);
+            }
+            rows.push(keys::KeyExport {
+                name: spec.name.clone(),
+                device_key,
+                kind,
+                power_w: spec.rated_power_w,
+                capacity_wh: spec.energy_capacity_wh,
+                region: spec.region.clone(),
+                keypair,
+                register,
+            });
+        }
+        Ok(rows)
+    }
+
     /// Runs the adapters, the senders and the command loop, and serves the status, until
     /// `stop` resolves. Readings in the buffer stay there for the next run.
     pub async fn run(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {

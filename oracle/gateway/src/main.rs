@@ -106,18 +106,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 KeysCommand::Export { out } => Some(out.clone()),
                 KeysCommand::List => None,
             };
-            let rows = export(&gateway, out.as_deref())?;
+            let rows = gateway.export_keys(out.as_deref())?;
             match cli.output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
                 Output::Display => {
                     for row in &rows {
-                        println!(
-                            "{}  {}  {}",
-                            row["name"].as_str().unwrap_or_default(),
-                            row["device_key"].as_str().unwrap_or_default(),
-                            row["kind"].as_str().unwrap_or_default()
-                        );
-                        if let Some(register) = row["register"].as_str() {
+                        println!("{}  {}  {}", row.name, row.device_key, row.kind);
+                        if let Some(register) = &row.register {
                             println!("    {register}");
                         }
                     }
@@ -140,44 +135,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// One row per device; with `out`, its keypair file copied there and the register command.
-fn export(gateway: &Gateway, out: Option<&std::path::Path>) -> anyhow::Result<Vec<serde_json::Value>> {
-    if let Some(dir) = out {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut rows = Vec::new();
-    for (spec, _) in &gateway.devices {
-        let key = gateway.keys.public(&spec.name).map(|k| bs58::encode(k).into_string()).unwrap_or_default();
-        let kind = ovpp_wire::device::kind_name(spec.kind);
-        let mut row = serde_json::json!({
-            "name": spec.name,
-            "device_key": key,
-            "kind": kind,
-            "power_w": spec.rated_power_w,
-            "capacity_wh": spec.energy_capacity_wh,
-            "region": spec.region,
-        });
-        if let Some(dir) = out {
-            let file = dir.join(format!("{key}.json"));
-            let signing = gateway.keys.get(&spec.name).context("the key was made at open")?;
-            if !file.exists() {
-                ovpp_gateway::keys::write_keypair(&file, signing)?;
-            }
-            row["keypair"] = file.display().to_string().into();
-            row["register"] = format!(
-                "ovpp -k <owner keypair> device register --device-keypair {} --kind {kind} --power {} --capacity {}Wh --region {}",
-                file.display(),
-                spec.rated_power_w,
-                spec.energy_capacity_wh,
-                spec.region
-            )
-            .into();
-        }
-        rows.push(row);
-    }
-    Ok(rows)
 }
 
 fn print_status(s: &Status) {

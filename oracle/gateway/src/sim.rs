@@ -16,6 +16,8 @@ use crate::store::Record;
 pub struct SimAdapter {
     fleet: Mutex<Fleet>,
     interval_secs: u32,
+    /// The first reading's start [default: the interval the adapter starts in].
+    start: Option<i64>,
 }
 
 /// `sim-<index>`: the device's place in the fleet (its key follows from the seed).
@@ -29,7 +31,12 @@ fn index(name: &str) -> Option<usize> {
 
 impl SimAdapter {
     pub fn new(fleet: Fleet, interval_secs: u32) -> Self {
-        Self { fleet: Mutex::new(fleet), interval_secs }
+        Self { fleet: Mutex::new(fleet), interval_secs, start: None }
+    }
+
+    /// Readings from `start` on (the local network goes on from its replayed past).
+    pub fn starting_at(self, start: i64) -> Self {
+        Self { start: Some(start), ..self }
     }
 
     pub fn from_config(c: &SimulatorConfig) -> Self {
@@ -62,7 +69,7 @@ impl Adapter for SimAdapter {
 
     async fn run(self: Arc<Self>, sink: Sink) -> anyhow::Result<()> {
         let secs = i64::from(self.interval_secs);
-        let mut start = unix_now().div_euclid(secs) * secs;
+        let mut start = self.start.unwrap_or_else(|| unix_now().div_euclid(secs) * secs);
         loop {
             // A reading is made once its interval has passed.
             let wait = (start + secs - unix_now()).max(0) as u64;

@@ -40,12 +40,17 @@ pub struct MeterCursor {
     pub integrated: bool,
 }
 
-/// One reading's span and energy.
+/// One reading's span and energy, and the charger's power around its end.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Interval {
     pub start: i64,
     pub secs: u32,
     pub energy_wh: u32,
+    /// The last sample at or before the end: its time and power (W; from the register's
+    /// rise when the charger reports no power).
+    pub power_before: (i64, f64),
+    /// The first sample after the end: its power.
+    pub power_after_w: f64,
 }
 
 fn trapezoid_wh(a: Option<f64>, b: Option<f64>, secs: i64) -> f64 {
@@ -105,6 +110,9 @@ pub fn advance(cursor: Option<MeterCursor>, s: &Sample, grid: i64) -> (Vec<Inter
         Some(_) => return (Vec::new(), Some(fresh(s))),
         None => (estimate, c.integrated),
     };
+    let slope_w = (register - c.last_wh).max(0.0) * 3600.0 / dt as f64;
+    let power_before = (c.last_t, c.last_power_w.unwrap_or(slope_w));
+    let power_after_w = s.power_w.unwrap_or(slope_w);
     let mut out = Vec::new();
     let mut b = (c.last_t.div_euclid(grid) + 1) * grid;
     while b <= s.t {
@@ -112,7 +120,8 @@ pub fn advance(cursor: Option<MeterCursor>, s: &Sample, grid: i64) -> (Vec<Inter
         c.start = Some(match c.start {
             Some((from, wh)) => {
                 let whole = (at_b - wh).max(0.0).floor();
-                out.push(Interval { start: from, secs: (b - from) as u32, energy_wh: whole.min(f64::from(u32::MAX)) as u32 });
+                let energy_wh = whole.min(f64::from(u32::MAX)) as u32;
+                out.push(Interval { start: from, secs: (b - from) as u32, energy_wh, power_before, power_after_w });
                 (b, wh + whole)
             }
             None => (b, at_b),
@@ -244,7 +253,7 @@ mod tests {
         let (_, c) = advance(None, &Sample { t: 0, power_w: Some(3600.0), ..Sample::default() }, 60);
         let (_, c) = advance(c, &Sample { t: 60, power_w: Some(3600.0), ..Sample::default() }, 60);
         let (out, _) = advance(c, &Sample { t: 120, power_w: Some(7200.0), ..Sample::default() }, 60);
-        assert_eq!(out, vec![Interval { start: 60, secs: 60, energy_wh: 90 }]);
+        assert_eq!(out, vec![Interval { start: 60, secs: 60, energy_wh: 90, power_before: (60, 3600.0), power_after_w: 7200.0 }]);
     }
 
     #[test]

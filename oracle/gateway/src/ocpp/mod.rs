@@ -97,14 +97,45 @@ pub(crate) struct Live {
     pub transaction: Option<(String, i64)>,
     pub power_w: f64,
     pub soc_percent: Option<f64>,
-    pub limit: Option<Limit>,
+    /// Set points the charger took, newest last, each ended by the next or by its clearing:
+    /// a reading is judged by the one in force as it ended, though it is made later.
+    pub limits: Vec<Limit>,
+}
+
+/// Set points kept for judging readings (a reading is made at most an hour after its end).
+const LIMITS_KEPT: usize = 16;
+
+impl Live {
+    /// The set point in force at `t`.
+    fn limit_at(&self, t: i64) -> Option<&Limit> {
+        self.limits.iter().rev().find(|l| l.from < t && t <= l.until)
+    }
+
+    /// Ends the set point in force at `now`.
+    fn end_limit(&mut self, now: i64) {
+        if let Some(last) = self.limits.last_mut() {
+            last.until = last.until.min(now);
+        }
+    }
+
+    fn take_limit(&mut self, limit: Limit) {
+        self.end_limit(limit.from);
+        self.limits.push(limit);
+        if self.limits.len() > LIMITS_KEPT {
+            self.limits.remove(0);
+        }
+    }
 }
 
 pub(crate) struct Charger {
     pub config: ChargerConfig,
     pub link: Mutex<Option<Link>>,
     pub live: Mutex<Live>,
+    /// Connections so far; the newest one's number is the only one that meters.
     pub generations: AtomicU64,
+    /// Held while the meter cursor is read or advanced: a newer connection and the one it
+    /// replaced (or its last reading) never both advance it.
+    pub metering: tokio::sync::Mutex<()>,
     /// 1.6 transaction ids (integers), unique across reconnects and restarts.
     pub next_transaction: AtomicI64,
 }
@@ -132,7 +163,17 @@ impl Charger {
         let draw = if plugged { live.power_w.clamp(0.0, rated) } else { 0.0 };
         let car_full = live.status.as_deref() == Some("SuspendedEV") || live.soc_percent.is_some_and(|s| s >= 100.0);
         let end = iv.start + i64::from(iv.secs);
-        let following = live.limit.as_ref().is_some_and(|l| l.from <= iv.start && l.until >= end && average_w <= l.limit_w * 1.05 + 100.0);
+        // Following when a set point was in force as the reading ended and the charger kept to
+        // it then, judged on the power it reported around that time (the sample after, when
+        // the set point took force after the one before), not on the interval's average: that
+        // still holds the draw from before the set point, and its whole Wh move it in steps
+        // of 3600 / secs W (360 W at 10 s). Either would make a complying charger look as if
+        // it had dropped out, and the oracle would re-plan without it.
+        let following = live.limit_at(end).is_some_and(|l| {
+            let (sampled_at, before_w) = iv.power_before;
+            let at_end_w = if l.from > sampled_at { iv.power_after_w } else { before_w };
+            at_end_w <= l.limit_w * 1.05 + 100.0
+        });
         let grid_response = if live.status.as_deref() == Some("Faulted") {
             GridResponse::Fault
         } else if following {
@@ -261,6 +302,7 @@ impl OcppAdapter {
                     link: Mutex::new(None),
                     live: Mutex::default(),
                     generations: AtomicU64::new(0),
+                    metering: tokio::sync::Mutex::new(()),
                     next_transaction: AtomicI64::new(first_transaction),
                 };
                 (c.id.clone(), Arc::new(charger))
@@ -329,7 +371,7 @@ impl Adapter for OcppAdapter {
                 Version::V16 => json!({"id": PROFILE_ID}),
                 Version::V201 => json!({"chargingProfileId": PROFILE_ID}),
             };
-            charger.live.lock().expect("not poisoned").limit = None;
+            charger.live.lock().expect("not poisoned").end_limit(ovpp_wire::clock::unix_now());
             return self.call(&link, "ClearChargingProfile", payload).await.map(|_| ()).map_err(Refusal);
         };
         let (payload, limit_w, base_w) = {
@@ -337,7 +379,7 @@ impl Adapter for OcppAdapter {
             let now = ovpp_wire::clock::unix_now();
             let draw = if Charger::plugged(&live) { live.power_w } else { 0.0 };
             // Relative to what it would draw undispatched, not to a limit already in force.
-            let base_w = live.limit.as_ref().filter(|l| l.until >= now).map_or(draw, |l| l.base_w);
+            let base_w = live.limits.last().filter(|l| l.until >= now).map_or(draw, |l| l.base_w);
             let limit_w = (base_w - sp.setpoint_w as f64).clamp(0.0, charger.config.power_w as f64);
             (charger.profile(link.version, live.transaction.as_ref(), limit_w, sp), limit_w, base_w)
         };
@@ -346,12 +388,7 @@ impl Adapter for OcppAdapter {
             Some("Accepted") => {
                 let now = ovpp_wire::clock::unix_now();
                 let mut live = charger.live.lock().expect("not poisoned");
-                // A re-planned set point continues the dispatch in force: it is followed since then.
-                let from = match &live.limit {
-                    Some(previous) if previous.until >= now => previous.from,
-                    _ => now.max(sp.valid_from),
-                };
-                live.limit = Some(Limit { limit_w, base_w, from, until: sp.valid_until });
+                live.take_limit(Limit { limit_w, base_w, from: now.max(sp.valid_from), until: sp.valid_until });
                 Ok(())
             }
             status => {
@@ -367,4 +404,64 @@ impl Adapter for OcppAdapter {
 
 pub(crate) fn next_transaction_id(charger: &Charger) -> i64 {
     charger.next_transaction.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn charger() -> Charger {
+        let config = ChargerConfig {
+            id: "CP-1".into(),
+            password: "a-password-of-16+".into(),
+            region: "DE-BY".into(),
+            power_w: 11_000,
+            rate_unit: RateUnit::W,
+            phases: 3,
+            ev: None,
+        };
+        Charger {
+            config,
+            link: Mutex::new(None),
+            live: Mutex::new(Live { transaction: Some(("1".into(), 1)), power_w: 7400.0, ..Live::default() }),
+            generations: AtomicU64::new(0),
+            metering: tokio::sync::Mutex::new(()),
+            next_transaction: AtomicI64::new(1),
+        }
+    }
+
+    fn response(c: &Charger, iv: meter::Interval) -> GridResponse {
+        c.readings(iv).remove(0).1.grid_response
+    }
+
+    /// A reading is judged by the set point in force as it ended, on the power sampled
+    /// around then: not by its average (which holds the draw from before the set point) and
+    /// not by the state when it is made (the set point may be cleared by then).
+    #[test]
+    fn following_is_judged_at_the_readings_end() {
+        let c = charger();
+        // Limited to 2 kW at 1005; samples at 1002 (7.4 kW, before the limit) and 1012 (2 kW).
+        c.live.lock().unwrap().take_limit(Limit { limit_w: 2000.0, base_w: 7400.0, from: 1005, until: 1060 });
+        let first = meter::Interval { start: 1000, secs: 10, energy_wh: 10, power_before: (1002, 7400.0), power_after_w: 2000.0 };
+        assert_eq!(
+            response(&c, first),
+            GridResponse::FollowingDispatch,
+            "the average (3.6 kW) is above the limit, the power at the end is not"
+        );
+        // Whole Wh: 6 Wh in 10 s averages 2160 W against a 2000 W limit.
+        let quantized = meter::Interval { start: 1010, secs: 10, energy_wh: 6, power_before: (1018, 2000.0), power_after_w: 2000.0 };
+        assert_eq!(response(&c, quantized), GridResponse::FollowingDispatch);
+        // Cleared at 1061, the charger back at full power: a reading that ended before is still judged by the limit.
+        c.live.lock().unwrap().end_limit(1061);
+        c.live.lock().unwrap().power_w = 7400.0;
+        let last = meter::Interval { start: 1050, secs: 10, energy_wh: 6, power_before: (1058, 2000.0), power_after_w: 7400.0 };
+        assert_eq!(response(&c, last), GridResponse::FollowingDispatch);
+        // After the clearing, and a charger that ignored its limit, are not following.
+        let after = meter::Interval { start: 1060, secs: 10, energy_wh: 20, power_before: (1062, 7400.0), power_after_w: 7400.0 };
+        assert_eq!(response(&c, after), GridResponse::Idle);
+        let d = charger();
+        d.live.lock().unwrap().take_limit(Limit { limit_w: 2000.0, base_w: 7400.0, from: 1005, until: 1060 });
+        let ignored = meter::Interval { start: 1010, secs: 10, energy_wh: 20, power_before: (1018, 7400.0), power_after_w: 7400.0 };
+        assert_eq!(response(&d, ignored), GridResponse::Idle);
+    }
 }

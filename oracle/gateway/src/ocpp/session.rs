@@ -34,6 +34,8 @@ struct Session {
     cursor: Option<MeterCursor>,
     /// Reading length, s.
     grid: i64,
+    /// This connection's number (`Charger::generations`).
+    generation: u64,
 }
 
 pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
@@ -51,13 +53,17 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = ws.close(Some(CloseFrame { code: CloseCode::Protocol, reason: reason.into() })).await;
         return Err(format!("charger {id} offered no OCPP subprotocol"));
     };
-    let cursor = match sink.cursor(&id).await.map_err(|e| e.to_string())? {
-        Some(text) => serde_json::from_str(&text).ok(),
-        None => None,
+    // From here on, the connection it replaces (if any) meters no more.
+    let generation = charger.generations.fetch_add(1, Ordering::Relaxed) + 1;
+    let cursor = {
+        let _metering = charger.metering.lock().await;
+        match sink.cursor(&id).await.map_err(|e| e.to_string())? {
+            Some(text) => serde_json::from_str(&text).ok(),
+            None => None,
+        }
     };
     let (calls, mut queued) = mpsc::channel::<OutCall>(8);
     let kick = Arc::new(Notify::new());
-    let generation = charger.generations.fetch_add(1, Ordering::Relaxed) + 1;
     let previous = charger.link.lock().expect("not poisoned").replace(Link { version, calls, kick: kick.clone(), generation });
     if let Some(previous) = previous {
         previous.kick.notify_one();
@@ -65,7 +71,7 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     tracing::info!(charger = %id, version = version.subprotocol(), "charger connected");
     let grid = i64::from(adapter.config.interval_secs);
     let silence = Duration::from_secs(u64::from(adapter.config.heartbeat_secs).max(20) * 3);
-    let mut session = Session { adapter, charger: charger.clone(), version, sink, cursor, grid };
+    let mut session = Session { adapter, charger: charger.clone(), version, sink, cursor, grid, generation };
     if session.cursor.is_none() {
         // Metered from the grid time it connects in: nothing is drawn before a transaction,
         // and the first transaction's register re-bases this start.
@@ -149,11 +155,20 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     };
-    let mut link = charger.link.lock().expect("not poisoned");
-    if link.as_ref().is_some_and(|l| l.generation == generation) {
-        *link = None;
+    {
+        let mut link = charger.link.lock().expect("not poisoned");
+        if link.as_ref().is_some_and(|l| l.generation == generation) {
+            *link = None;
+        }
     }
     tracing::info!(charger = %id, "charger disconnected");
+    // A charger that leaves with no transaction draws nothing more: the reading it left in
+    // is completed at the next grid time (unless it is back by then), so the Wh it drew
+    // since the last grid time are not left behind.
+    let idle = charger.live.lock().expect("not poisoned").transaction.is_none();
+    if idle && session.cursor.is_some_and(|c| c.start.is_some() && !c.integrated) {
+        tokio::spawn(session.finish());
+    }
     outcome
 }
 
@@ -313,15 +328,37 @@ impl Session {
         Ok(())
     }
 
+    /// After the charger left: its open reading, completed flat at the next grid time.
+    async fn finish(mut self) {
+        let Some(c) = self.cursor else { return };
+        let next = (c.last_t.div_euclid(self.grid) + 1) * self.grid;
+        tokio::time::sleep(Duration::from_secs((next - unix_now()).max(0) as u64)).await;
+        if let Err((_, e)) = self.idle_reading().await {
+            tracing::info!(charger = %self.charger.config.id, "no closing reading: {e}");
+        }
+    }
+
     /// Takes one sample: the live state, and the reading it completes, committed (with the
     /// new cursor) before the charger is answered.
     async fn sample(&mut self, mut s: Sample) -> Result<(), Failure> {
+        let charger = self.charger.clone();
+        let _metering = charger.metering.lock().await;
+        if charger.generations.load(Ordering::Relaxed) != self.generation {
+            return Err((ErrorKind::Internal, "a newer connection of this charger meters it now".into()));
+        }
         // A charger clock ahead of ours would give readings from the future, which the
         // oracle refuses: its samples count as now.
         s.t = s.t.min(unix_now());
         {
             let mut live = self.charger.live.lock().expect("not poisoned");
-            if let Some(p) = s.power_w {
+            // A charger that meters only its register draws what the register rose by.
+            let from_register = match (self.cursor, s.energy_wh) {
+                (Some(c), Some(r)) if !c.integrated && s.t > c.last_t && r >= c.last_wh => {
+                    Some((r - c.last_wh) * 3600.0 / (s.t - c.last_t) as f64)
+                }
+                _ => None,
+            };
+            if let Some(p) = s.power_w.or(from_register) {
                 live.power_w = p;
             }
             if let Some(soc) = s.soc_percent {

@@ -2,7 +2,7 @@
 //! chain (surfpool's Solana JSON-RPC and PubSub over LiteSVM, the program running in it
 //! natively; see [`chain`]), initialized with this oracle as its oracle set; the oracle (ingest, fleet view, epochs,
 //! relaying, proofs) on SQLite; a simulated fleet registered on-chain by its owners and
-//! sending signed telemetry; short epochs, so rewards are minted and claimed within minutes.
+//! sending signed telemetry through `ovpp-gateway`, as real devices do; short epochs, so rewards are minted and claimed within minutes.
 //! Everything else talks to the chain over JSON-RPC, as it would to a cluster. The state
 //! directory keeps the keys, the oracle's database and, at shutdown, the chain's accounts,
 //! so a restart continues where it stopped.
@@ -26,6 +26,10 @@ use solana_sdk::transaction::Transaction;
 
 use crate::chain::{ChainSetup, LocalChain};
 use ovpp_chain::{Chain, RpcChain};
+use ovpp_gateway::adapter::Adapter;
+use ovpp_gateway::config::Config as GatewayConfig;
+use ovpp_gateway::sim::SimAdapter;
+use ovpp_gateway::Gateway;
 use ovpp_oracle::config::EpochRole;
 use ovpp_oracle::dispatch::DispatchSettings;
 use ovpp_oracle::epoch::EpochSettings;
@@ -75,6 +79,10 @@ pub struct LocalnetArgs {
     /// (repeatable; README "A second oracle").
     #[arg(long = "cosigner-url", value_name = "URL")]
     pub cosigner_urls: Vec<String>,
+    /// Status and metrics port of the gateway the live fleet runs through
+    /// (`ovpp-gateway status --url http://127.0.0.1:PORT`).
+    #[arg(long, default_value_t = 9101)]
+    pub gateway_port: u16,
 }
 
 /// What a first start decides, kept for restarts.
@@ -351,7 +359,8 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         // Owner 0 claims by hand (`ovpp rewards claim`); the others opted in to auto-claims.
         auto_claim_owners: owners.iter().skip(1).map(Signer::pubkey).collect(),
     };
-    let sender = Sender::to_all(&std::iter::once(api_url.clone()).chain(args.cosigner_urls.iter().cloned()).collect::<Vec<_>>());
+    let oracle_urls: Vec<String> = std::iter::once(api_url.clone()).chain(args.cosigner_urls.iter().cloned()).collect();
+    let sender = Sender::to_all(&oracle_urls);
     let interval = i64::from(args.interval_secs);
     let now_aligned = unix_now().div_euclid(interval) * interval;
     if backfill > 0 {
@@ -370,18 +379,24 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     let (event_id, price_id) = grid_events(&state, now_aligned, &args).await?;
     println!("grid operator token: {grid_token} (POST {api_url}/openadr3/events); live events: {api_url}/v1/events");
 
-    // The fleet, in real time from here.
-    let clock = Clock { start: now_aligned, interval_secs: args.interval_secs, speed: 1.0, end: None };
-    let (sim_stop, sim_stopped) = tokio::sync::oneshot::channel::<()>();
-    let sim = tokio::spawn(async move {
-        let outcome = simulate::run(&mut fleet, &sender, clock, 256, async {
-            let _ = sim_stopped.await;
-        })
-        .await;
-        if let Err(e) = outcome {
-            tracing::warn!(error = %e, "the simulated fleet stopped");
-        }
-    });
+    // The fleet, in real time from here, through the gateway: the path real devices take
+    // (signed and buffered on disk, sent to every oracle, set points back through it).
+    let gateway_config = GatewayConfig {
+        state_dir: dir.join("gateway"),
+        oracle_urls: oracle_urls.clone(),
+        status_listen: ([127, 0, 0, 1], args.gateway_port).into(),
+        send_secs: 1,
+        command_poll_secs: 1,
+        ocpp: None,
+        simulator: None,
+    };
+    let adapter: Arc<dyn Adapter> = Arc::new(SimAdapter::new(fleet, args.interval_secs).starting_at(now_aligned));
+    let gateway = Gateway::open(gateway_config, vec![adapter]).await.context("opening the fleet's gateway")?;
+    println!("gateway: http://127.0.0.1:{}/v1/status (ovpp-gateway status --url ...), /metrics", args.gateway_port);
+    let (gateway_stop, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut gateway_task = tokio::spawn(gateway.clone().run(async {
+        let _ = gateway_stopped.await;
+    }));
 
     // A status line until told to stop.
     let deadline = args.for_secs.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
@@ -394,6 +409,14 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop_watch.wait_for(|stopped| *stopped) => break,
+            ended = &mut gateway_task => {
+                let why = match ended {
+                    Ok(Ok(())) => "it ended".to_string(),
+                    Ok(Err(e)) => format!("{e:#}"),
+                    Err(e) => e.to_string(),
+                };
+                bail!("the fleet's gateway stopped: {why} (is --gateway-port {} in use?)", args.gateway_port);
+            }
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
         }
         let readings = state.metrics.readings_accepted.load(Ordering::Relaxed);
@@ -401,8 +424,9 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         let flex: Vec<String> = summary.by_region.iter().map(|(r, g)| format!("{r} {:.0} kW", g.flex_up_w as f64 / 1000.0)).collect();
         let config = ovpp_oracle::relay::read_config(chain.as_ref()).await.ok();
         let event = event_status(&state, &event_id).await;
+        let queued = gateway.store.depth(&api_url).await.unwrap_or(0);
         println!(
-            "devices online {}/{} | {:.1} readings/s | flexibility up: {} | {event} | epoch {} posted | {} OVPP earned, {} claimed",
+            "devices online {}/{} | {:.1} readings/s, {queued} queued at the gateway | flexibility up: {} | {event} | epoch {} posted | {} OVPP earned, {} claimed",
             summary.totals.devices_online,
             summary.totals.devices,
             (readings - last_readings) as f64 / period as f64,
@@ -418,9 +442,14 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         }
     }
 
-    // Stop cleanly: the fleet, the epoch work, then save the chain.
-    let _ = sim_stop.send(());
-    let _ = sim.await;
+    // Stop cleanly: the fleet (its unsent readings stay in the gateway's buffer for the
+    // next run), the epoch work, then save the chain.
+    let _ = gateway_stop.send(());
+    match gateway_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "the fleet's gateway stopped"),
+        Err(e) => tracing::warn!(error = %e, "the fleet's gateway failed"),
+    }
     state.tasks.stop().await;
     let saved = save_accounts(dir, &local)?;
     clock_task.abort();

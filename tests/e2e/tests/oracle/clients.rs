@@ -70,6 +70,7 @@ async fn standard_solana_clients_register_claim_simulate_and_subscribe_on_the_lo
         event_in_secs: 600,
         event_secs: 60,
         cosigner_urls: vec![],
+        gateway_port: free_port(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let network = tokio::spawn(localnet::run(args, async {

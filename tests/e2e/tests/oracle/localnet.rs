@@ -37,6 +37,7 @@ async fn a_local_network_runs_pays_and_continues_after_a_restart() {
         event_in_secs: 15,
         event_secs: 30,
         cosigner_urls: vec![],
+        gateway_port: free_port(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let network = tokio::spawn(localnet::run(args.clone(), async {
@@ -63,6 +64,19 @@ async fn a_local_network_runs_pays_and_continues_after_a_restart() {
     let readings: u64 =
         metrics.lines().find_map(|l| l.strip_prefix("ovpp_ingest_readings_accepted_total ")).and_then(|n| n.parse().ok()).unwrap();
     assert!(readings >= 14 * 12, "two epochs of readings: {readings}");
+    // The live fleet runs through the gateway: every device registered, its readings stored.
+    let gateway = format!("http://127.0.0.1:{}/v1/status", args.gateway_port);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status: Value = reqwest::get(&gateway).await.unwrap().json().await.unwrap();
+        let devices = status["devices"].as_array().unwrap();
+        assert_eq!(devices.len(), 14, "{status}");
+        if devices.iter().all(|d| d["registered"] == true) && status["readings_stored"].as_u64().unwrap() >= 14 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the gateway's devices did not reach the oracle: {status}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // Owner 0 claims by hand; each device gets what the published reports say it earned
     // through the epoch its claim was for, and the balance is their sum.
@@ -126,10 +140,12 @@ async fn a_local_network_runs_pays_and_continues_after_a_restart() {
     assert!(dir.join("chain-accounts.jsonl").exists());
     // A run whose saved chain is older than the oracle's database refuses to start, so
     // `run` returning Ok is part of the check.
-    let again =
-        localnet::run(LocalnetArgs { rpc_port: free_port(), api_port: free_port(), for_secs: Some(2), ..args }, std::future::pending())
-            .await
-            .unwrap();
+    let again = localnet::run(
+        LocalnetArgs { rpc_port: free_port(), api_port: free_port(), gateway_port: free_port(), for_secs: Some(2), ..args },
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     // The same chain: epochs and claims as they were, not a new one re-initialized ...
     assert!(again.last_epoch >= report.last_epoch && again.total_claimed >= report.total_claimed, "{again:?}");
     // ... and the oracle goes on from it: its last closed epoch is the chain's (or the one

@@ -98,78 +98,82 @@ impl Store {
         Ok(row.map(|r| r.get(0)))
     }
 
-    /// Devices with readings waiting for `oracle` and no batch in flight to it.
-    pub async fn waiting_devices(&self, oracle: &str) -> Result<Vec<String>, StoreError> {
+    /// Signs the oldest waiting readings of each device with no batch in flight to `oracle`
+    /// into its next batch (with the key `key_of` gives; none: not now), and stores them as
+    /// in flight, the readings leaving `pending`, all in one transaction: one commit a round,
+    /// not one a device. The sequence is the unix time in milliseconds, or one more than the
+    /// last if that is not above it: it grows across restarts, and above a sender's that used
+    /// seconds. Returns how many batches it formed.
+    pub async fn form_batches<'k>(
+        &self,
+        oracle: &str,
+        now_ms: u64,
+        key_of: impl Fn(&str) -> Option<&'k SigningKey>,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
         let rows = sqlx::query(
-            "SELECT DISTINCT device FROM pending WHERE oracle = ?1 \
-             AND device NOT IN (SELECT device FROM in_flight WHERE oracle = ?1)",
+            "SELECT id, device, reading FROM pending WHERE oracle = ?1 \
+             AND device NOT IN (SELECT device FROM in_flight WHERE oracle = ?1) ORDER BY device, id",
         )
         .bind(oracle)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(|e| self.error(e))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-
-    /// Signs the oldest waiting readings of `device` for `oracle` into its next batch, and
-    /// stores it as in flight (the readings leave `pending` in the same transaction).
-    /// The sequence is the unix time in milliseconds, or one more than the last if that is
-    /// not above it: it grows across restarts, and above a sender's that used seconds.
-    pub async fn form_batch(&self, oracle: &str, device: &str, key: &SigningKey, now_ms: u64) -> Result<Option<u64>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
-        let rows = sqlx::query("SELECT id, reading FROM pending WHERE oracle = ? AND device = ? ORDER BY id LIMIT ?")
+        let lasts: std::collections::HashMap<String, i64> = sqlx::query("SELECT device, last FROM sequences WHERE oracle = ?")
             .bind(oracle)
-            .bind(device)
-            .bind(MAX_READINGS_PER_BATCH as i64)
             .fetch_all(&mut *tx)
             .await
-            .map_err(|e| self.error(e))?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut readings = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let bytes: Vec<u8> = row.get(1);
-            readings.push(Reading::try_from_slice(&bytes).map_err(|e| self.error(sqlx::Error::Decode(Box::new(e))))?);
-        }
-        // Time order (adapters hand over in order; a reconnecting device may not).
-        readings.sort_by_key(|r| r.interval_start);
-        let last: Option<i64> = sqlx::query_scalar("SELECT last FROM sequences WHERE device = ? AND oracle = ?")
-            .bind(device)
-            .bind(oracle)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| self.error(e))?;
-        let sequence = now_ms.max(last.map_or(0, |l| l as u64 + 1));
-        let batch = TelemetryBatch { device_key: key.verifying_key().to_bytes(), sequence, readings }.sign(key);
-        let max_id: i64 = rows.last().expect("not empty").get(0);
-        sqlx::query("DELETE FROM pending WHERE oracle = ? AND device = ? AND id <= ?")
-            .bind(oracle)
-            .bind(device)
-            .bind(max_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.error(e))?;
-        sqlx::query("INSERT INTO in_flight (device, oracle, sequence, batch, readings) VALUES (?, ?, ?, ?, ?)")
+            .map_err(|e| self.error(e))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut formed = 0;
+        for device_rows in rows.chunk_by(|a, b| a.get::<&str, _>(1) == b.get::<&str, _>(1)) {
+            let device: &str = device_rows[0].get(1);
+            let Some(key) = key_of(device) else { continue };
+            let device_rows = &device_rows[..device_rows.len().min(MAX_READINGS_PER_BATCH)];
+            let mut readings = Vec::with_capacity(device_rows.len());
+            for row in device_rows {
+                let bytes: &[u8] = row.get(2);
+                readings.push(Reading::try_from_slice(bytes).map_err(|e| self.error(sqlx::Error::Decode(Box::new(e))))?);
+            }
+            // Time order (adapters hand over in order; a reconnecting device may not).
+            readings.sort_by_key(|r| r.interval_start);
+            let sequence = now_ms.max(lasts.get(device).map_or(0, |&l| l as u64 + 1));
+            let batch = TelemetryBatch { device_key: key.verifying_key().to_bytes(), sequence, readings }.sign(key);
+            let max_id: i64 = device_rows.last().expect("a chunk is never empty").get(0);
+            sqlx::query("DELETE FROM pending WHERE oracle = ? AND device = ? AND id <= ?")
+                .bind(oracle)
+                .bind(device)
+                .bind(max_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error(e))?;
+            sqlx::query("INSERT INTO in_flight (device, oracle, sequence, batch, readings) VALUES (?, ?, ?, ?, ?)")
+                .bind(device)
+                .bind(oracle)
+                .bind(sequence as i64)
+                .bind(batch.encode())
+                .bind(device_rows.len() as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error(e))?;
+            sqlx::query(
+                "INSERT INTO sequences (device, oracle, last) VALUES (?, ?, ?) \
+                 ON CONFLICT (device, oracle) DO UPDATE SET last = excluded.last",
+            )
             .bind(device)
             .bind(oracle)
             .bind(sequence as i64)
-            .bind(batch.encode())
-            .bind(rows.len() as i64)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.error(e))?;
-        sqlx::query(
-            "INSERT INTO sequences (device, oracle, last) VALUES (?, ?, ?) ON CONFLICT (device, oracle) DO UPDATE SET last = excluded.last",
-        )
-        .bind(device)
-        .bind(oracle)
-        .bind(sequence as i64)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.error(e))?;
-        tx.commit().await.map_err(|e| self.error(e))?;
-        Ok(Some(sequence))
+            formed += 1;
+        }
+        if formed > 0 {
+            tx.commit().await.map_err(|e| self.error(e))?;
+        }
+        Ok(formed)
     }
 
     /// The batches in flight to `oracle`, at most `limit`.

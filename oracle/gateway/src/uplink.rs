@@ -72,13 +72,11 @@ impl Uplink {
     /// batch in flight until the oracle has answered for all of them.
     pub async fn send_round(&self, gw: &Gateway, oracle: &str) -> Result<(), String> {
         let store = &gw.store;
-        for name in store.waiting_devices(oracle).await.map_err(|e| e.to_string())? {
-            let Some(key) = gw.keys.get(&name) else { continue };
-            if self.may_send(oracle, &name) {
-                let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-                store.form_batch(oracle, &name, key, now_ms).await.map_err(|e| e.to_string())?;
-            }
-        }
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        store
+            .form_batches(oracle, now_ms, |name| gw.keys.get(name).filter(|_| self.may_send(oracle, name)))
+            .await
+            .map_err(|e| e.to_string())?;
         let url = format!("{}/v1/telemetry", base(oracle));
         let mut skip = HashSet::new();
         loop {

@@ -14,7 +14,7 @@ use super::auth::{bearer_token, is_grid_operator, unauthorized, Caller};
 use super::{parse_key, ApiError, AppState};
 use crate::dispatch::DispatchError;
 use ovpp_wire::clock::unix_now;
-use ovpp_wire::dispatch::command::{Ack, CommandsQuery, CommandsRequest, DeviceSigned, Preferences};
+use ovpp_wire::dispatch::command::{Ack, CommandsQuery, CommandsRequest, Preferences};
 use ovpp_wire::dispatch::event::{WireEvent, WireProgram};
 use ovpp_wire::dispatch::view::{AckAnswer, AckBody, CommandsAnswer};
 
@@ -267,7 +267,8 @@ async fn check_device_signatures(state: &AppState, request: &CommandsRequest, ke
     }
     let query = CommandsQuery { signed_at: request.signed_at, devices: keys.to_vec() };
     let checked = tokio::task::spawn_blocking(move || {
-        verifying.iter().zip(&signatures).position(|(key, signature)| !query.verify(key.as_ref().expect("checked above"), signature))
+        let keys: Vec<_> = verifying.into_iter().flatten().collect();
+        query.first_unverified(&keys, &signatures)
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;

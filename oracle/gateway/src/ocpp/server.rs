@@ -24,6 +24,7 @@ use crate::adapter::Sink;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest message a charger may send (a MeterValues with many samples fits easily).
 const MAX_MESSAGE: usize = 256 * 1024;
+const READ_BUFFER: usize = 4 * 1024;
 
 /// The certificate chain (leaf first) and private key, PEM.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
@@ -126,7 +127,10 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(adapter: &Arc<OcppAdapter
         admitted = Some(a);
         Ok(response)
     };
-    let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+    // OCPP messages are small: a 4 KiB read buffer (it grows for a larger one) instead of
+    // the library's 128 KiB, which held most of a connection's memory.
+    let config =
+        WebSocketConfig::default().read_buffer_size(READ_BUFFER).max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
     let ws = tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)))
         .await
         .map_err(|_| "websocket handshake timed out".to_string())?

@@ -83,8 +83,18 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut outstanding: Option<(String, Reply, Instant)> = None;
     let mut call_ids = 0u64;
     let mut last_heard = Instant::now();
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let call_timeout = Duration::from_secs(session.adapter.config.call_timeout_secs);
     let outcome = loop {
+        // Woken only when something is due (not on a fixed tick: a gateway holds thousands
+        // of these): the charger's silence limit, the answer to the call in flight, and,
+        // with no transaction, the next grid time (an idle reading).
+        let mut wake = last_heard + silence;
+        if let Some((_, _, sent)) = &outstanding {
+            wake = wake.min(*sent + call_timeout);
+        }
+        if charger.live.lock().expect("not poisoned").transaction.is_none() {
+            wake = wake.min(Instant::now() + until_next_grid_time(grid));
+        }
         tokio::select! {
             message = ws.next() => {
                 let text = match message {
@@ -137,12 +147,11 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 outstanding = Some((message_id, call.reply, Instant::now()));
             }
-            _ = ticker.tick() => {
-                let timeout = Duration::from_secs(session.adapter.config.call_timeout_secs);
-                if let Some((_, reply, _)) = outstanding.take_if(|(_, _, sent)| sent.elapsed() > timeout) {
+            _ = tokio::time::sleep_until(wake.into()) => {
+                if let Some((_, reply, _)) = outstanding.take_if(|(_, _, sent)| sent.elapsed() >= call_timeout) {
                     let _ = reply.send(Err("the charger did not answer in time".into()));
                 }
-                if last_heard.elapsed() > silence {
+                if last_heard.elapsed() >= silence {
                     break Err(format!("charger {id} silent for {} s", silence.as_secs()));
                 }
                 if let Err((_, e)) = session.idle_reading().await {
@@ -170,6 +179,13 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         tokio::spawn(session.finish());
     }
     outcome
+}
+
+/// From now to just past the next multiple of `grid` seconds of the wall clock.
+fn until_next_grid_time(grid: i64) -> Duration {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let grid_ms = grid.max(1) as u128 * 1000;
+    Duration::from_millis((grid_ms - now.as_millis() % grid_ms) as u64 + 5)
 }
 
 fn field<'a>(payload: &'a Value, name: &str) -> Result<&'a Value, Failure> {

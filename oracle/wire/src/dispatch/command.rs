@@ -17,7 +17,7 @@ use crate::device::DeviceKey;
 
 pub const ACK_DOMAIN: &[u8] = b"OVPP-ACK-V1";
 pub const PREFERENCES_DOMAIN: &[u8] = b"OVPP-PREFERENCES-V1";
-pub const COMMANDS_QUERY_DOMAIN: &[u8] = b"OVPP-COMMANDS-QUERY-V1";
+pub const COMMANDS_QUERY_DOMAIN: &[u8] = b"OVPP-COMMANDS-QUERY-V2";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
@@ -113,16 +113,42 @@ impl DeviceSigned for Preferences {
 }
 
 /// A gateway asking for the commands of many devices at once (`POST /v1/commands`): every
-/// listed device signs these same bytes, so only who holds a device's key learns its set
+/// listed device signs the same bytes, so only who holds a device's key learns its set
 /// points. `signed_at` must be within a minute of the oracle's clock.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize)]
+///
+/// The bytes are `COMMANDS_QUERY_DOMAIN || signed_at (i64 LE) || sha256(borsh(devices))`, of
+/// a fixed size: with the device list itself in them, n signatures would each hash the
+/// whole list, which is quadratic (at 4096 devices a request, most of a gateway's CPU).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommandsQuery {
     pub signed_at: i64,
     pub devices: Vec<DeviceKey>,
 }
 
-impl DeviceSigned for CommandsQuery {
-    const DOMAIN: &'static [u8] = COMMANDS_QUERY_DOMAIN;
+impl CommandsQuery {
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut list = Sha256::new();
+        list.update(borsh::to_vec(&self.devices).expect("borsh into Vec"));
+        let mut out = COMMANDS_QUERY_DOMAIN.to_vec();
+        out.extend_from_slice(&self.signed_at.to_le_bytes());
+        out.extend_from_slice(&list.finalize());
+        out
+    }
+
+    /// Each key's signature of the query, in order.
+    pub fn sign_all(&self, keys: &[&SigningKey]) -> Vec<[u8; 64]> {
+        let bytes = self.signing_bytes();
+        keys.iter().map(|k| k.sign(&bytes).to_bytes()).collect()
+    }
+
+    /// The first device whose signature does not verify (strictly), if any.
+    pub fn first_unverified(&self, keys: &[VerifyingKey], signatures: &[[u8; 64]]) -> Option<usize> {
+        let bytes = self.signing_bytes();
+        if keys.len() != signatures.len() {
+            return Some(keys.len().min(signatures.len()));
+        }
+        keys.iter().zip(signatures).position(|(key, signature)| key.verify_strict(&bytes, &Signature::from_bytes(signature)).is_err())
+    }
 }
 
 /// The JSON body of `POST /v1/commands`: base58 device keys, and each one's signature of the
@@ -145,7 +171,7 @@ impl CommandsRequest {
         Self {
             devices: query.devices.iter().map(|d| bs58::encode(d).into_string()).collect(),
             signed_at,
-            signatures: keys.iter().map(|k| bs58::encode(query.sign(k)).into_string()).collect(),
+            signatures: query.sign_all(keys).iter().map(|s| bs58::encode(s).into_string()).collect(),
         }
     }
 }
@@ -198,5 +224,30 @@ pub mod key_text {
             Ok(32) => Ok(out),
             _ => Err(serde::de::Error::custom(format!("{text:?} is not a base58 ed25519 public key"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every listed device signs the same fixed-size bytes; a signature is bound to the time,
+    /// the whole list and its device; a wrong one is named by its place.
+    #[test]
+    fn a_commands_query_is_signed_by_every_device_over_the_whole_list() {
+        let keys: Vec<SigningKey> = (1..=5u8).map(|i| SigningKey::from_bytes(&[i; 32])).collect();
+        let refs: Vec<&SigningKey> = keys.iter().collect();
+        let verifying: Vec<VerifyingKey> = keys.iter().map(|k| k.verifying_key()).collect();
+        let query = CommandsQuery { signed_at: 1_800_000_000, devices: verifying.iter().map(|k| k.to_bytes()).collect() };
+        assert_eq!(query.signing_bytes().len(), COMMANDS_QUERY_DOMAIN.len() + 8 + 32);
+        let mut signatures = query.sign_all(&refs);
+        assert_eq!(query.first_unverified(&verifying, &signatures), None);
+        let later = CommandsQuery { signed_at: query.signed_at + 1, ..query.clone() };
+        assert_eq!(later.first_unverified(&verifying, &signatures), Some(0));
+        let fewer = CommandsQuery { devices: query.devices[..4].to_vec(), ..query.clone() };
+        assert_eq!(fewer.first_unverified(&verifying[..4], &signatures[..4]), Some(0));
+        signatures.swap(2, 3);
+        assert_eq!(query.first_unverified(&verifying, &signatures), Some(2));
+        assert_eq!(query.first_unverified(&verifying, &signatures[..4]), Some(4));
     }
 }

@@ -424,9 +424,8 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         let flex: Vec<String> = summary.by_region.iter().map(|(r, g)| format!("{r} {:.0} kW", g.flex_up_w as f64 / 1000.0)).collect();
         let config = ovpp_oracle::relay::read_config(chain.as_ref()).await.ok();
         let event = event_status(&state, &event_id).await;
-        let queued = gateway.store.depth(&api_url).await.unwrap_or(0);
         println!(
-            "devices online {}/{} | {:.1} readings/s, {queued} queued at the gateway | flexibility up: {} | {event} | epoch {} posted | {} OVPP earned, {} claimed",
+            "devices online {}/{} | {:.1} readings/s | flexibility up: {} | {event} | epoch {} posted | {} OVPP earned, {} claimed",
             summary.totals.devices_online,
             summary.totals.devices,
             (readings - last_readings) as f64 / period as f64,

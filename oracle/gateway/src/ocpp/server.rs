@@ -25,6 +25,43 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest message a charger may send (a MeterValues with many samples fits easily).
 const MAX_MESSAGE: usize = 256 * 1024;
 const READ_BUFFER: usize = 4 * 1024;
+/// Handshakes in progress from one address: a stranger holding handshakes open (each up to
+/// [`HANDSHAKE_TIMEOUT`]) takes at most this many file descriptors, while chargers behind
+/// one site's NAT, whose handshakes take milliseconds, are not held back.
+const HANDSHAKES_PER_ADDRESS: usize = 64;
+
+/// Handshakes in progress per peer address; a [`Handshake`] counts one until dropped.
+#[derive(Clone, Default)]
+struct InProgress(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+
+struct Handshake {
+    table: InProgress,
+    peer: std::net::IpAddr,
+}
+
+impl InProgress {
+    fn start(&self, peer: std::net::IpAddr) -> Option<Handshake> {
+        let mut map = self.0.lock().expect("not poisoned");
+        let n = map.entry(peer).or_default();
+        if *n >= HANDSHAKES_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(Handshake { table: self.clone(), peer })
+    }
+}
+
+impl Drop for Handshake {
+    fn drop(&mut self) {
+        let mut map = self.table.0.lock().expect("not poisoned");
+        if let Some(n) = map.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.peer);
+            }
+        }
+    }
+}
 
 /// The certificate chain (leaf first) and private key, PEM.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
@@ -46,6 +83,7 @@ pub async fn serve(adapter: Arc<OcppAdapter>, sink: Sink) -> anyhow::Result<()> 
     let listener = TcpListener::bind(address).await.with_context(|| format!("binding the OCPP address {address}"))?;
     let scheme = if adapter.tls.is_some() { "wss" } else { "ws" };
     tracing::info!("OCPP 1.6J and 2.0.1 chargers connect to {scheme}://{}/ocpp/<charger id>", listener.local_addr()?);
+    let in_progress = InProgress::default();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -56,16 +94,20 @@ pub async fn serve(adapter: Arc<OcppAdapter>, sink: Sink) -> anyhow::Result<()> 
                 continue;
             }
         };
+        let Some(handshake) = in_progress.start(peer.ip()) else {
+            tracing::warn!(peer = %peer, "refused: {HANDSHAKES_PER_ADDRESS} handshakes from this address are in progress");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let (adapter, sink) = (adapter.clone(), sink.clone());
         tokio::spawn(async move {
             let outcome = match adapter.tls.clone() {
                 Some(tls) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                    Ok(Ok(stream)) => connection(&adapter, sink, stream).await,
+                    Ok(Ok(stream)) => connection(&adapter, sink, stream, handshake).await,
                     Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
                     Err(_) => Err("TLS handshake timed out".into()),
                 },
-                None => connection(&adapter, sink, stream).await,
+                None => connection(&adapter, sink, stream, handshake).await,
             };
             if let Err(e) = outcome {
                 tracing::info!(peer = %peer, "charger connection refused or ended: {e}");
@@ -120,7 +162,12 @@ fn admit(adapter: &OcppAdapter, request: &Request, mut response: Response) -> Re
 
 // The websocket library's callback returns its error response unboxed.
 #[allow(clippy::result_large_err)]
-async fn connection<S: AsyncRead + AsyncWrite + Unpin>(adapter: &Arc<OcppAdapter>, sink: Sink, stream: S) -> Result<(), String> {
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    adapter: &Arc<OcppAdapter>,
+    sink: Sink,
+    stream: S,
+    handshake: Handshake,
+) -> Result<(), String> {
     let mut admitted = None;
     let callback = |request: &Request, response: Response| {
         let (response, a) = admit(adapter, request, response).map_err(|e| *e)?;
@@ -135,6 +182,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(adapter: &Arc<OcppAdapter
         .await
         .map_err(|_| "websocket handshake timed out".to_string())?
         .map_err(|e| format!("websocket handshake: {e}"))?;
+    drop(handshake);
     let Admitted { charger, version } = admitted.ok_or("no charger admitted")?;
     super::session::run(adapter.clone(), charger, version, ws, sink).await
 }

@@ -318,6 +318,14 @@ async fn ocpp_chargers_of_both_versions_follow_a_demand_response_event_and_are_c
     })
     .await;
     assert!(refusing.events.lock().unwrap().iter().all(|e| e["event"] != "profile"));
+    // The operator sees it in the gateway's metrics: four devices (three chargers and a car)
+    // connected, the refusal counted.
+    let metrics = reqwest::get(format!("http://{}/metrics", config.status_listen)).await.unwrap().text().await.unwrap();
+    let metric = |name: &str| -> u64 {
+        metrics.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok()).unwrap_or_else(|| panic!("{name}: {metrics}"))
+    };
+    assert_eq!(metric("ovpp_gateway_devices_connected"), 4);
+    assert!(metric("ovpp_gateway_commands_refused_total") >= 1 && metric("ovpp_gateway_commands_applied_total") >= 2);
 
     // Measured after the event: both chargers delivered and are paid.
     let measured = Duration::from_secs((start + 30 - unix_now()).max(0) as u64 + 60);
@@ -531,6 +539,22 @@ async fn the_csms_refuses_strangers_and_answers_garbage_with_callerror() {
         (4, "c1".into(), "FormatViolation".into())
     );
     assert_eq!(code(&exchange(&mut ws, r#"[7,"c2",{}]"#).await), (4, "c2".into(), "MessageTypeNotSupported".into()));
+
+    // A stranger holding handshakes open gets 64 from its address: the next is closed at
+    // once (no HTTP answer); once they are gone, the charger connects again.
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        idle.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    match connect(port, "CP-A", Some(PASSWORD), Some("ocpp1.6")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => panic!("expected no answer, got HTTP {}", r.status()),
+        Err(_) => {}
+        Ok(_) => panic!("a 65th handshake from one address was admitted"),
+    }
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    connect(port, "CP-A", Some(PASSWORD), Some("ocpp1.6")).await.expect("admitted again");
 
     // No OCPP subprotocol offered: the handshake completes without one, then the CSMS closes.
     let mut ws = connect(port, "CP-A", Some(PASSWORD), None).await.unwrap();

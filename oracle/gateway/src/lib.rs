@@ -17,6 +17,7 @@ pub mod config;
 pub mod keys;
 pub mod ocpp;
 pub mod sim;
+pub mod smartmeter;
 pub mod status;
 pub mod store;
 pub mod uplink;

@@ -32,6 +32,43 @@ pub struct Config {
     pub ocpp: Option<OcppConfig>,
     #[serde(default)]
     pub simulator: Option<SimulatorConfig>,
+    /// Smart meters read from their own interface (`[[meters]]`).
+    #[serde(default)]
+    pub meters: Vec<MeterConfig>,
+}
+
+/// A smart meter: a site's grid connection, read from the meter's P1 port (DSMR) or
+/// optical interface (SML), through a TCP bridge (ser2net, a networked IR reader) or a
+/// serial device the system has set up (`stty -F /dev/ttyUSB0 115200 raw`, or 9600 for SML).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeterConfig {
+    /// The device's name in this gateway (its key file, its status line).
+    pub name: String,
+    pub protocol: MeterProtocol,
+    /// `host:port` of a TCP bridge to the meter's interface.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Or a serial device (or any file that streams the meter's bytes).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// ISO 3166 region of the site, as registered on-chain: `DE-BY`.
+    pub region: String,
+    /// The connection's rating, W (the main fuse: 3 x 25 A is about 17 kW).
+    pub power_w: u64,
+    /// Length of a reading, s [default: 60]; the meter's telegrams (every 1 to 10 s) are
+    /// interpolated onto that grid.
+    #[serde(default = "default_interval")]
+    pub interval_secs: u32,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MeterProtocol {
+    /// DSMR P1 telegrams (4.x, 5.x; Belgian e-MUCS).
+    Dsmr,
+    /// SML 1.04 frames (German smart meters).
+    Sml,
 }
 
 /// The OCPP-J server (the gateway is the chargers' CSMS).
@@ -210,6 +247,21 @@ impl Config {
                 if c.region.is_empty() || c.region.len() > 8 {
                     bail!("charger {}: region must be an ISO 3166 code of at most 8 bytes (DE-BY)", c.id);
                 }
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for m in &self.meters {
+            if m.name.is_empty() || m.name.len() > 48 || !names.insert(m.name.as_str()) {
+                bail!("meter name {:?} must be 1 to 48 characters and unique", m.name);
+            }
+            if m.address.is_some() == m.path.is_some() {
+                bail!("meter {}: give either address (host:port of a TCP bridge) or path (a serial device)", m.name);
+            }
+            if !(10..=3600).contains(&m.interval_secs) || 3600 % m.interval_secs != 0 {
+                bail!("meter {}: interval_secs must divide an hour and be 10 ..= 3600", m.name);
+            }
+            if m.power_w == 0 || m.region.is_empty() || m.region.len() > 8 {
+                bail!("meter {}: power_w must be above 0 and region an ISO 3166 code of at most 8 bytes (DE-BY)", m.name);
             }
         }
         if let Some(sim) = &self.simulator {

@@ -16,6 +16,7 @@ pub mod adapter;
 pub mod config;
 pub mod keys;
 pub mod ocpp;
+pub mod register;
 pub mod sim;
 pub mod smartmeter;
 pub mod status;
@@ -48,6 +49,9 @@ pub fn adapters(config: &Config) -> anyhow::Result<Vec<Arc<dyn Adapter>>> {
     }
     if let Some(sim) = &config.simulator {
         adapters.push(Arc::new(sim::SimAdapter::from_config(sim)));
+    }
+    if !config.meters.is_empty() {
+        adapters.push(Arc::new(smartmeter::SmartMeterAdapter::new(config.meters.clone())));
     }
     Ok(adapters)
 }

@@ -155,7 +155,7 @@ impl Charger {
     }
 
     /// The readings of one interval: the charger's, and its car's when configured.
-    pub fn readings(&self, iv: meter::Interval) -> Vec<(String, Reading)> {
+    pub fn readings(&self, iv: crate::register::Interval) -> Vec<(String, Reading)> {
         let live = self.live.lock().expect("not poisoned");
         let rated = self.config.power_w as f64;
         let average_w = f64::from(iv.energy_wh) * 3600.0 / f64::from(iv.secs.max(1));
@@ -430,7 +430,7 @@ mod tests {
         }
     }
 
-    fn response(c: &Charger, iv: meter::Interval) -> GridResponse {
+    fn response(c: &Charger, iv: crate::register::Interval) -> GridResponse {
         c.readings(iv).remove(0).1.grid_response
     }
 
@@ -442,26 +442,28 @@ mod tests {
         let c = charger();
         // Limited to 2 kW at 1005; samples at 1002 (7.4 kW, before the limit) and 1012 (2 kW).
         c.live.lock().unwrap().take_limit(Limit { limit_w: 2000.0, base_w: 7400.0, from: 1005, until: 1060 });
-        let first = meter::Interval { start: 1000, secs: 10, energy_wh: 10, power_before: (1002, 7400.0), power_after_w: 2000.0 };
+        let first = crate::register::Interval { start: 1000, secs: 10, energy_wh: 10, power_before: (1002, 7400.0), power_after_w: 2000.0 };
         assert_eq!(
             response(&c, first),
             GridResponse::FollowingDispatch,
             "the average (3.6 kW) is above the limit, the power at the end is not"
         );
         // Whole Wh: 6 Wh in 10 s averages 2160 W against a 2000 W limit.
-        let quantized = meter::Interval { start: 1010, secs: 10, energy_wh: 6, power_before: (1018, 2000.0), power_after_w: 2000.0 };
+        let quantized =
+            crate::register::Interval { start: 1010, secs: 10, energy_wh: 6, power_before: (1018, 2000.0), power_after_w: 2000.0 };
         assert_eq!(response(&c, quantized), GridResponse::FollowingDispatch);
         // Cleared at 1061, the charger back at full power: a reading that ended before is still judged by the limit.
         c.live.lock().unwrap().end_limit(1061);
         c.live.lock().unwrap().power_w = 7400.0;
-        let last = meter::Interval { start: 1050, secs: 10, energy_wh: 6, power_before: (1058, 2000.0), power_after_w: 7400.0 };
+        let last = crate::register::Interval { start: 1050, secs: 10, energy_wh: 6, power_before: (1058, 2000.0), power_after_w: 7400.0 };
         assert_eq!(response(&c, last), GridResponse::FollowingDispatch);
         // After the clearing, and a charger that ignored its limit, are not following.
-        let after = meter::Interval { start: 1060, secs: 10, energy_wh: 20, power_before: (1062, 7400.0), power_after_w: 7400.0 };
+        let after = crate::register::Interval { start: 1060, secs: 10, energy_wh: 20, power_before: (1062, 7400.0), power_after_w: 7400.0 };
         assert_eq!(response(&c, after), GridResponse::Idle);
         let d = charger();
         d.live.lock().unwrap().take_limit(Limit { limit_w: 2000.0, base_w: 7400.0, from: 1005, until: 1060 });
-        let ignored = meter::Interval { start: 1010, secs: 10, energy_wh: 20, power_before: (1018, 7400.0), power_after_w: 7400.0 };
+        let ignored =
+            crate::register::Interval { start: 1010, secs: 10, energy_wh: 20, power_before: (1018, 7400.0), power_after_w: 7400.0 };
         assert_eq!(response(&d, ignored), GridResponse::Idle);
     }
 }

@@ -17,9 +17,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::frame::{self, ErrorKind, Frame};
-use super::meter::{self, MeterCursor, Sample};
+use super::meter;
 use super::{Charger, Link, OcppAdapter, OutCall, Version};
 use crate::adapter::Sink;
+use crate::register::{self, MeterCursor, Sample};
 use crate::store::Record;
 
 /// A failed call: what to answer in the CALLERROR.
@@ -76,7 +77,7 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         // Metered from the grid time it connects in: nothing is drawn before a transaction,
         // and the first transaction's register re-bases this start.
         let now = unix_now();
-        let (_, fresh) = meter::advance(None, &Sample { t: now, power_w: Some(0.0), ..Sample::default() }, grid);
+        let (_, fresh) = register::advance(None, &Sample { t: now, power_w: Some(0.0), ..Sample::default() }, grid);
         session.cursor = fresh.map(|c| MeterCursor { start: Some((now.div_euclid(grid) * grid, 0.0)), ..c });
     }
     // The gateway's one call awaiting the charger's answer: message id, reply, sent at.
@@ -381,7 +382,7 @@ impl Session {
                 live.soc_percent = Some(soc.min(100.0));
             }
         }
-        let (intervals, next) = meter::advance(self.cursor, &s, self.grid);
+        let (intervals, next) = register::advance(self.cursor, &s, self.grid);
         if next == self.cursor {
             return Ok(());
         }

@@ -26,3 +26,190 @@ pub enum MeterError {
     #[error("malformed: {0}")]
     Malformed(String),
 }
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ovpp::state::DeviceKind;
+use ovpp_wire::clock::unix_now;
+use ovpp_wire::telemetry::{GridResponse, Reading};
+use tokio::io::AsyncReadExt;
+
+use crate::adapter::{Adapter, Refusal, SetPoint, Sink};
+use crate::config::{DeviceSpec, MeterConfig, MeterProtocol};
+use crate::register::{self, Interval, MeterCursor, Sample};
+use crate::store::Record;
+
+/// A silent meter is reconnected after this long (meters send every 1 to 10 s).
+const SILENCE: Duration = Duration::from_secs(60);
+/// Reconnection waits double from 1 s up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Import and export registers, each on the grid (both advance with the same samples).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Cursors {
+    import: Option<MeterCursor>,
+    export: Option<MeterCursor>,
+}
+
+pub struct SmartMeterAdapter {
+    meters: Vec<MeterConfig>,
+    online: HashMap<String, AtomicBool>,
+}
+
+impl SmartMeterAdapter {
+    pub fn new(meters: Vec<MeterConfig>) -> Self {
+        let online = meters.iter().map(|m| (m.name.clone(), AtomicBool::new(false))).collect();
+        Self { meters, online }
+    }
+
+    fn set_online(&self, name: &str, online: bool) {
+        if let Some(flag) = self.online.get(name) {
+            flag.store(online, Ordering::Relaxed);
+        }
+    }
+
+    /// One meter until the task ends: connect, read, reconnect with backoff.
+    async fn meter(self: Arc<Self>, config: MeterConfig, sink: Sink) {
+        let mut cursors: Cursors = match sink.cursor(&config.name).await {
+            Ok(Some(text)) => serde_json::from_str(&text).unwrap_or_default(),
+            _ => Cursors::default(),
+        };
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self.read(&config, &sink, &mut cursors).await {
+                Ok(()) => backoff = Duration::from_secs(1),
+                Err(e) => tracing::warn!(meter = %config.name, error = %e, retry_in_secs = backoff.as_secs(), "meter unreachable"),
+            }
+            self.set_online(&config.name, false);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Reads one connection until it ends or falls silent; `Ok` if any telegram came.
+    async fn read(&self, config: &MeterConfig, sink: &Sink, cursors: &mut Cursors) -> Result<(), String> {
+        let mut stream: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match (&config.address, &config.path) {
+            (Some(address), _) => Box::new(
+                tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(address))
+                    .await
+                    .map_err(|_| format!("{address}: no connection in 10 s"))?
+                    .map_err(|e| format!("{address}: {e}"))?,
+            ),
+            (None, Some(path)) => Box::new(tokio::fs::File::open(path).await.map_err(|e| format!("{}: {e}", path.display()))?),
+            (None, None) => return Err("neither address nor path".into()),
+        };
+        let (mut dsmr, mut sml) = (dsmr::Reader::default(), sml::Reader::default());
+        let mut buffer = vec![0u8; 4096];
+        let mut heard = false;
+        loop {
+            let n = match tokio::time::timeout(SILENCE, stream.read(&mut buffer)).await {
+                Ok(Ok(0)) => return if heard { Ok(()) } else { Err("the connection ended".into()) },
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err(format!("nothing for {} s", SILENCE.as_secs())),
+            };
+            let outcomes = match config.protocol {
+                MeterProtocol::Dsmr => dsmr.push(&buffer[..n]),
+                MeterProtocol::Sml => sml.push(&buffer[..n]),
+            };
+            for outcome in outcomes {
+                match outcome {
+                    Ok(registers) => {
+                        if !heard {
+                            tracing::info!(meter = %config.name, "meter connected");
+                        }
+                        heard = true;
+                        self.set_online(&config.name, true);
+                        self.take(config, sink, cursors, registers).await?;
+                    }
+                    // A corrupted telegram is skipped; the next one carries the registers on.
+                    Err(e) => tracing::info!(meter = %config.name, error = %e, "telegram refused"),
+                }
+            }
+        }
+    }
+
+    /// One telegram's registers: the readings they complete, committed with the cursors.
+    async fn take(&self, config: &MeterConfig, sink: &Sink, cursors: &mut Cursors, r: Registers) -> Result<(), String> {
+        let Some(import) = r.import_wh else { return Ok(()) };
+        let t = unix_now();
+        let grid = i64::from(config.interval_secs);
+        let sample = |wh: f64| Sample { t, energy_wh: Some(wh), ..Sample::default() };
+        let (imports, import_next) = register::advance(cursors.import, &sample(import), grid);
+        let (exports, export_next) = register::advance(cursors.export, &sample(r.export_wh.unwrap_or(0.0)), grid);
+        let next = Cursors { import: import_next, export: export_next };
+        if next == *cursors {
+            return Ok(());
+        }
+        let mut records: Vec<Record> = Vec::new();
+        for iv in &imports {
+            let exported = exports.iter().find(|e| e.start == iv.start).map_or(0, |e| e.energy_wh);
+            records.push(Record { device: config.name.clone(), reading: Some(reading(iv, exported)), cursor: None });
+        }
+        records.push(Record {
+            device: config.name.clone(),
+            reading: None,
+            cursor: Some(serde_json::to_string(&next).expect("serializes")),
+        });
+        sink.record(records).await.map_err(|e| e.to_string())?;
+        *cursors = next;
+        Ok(())
+    }
+}
+
+/// A grid connection's reading: what came in and went out over the interval.
+fn reading(iv: &Interval, exported_wh: u32) -> Reading {
+    let net_w = (i64::from(exported_wh) - i64::from(iv.energy_wh)) * 3600 / i64::from(iv.secs.max(1));
+    Reading {
+        interval_start: iv.start,
+        interval_secs: iv.secs,
+        energy_generated_wh: 0,
+        energy_consumed_wh: iv.energy_wh,
+        energy_imported_wh: iv.energy_wh,
+        energy_exported_wh: exported_wh,
+        average_power_w: net_w.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+        state_of_charge_permille: None,
+        storage_available_wh: None,
+        flex_up_w: 0,
+        flex_down_w: 0,
+        grid_response: GridResponse::Idle,
+        online: true,
+    }
+}
+
+#[async_trait]
+impl Adapter for SmartMeterAdapter {
+    fn devices(&self) -> Vec<DeviceSpec> {
+        self.meters
+            .iter()
+            .map(|m| DeviceSpec {
+                name: m.name.clone(),
+                kind: DeviceKind::SmartMeter,
+                rated_power_w: m.power_w,
+                energy_capacity_wh: 0,
+                region: m.region.clone(),
+            })
+            .collect()
+    }
+
+    async fn run(self: Arc<Self>, sink: Sink) -> anyhow::Result<()> {
+        let mut meters = tokio::task::JoinSet::new();
+        for config in self.meters.clone() {
+            meters.spawn(self.clone().meter(config, sink.clone()));
+        }
+        while meters.join_next().await.is_some() {}
+        std::future::pending().await
+    }
+
+    async fn apply(&self, device: &str, _setpoint: Option<&SetPoint>) -> Result<(), Refusal> {
+        Err(Refusal(format!("{device} is a meter: it measures, it cannot follow a set point")))
+    }
+
+    fn connected(&self, device: &str) -> bool {
+        self.online.get(device).is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+}

@@ -35,6 +35,46 @@ pub struct Config {
     /// Smart meters read from their own interface (`[[meters]]`).
     #[serde(default)]
     pub meters: Vec<MeterConfig>,
+    /// Inverters, batteries and meters over SunSpec Modbus TCP (`[[sunspec]]`).
+    #[serde(default)]
+    pub sunspec: Vec<SunSpecConfig>,
+}
+
+/// A SunSpec device on Modbus TCP.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SunSpecConfig {
+    pub name: String,
+    pub kind: SunSpecKind,
+    /// `host:port` (Modbus TCP, usually port 502).
+    pub address: String,
+    /// Modbus unit id [default: 1].
+    #[serde(default = "default_unit_id")]
+    pub unit_id: u8,
+    /// ISO 3166 region of the site, as registered on-chain: `DE-BY`.
+    pub region: String,
+    /// Rated power, W (an inverter's nameplate, a battery's inverter, a meter's connection).
+    pub power_w: u64,
+    /// A battery's usable capacity, Wh.
+    #[serde(default)]
+    pub capacity_wh: u64,
+    /// Seconds between polls [default: 10].
+    #[serde(default = "default_poll")]
+    pub poll_secs: u64,
+    /// Length of a reading, s [default: 60].
+    #[serde(default = "default_interval")]
+    pub interval_secs: u32,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SunSpecKind {
+    /// A PV inverter (models 101-103, curtailed through 123): `rooftop-solar`.
+    Solar,
+    /// A battery (storage model 124, power from its inverter model): `home-battery`.
+    Battery,
+    /// A meter (models 201-204): `smart-meter`.
+    Meter,
 }
 
 /// A smart meter: a site's grid connection, read from the meter's P1 port (DSMR) or
@@ -182,6 +222,12 @@ fn default_interval() -> u32 {
 fn default_call_timeout() -> u64 {
     30
 }
+fn default_unit_id() -> u8 {
+    1
+}
+fn default_poll() -> u64 {
+    10
+}
 fn default_phases() -> u32 {
     3
 }
@@ -262,6 +308,20 @@ impl Config {
             }
             if m.power_w == 0 || m.region.is_empty() || m.region.len() > 8 {
                 bail!("meter {}: power_w must be above 0 and region an ISO 3166 code of at most 8 bytes (DE-BY)", m.name);
+            }
+        }
+        for d in &self.sunspec {
+            if d.name.is_empty() || d.name.len() > 48 || !names.insert(d.name.as_str()) {
+                bail!("device name {:?} must be 1 to 48 characters and unique", d.name);
+            }
+            if !(10..=3600).contains(&d.interval_secs) || 3600 % d.interval_secs != 0 || !(1..=3600).contains(&d.poll_secs) {
+                bail!("{}: interval_secs must divide an hour and be 10 ..= 3600, poll_secs 1 ..= 3600", d.name);
+            }
+            if d.power_w == 0 || d.region.is_empty() || d.region.len() > 8 {
+                bail!("{}: power_w must be above 0 and region an ISO 3166 code of at most 8 bytes (DE-BY)", d.name);
+            }
+            if (d.kind == SunSpecKind::Battery) != (d.capacity_wh > 0) {
+                bail!("{}: a battery needs capacity_wh, and only a battery has one", d.name);
             }
         }
         if let Some(sim) = &self.simulator {

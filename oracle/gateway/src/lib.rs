@@ -21,6 +21,7 @@ pub mod sim;
 pub mod smartmeter;
 pub mod status;
 pub mod store;
+pub mod sunspec;
 pub mod uplink;
 
 use adapter::{Adapter, Sink};
@@ -52,6 +53,9 @@ pub fn adapters(config: &Config) -> anyhow::Result<Vec<Arc<dyn Adapter>>> {
     }
     if !config.meters.is_empty() {
         adapters.push(Arc::new(smartmeter::SmartMeterAdapter::new(config.meters.clone())));
+    }
+    if !config.sunspec.is_empty() {
+        adapters.push(Arc::new(sunspec::SunSpecAdapter::new(config.sunspec.clone())));
     }
     Ok(adapters)
 }

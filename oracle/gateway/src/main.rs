@@ -90,7 +90,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.status_listen = status_listen.unwrap_or(config.status_listen);
             let adapters = ovpp_gateway::adapters(&config)?;
             if adapters.is_empty() {
-                bail!("{}: no [ocpp], [simulator] or [[meters]] section: the gateway has no devices to serve", cli.config.display());
+                bail!(
+                    "{}: no [ocpp], [simulator], [[meters]] or [[sunspec]] section: the gateway has no devices to serve",
+                    cli.config.display()
+                );
             }
             let gateway = Gateway::open(config, adapters).await?;
             gateway

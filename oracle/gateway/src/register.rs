@@ -4,6 +4,7 @@
 //! power's trapezoid while there is no register. Used by every adapter whose devices
 //! report registers (OCPP chargers, smart meters).
 
+use ovpp_wire::telemetry::{GridResponse, Reading};
 use serde::{Deserialize, Serialize};
 
 /// The shortest and longest reading the oracle takes (TELEMETRY.md).
@@ -129,6 +130,26 @@ pub fn advance(cursor: Option<MeterCursor>, s: &Sample, grid: i64) -> (Vec<Inter
     }
     let next = MeterCursor { start: c.start, last_t: s.t, last_wh: register, last_power_w: s.power_w.or(c.last_power_w), integrated };
     (out, Some(next))
+}
+
+/// A grid connection's reading: what came in and went out over the interval.
+pub fn connection_reading(iv: &Interval, exported_wh: u32) -> Reading {
+    let net_w = (i64::from(exported_wh) - i64::from(iv.energy_wh)) * 3600 / i64::from(iv.secs.max(1));
+    Reading {
+        interval_start: iv.start,
+        interval_secs: iv.secs,
+        energy_generated_wh: 0,
+        energy_consumed_wh: iv.energy_wh,
+        energy_imported_wh: iv.energy_wh,
+        energy_exported_wh: exported_wh,
+        average_power_w: net_w.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+        state_of_charge_permille: None,
+        storage_available_wh: None,
+        flex_up_w: 0,
+        flex_down_w: 0,
+        grid_response: GridResponse::Idle,
+        online: true,
+    }
 }
 
 #[cfg(test)]

@@ -390,6 +390,7 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         ocpp: None,
         simulator: None,
         meters: Vec::new(),
+        sunspec: Vec::new(),
     };
     let adapter: Arc<dyn Adapter> = Arc::new(SimAdapter::new(fleet, args.interval_secs).starting_at(now_aligned));
     let gateway = Gateway::open(gateway_config, vec![adapter]).await.context("opening the fleet's gateway")?;

@@ -35,12 +35,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ovpp::state::DeviceKind;
 use ovpp_wire::clock::unix_now;
-use ovpp_wire::telemetry::{GridResponse, Reading};
 use tokio::io::AsyncReadExt;
 
 use crate::adapter::{Adapter, Refusal, SetPoint, Sink};
 use crate::config::{DeviceSpec, MeterConfig, MeterProtocol};
-use crate::register::{self, Interval, MeterCursor, Sample};
+use crate::register::{self, MeterCursor, Sample};
 use crate::store::Record;
 
 /// A silent meter is reconnected after this long (meters send every 1 to 10 s).
@@ -148,7 +147,7 @@ impl SmartMeterAdapter {
         let mut records: Vec<Record> = Vec::new();
         for iv in &imports {
             let exported = exports.iter().find(|e| e.start == iv.start).map_or(0, |e| e.energy_wh);
-            records.push(Record { device: config.name.clone(), reading: Some(reading(iv, exported)), cursor: None });
+            records.push(Record { device: config.name.clone(), reading: Some(register::connection_reading(iv, exported)), cursor: None });
         }
         records.push(Record {
             device: config.name.clone(),
@@ -158,26 +157,6 @@ impl SmartMeterAdapter {
         sink.record(records).await.map_err(|e| e.to_string())?;
         *cursors = next;
         Ok(())
-    }
-}
-
-/// A grid connection's reading: what came in and went out over the interval.
-fn reading(iv: &Interval, exported_wh: u32) -> Reading {
-    let net_w = (i64::from(exported_wh) - i64::from(iv.energy_wh)) * 3600 / i64::from(iv.secs.max(1));
-    Reading {
-        interval_start: iv.start,
-        interval_secs: iv.secs,
-        energy_generated_wh: 0,
-        energy_consumed_wh: iv.energy_wh,
-        energy_imported_wh: iv.energy_wh,
-        energy_exported_wh: exported_wh,
-        average_power_w: net_w.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
-        state_of_charge_permille: None,
-        storage_available_wh: None,
-        flex_up_w: 0,
-        flex_down_w: 0,
-        grid_response: GridResponse::Idle,
-        online: true,
     }
 }
 

@@ -71,9 +71,14 @@ struct ChargePoint {
 
 impl ChargePoint {
     async fn start(name: &str, args: &[String]) -> Self {
+        Self::script("charge_point.py", name, args).await
+    }
+
+    /// Any of the test devices in `tests/gateway` that print JSON event lines.
+    async fn script(script: &str, name: &str, args: &[String]) -> Self {
         let python = tokio::task::spawn_blocking(python).await.unwrap();
         let mut child = Command::new(python)
-            .arg(repo().join("tests/gateway/charge_point.py"))
+            .arg(repo().join("tests/gateway").join(script))
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -157,6 +162,7 @@ fn gateway_config(dir: &Path, oracle: &str, chargers: Vec<ChargerConfig>, tls: O
         }),
         simulator: None,
         meters: Vec::new(),
+        sunspec: Vec::new(),
     }
 }
 
@@ -727,5 +733,110 @@ async fn smart_meters_over_tcp_reach_the_oracle_and_come_back_after_an_outage() 
             );
         }
     }
+    assert_eq!(gateway.metrics.readings_refused.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+/// A SunSpec site on Modbus TCP, each device served by `pymodbus` with its register map laid
+/// out from `pysunspec2`'s model definitions: a PV inverter (103 + 123), a battery (103 + 124)
+/// and a meter (203). The gateway discovers them, their readings reach a real oracle; an
+/// absorb event in their region makes the gateway curtail the inverter (WMaxLimPct with
+/// WMaxLim_Ena) and charge the battery (InWRte with StorCtl_Mod), each with its revert
+/// timeout, written and read back; the devices follow, and both go back to their own
+/// behaviour when it ends. The inverter's server killed and started again: offline, then back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sunspec_devices_are_discovered_read_and_dispatched() {
+    use ovpp_gateway::config::{SunSpecConfig, SunSpecKind};
+    let dir = temp_dir("sunspec");
+    let mut chain = TestChain::initialized(1, 1).await;
+    let ports = [free_port(), free_port(), free_port()];
+    let device = |name: &str, kind, port: u16, power_w, capacity_wh| SunSpecConfig {
+        name: name.into(),
+        kind,
+        address: format!("127.0.0.1:{port}"),
+        unit_id: 1,
+        region: "DE-SN".into(),
+        power_w,
+        capacity_wh,
+        poll_secs: 2,
+        interval_secs: 10,
+    };
+    let mut config = gateway_config(&dir.join("gateway"), "http://placeholder", vec![], None);
+    config.ocpp = None;
+    config.sunspec = vec![
+        device("pv", SunSpecKind::Solar, ports[0], 6_000, 0),
+        device("battery", SunSpecKind::Battery, ports[1], 5_000, 10_000),
+        device("meter", SunSpecKind::Meter, ports[2], 17_000, 0),
+    ];
+    let devices = register(&mut chain, &config).await;
+    let key = |name: &str| devices.iter().find(|(n, _)| n == name).unwrap().1;
+    let settings = DispatchSettings { grid_tokens: vec![TOKEN.into()], tick_secs: 1, ..DispatchSettings::default() };
+    let oracle = crate::start_oracle_with(&chain, "gateway-sunspec", settings).await;
+    oracle.state.registry.refresh().await.unwrap();
+    config.oracle_urls = vec![oracle.base.clone()];
+
+    let args = |kind: &str, port: u16, rest: &[&str]| -> Vec<String> {
+        [&["--kind", kind, "--port", &port.to_string()][..], rest].concat().iter().map(|s| s.to_string()).collect()
+    };
+    let pv_args = args("solar", ports[0], &["--power-w", "4000", "--rated-w", "6000"]);
+    let mut pv = ChargePoint::script("sunspec_device.py", "pv", &pv_args).await;
+    let mut battery =
+        ChargePoint::script("sunspec_device.py", "battery", &args("battery", ports[1], &["--rated-w", "5000", "--capacity-wh", "10000"]))
+            .await;
+    let _meter = ChargePoint::script("sunspec_device.py", "meter", &args("meter", ports[2], &["--power-w", "1800"])).await;
+    for d in [&mut pv, &mut battery] {
+        d.wait_for("state", |_| true, Duration::from_secs(20)).await;
+    }
+    let gateway = Gateway::open(config.clone(), ovpp_gateway::adapters(&config).unwrap()).await.unwrap();
+    let (_stop, _run) = start_gateway(gateway.clone());
+
+    // Readings: 4 kW of PV is 11.1 Wh in 10 s; the meter's 1.8 kW imported, 5 Wh; the battery at half.
+    let latest = |name: &str| {
+        let (fleet, k) = (oracle.state.fleet.clone(), key(name));
+        async move { fleet.latest(&k).await.map(|l| l.reading) }
+    };
+    wait_until("readings of all three at the oracle", Duration::from_secs(60), || async {
+        latest("pv").await.is_some() && latest("battery").await.is_some() && latest("meter").await.is_some()
+    })
+    .await;
+    let pv_reading = latest("pv").await.unwrap();
+    assert!(pv_reading.energy_generated_wh.abs_diff(11) <= 1 && pv_reading.flex_down_w == 4000, "{pv_reading:?}");
+    let meter_reading = latest("meter").await.unwrap();
+    assert!(meter_reading.energy_imported_wh.abs_diff(5) <= 1 && meter_reading.average_power_w < 0, "{meter_reading:?}");
+    let battery_reading = latest("battery").await.unwrap();
+    assert_eq!(battery_reading.state_of_charge_permille, Some(500), "{battery_reading:?}");
+    assert_eq!((battery_reading.flex_up_w, battery_reading.flex_down_w), (5000, 5000), "{battery_reading:?}");
+
+    // Absorb 1 kW in DE-SN for 30 s: the inverter curtailed, the battery charging.
+    let (status, _) = post(&oracle, "/openadr3/programs", &json!({"programName": "surplus"})).await;
+    assert_eq!(status, 201);
+    let start = (unix_now() + 15).div_euclid(10) * 10 + 10;
+    let (status, event) =
+        post(&oracle, "/openadr3/events", &event_json("surplus", "DE-SN", "ABSORB_SETPOINT", start, "PT30S", &[1.0])).await;
+    assert_eq!(status, 201, "{event}");
+    let until_event = Duration::from_secs((start - unix_now()).max(0) as u64 + 20);
+    let curtailed = pv.wait_for("state", |s| s["limit_enabled"] == true, until_event).await;
+    assert!(curtailed["limit_pct"].as_f64().unwrap() < 66.7 && curtailed["revert_secs"].as_u64().unwrap() >= 30, "{curtailed}");
+    pv.wait_for("state", |s| s["w"].as_i64().unwrap() < 4000, Duration::from_secs(5)).await;
+    let charging = battery.wait_for("state", |s| s["mode"] == 1, until_event).await;
+    assert!(charging["revert_secs"].as_u64().unwrap() >= 30, "{charging}");
+    battery.wait_for("state", |s| s["w"].as_i64().unwrap() < 0, Duration::from_secs(5)).await;
+    assert!(gateway.metrics.commands_applied.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    // Ended: both back to their own behaviour.
+    let after = Duration::from_secs((start + 30 - unix_now()).max(0) as u64 + 15);
+    let n = pv.events.lock().unwrap().len();
+    wait_until("the set points ended", after, || {
+        let (pv_events, battery_events) = (pv.events.clone(), battery.events.clone());
+        async move {
+            let last = |e: &Arc<Mutex<Vec<Value>>>| e.lock().unwrap().last().cloned().unwrap_or_default();
+            pv_events.lock().unwrap().len() > n && last(&pv_events)["limit_enabled"] == false && last(&battery_events)["mode"] == 0
+        }
+    })
+    .await;
+
+    // The inverter's server gone: offline; back on the same port: read again.
+    drop(pv);
+    wait_until("the inverter offline", Duration::from_secs(20), || async { !gateway.adapters[0].connected("pv") }).await;
+    let _pv = ChargePoint::script("sunspec_device.py", "pv", &pv_args).await;
+    wait_until("the inverter back", Duration::from_secs(60), || async { gateway.adapters[0].connected("pv") }).await;
     assert_eq!(gateway.metrics.readings_refused.load(std::sync::atomic::Ordering::Relaxed), 0);
 }

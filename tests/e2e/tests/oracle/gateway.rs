@@ -742,7 +742,8 @@ async fn smart_meters_over_tcp_reach_the_oracle_and_come_back_after_an_outage() 
 /// absorb event in their region makes the gateway curtail the inverter (WMaxLimPct with
 /// WMaxLim_Ena) and charge the battery (InWRte with StorCtl_Mod), each with its revert
 /// timeout, written and read back; the devices follow, and both go back to their own
-/// behaviour when it ends. The inverter's server killed and started again: offline, then back.
+/// behaviour when it ends. A price window (cheap, then dear) schedules the battery to charge,
+/// then discharge. The inverter's server killed and started again: offline, then back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sunspec_devices_are_discovered_read_and_dispatched() {
     use ovpp_gateway::config::{SunSpecConfig, SunSpecKind};
@@ -832,6 +833,24 @@ async fn sunspec_devices_are_discovered_read_and_dispatched() {
         }
     })
     .await;
+
+    // A price window: cheap for 30 s, then dear for 30 s. The battery is scheduled to charge,
+    // then to discharge; the gateway writes the rates and the modes.
+    let start = (unix_now() + 15).div_euclid(10) * 10 + 10;
+    let prices = event_json("surplus", "DE-SN", "PRICE", start, "PT30S", &[0.05, 0.45]);
+    let (status, event) = post(&oracle, "/openadr3/events", &prices).await;
+    assert_eq!(status, 201, "{event}");
+    let until_window = Duration::from_secs((start - unix_now()).max(0) as u64 + 25);
+    battery
+        .wait_for("state", |s| s["mode"] == 1 && s["w"].as_i64().unwrap() < 0 && s["t"].as_f64().unwrap() >= start as f64, until_window)
+        .await;
+    battery
+        .wait_for(
+            "state",
+            |s| s["mode"] == 2 && s["w"].as_i64().unwrap() > 0 && s["t"].as_f64().unwrap() >= (start + 30) as f64,
+            Duration::from_secs(45),
+        )
+        .await;
 
     // The inverter's server gone: offline; back on the same port: read again.
     drop(pv);

@@ -60,7 +60,10 @@ async fn read(ctx: &mut Context, address: u16, count: u16) -> Result<Vec<u16>, M
         Err(_) => Err(ModbusError::Timeout),
         Ok(Err(e)) => Err(ModbusError::Io(e.to_string())),
         Ok(Ok(Err(code))) => Err(ModbusError::Exception(format!("{code:?}"))),
-        Ok(Ok(Ok(words))) => Ok(words),
+        // A short answer would otherwise index past its end (tokio-modbus checks the count
+        // only with debug assertions).
+        Ok(Ok(Ok(words))) if words.len() == usize::from(count) => Ok(words),
+        Ok(Ok(Ok(words))) => Err(ModbusError::Io(format!("{} registers answered for {count} asked at {address}", words.len()))),
     }
 }
 

@@ -4,6 +4,7 @@
 //! protocol. One module per protocol implements it (`ocpp`, `sim`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ed25519_dalek::SigningKey;
@@ -72,8 +73,54 @@ impl Sink {
         Ok(())
     }
 
-    /// The adapter's saved state for `device` (written with its last reading).
-    pub async fn cursor(&self, device: &str) -> Result<Option<String>, StoreError> {
-        self.store.cursor(device).await
+    /// The adapter's saved state for `device` (written with its last reading, by
+    /// [`Record::state`]); none when there is none or it no longer reads as a `T`.
+    pub async fn saved<T: serde::de::DeserializeOwned>(&self, device: &str) -> Result<Option<T>, StoreError> {
+        Ok(self.store.cursor(device).await?.and_then(|text| serde_json::from_str(&text).ok()))
     }
+}
+
+impl Record {
+    /// The adapter's new state for `device`, committed with the readings before it.
+    pub fn state(device: &str, state: &impl serde::Serialize) -> Self {
+        Record { device: device.to_string(), reading: None, cursor: Some(serde_json::to_string(state).expect("adapter state serializes")) }
+    }
+}
+
+/// Reconnection waits double from 1 s up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How long a networked device's adapter waits before it connects again: 1 s after a
+/// connection that ended, twice as long after each failure, up to a minute.
+pub(crate) struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self(Duration::from_secs(1))
+    }
+}
+
+impl Backoff {
+    /// The wait after a connection that ended (`ok`) or failed.
+    pub(crate) fn after(&mut self, ok: bool) -> Duration {
+        if ok {
+            self.0 = Duration::from_secs(1);
+        }
+        let wait = self.0;
+        self.0 = (wait * 2).min(MAX_BACKOFF);
+        wait
+    }
+}
+
+/// One task per configured device, for as long as the adapter runs.
+pub(crate) async fn each_device<C, F>(configs: Vec<C>, task: impl Fn(C) -> F) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for config in configs {
+        tasks.spawn(task(config));
+    }
+    while tasks.join_next().await.is_some() {}
+    std::future::pending().await
 }

@@ -58,10 +58,7 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let generation = charger.generations.fetch_add(1, Ordering::Relaxed) + 1;
     let cursor = {
         let _metering = charger.metering.lock().await;
-        match sink.cursor(&id).await.map_err(|e| e.to_string())? {
-            Some(text) => serde_json::from_str(&text).ok(),
-            None => None,
-        }
+        sink.saved(&id).await.map_err(|e| e.to_string())?
     };
     let (calls, mut queued) = mpsc::channel::<OutCall>(8);
     let kick = Arc::new(Notify::new());
@@ -386,8 +383,6 @@ impl Session {
         if next == self.cursor {
             return Ok(());
         }
-        let state = next.map(|c| serde_json::to_string(&c).expect("serializes"));
-        let id = &self.charger.config.id;
         let mut records = Vec::new();
         for iv in intervals {
             for (device, reading) in self.charger.readings(iv) {
@@ -395,7 +390,9 @@ impl Session {
             }
         }
         // The cursor goes with the last record, in the same transaction.
-        records.push(Record { device: id.clone(), reading: None, cursor: state });
+        if let Some(cursor) = &next {
+            records.push(Record::state(&self.charger.config.id, cursor));
+        }
         self.sink.record(records).await.map_err(|e| (ErrorKind::Internal, format!("the gateway could not store the reading: {e}")))?;
         self.cursor = next;
         Ok(())

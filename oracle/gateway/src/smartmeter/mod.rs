@@ -44,8 +44,6 @@ use crate::store::Record;
 
 /// A silent meter is reconnected after this long (meters send every 1 to 10 s).
 const SILENCE: Duration = Duration::from_secs(60);
-/// Reconnection waits double from 1 s up to this.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Import and export registers, each on the grid (both advance with the same samples).
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -65,27 +63,18 @@ impl SmartMeterAdapter {
         Self { meters, online }
     }
 
-    fn set_online(&self, name: &str, online: bool) {
-        if let Some(flag) = self.online.get(name) {
-            flag.store(online, Ordering::Relaxed);
-        }
-    }
-
     /// One meter until the task ends: connect, read, reconnect with backoff.
     async fn meter(self: Arc<Self>, config: MeterConfig, sink: Sink) {
-        let mut cursors: Cursors = match sink.cursor(&config.name).await {
-            Ok(Some(text)) => serde_json::from_str(&text).unwrap_or_default(),
-            _ => Cursors::default(),
-        };
-        let mut backoff = Duration::from_secs(1);
+        let mut cursors: Cursors = sink.saved(&config.name).await.ok().flatten().unwrap_or_default();
+        let mut backoff = crate::adapter::Backoff::default();
         loop {
-            match self.read(&config, &sink, &mut cursors).await {
-                Ok(()) => backoff = Duration::from_secs(1),
-                Err(e) => tracing::warn!(meter = %config.name, error = %e, retry_in_secs = backoff.as_secs(), "meter unreachable"),
+            let outcome = self.read(&config, &sink, &mut cursors).await;
+            self.online[&config.name].store(false, Ordering::Relaxed);
+            let wait = backoff.after(outcome.is_ok());
+            if let Err(e) = outcome {
+                tracing::warn!(meter = %config.name, error = %e, retry_in_secs = wait.as_secs(), "meter unreachable");
             }
-            self.set_online(&config.name, false);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -122,7 +111,7 @@ impl SmartMeterAdapter {
                             tracing::info!(meter = %config.name, "meter connected");
                         }
                         heard = true;
-                        self.set_online(&config.name, true);
+                        self.online[&config.name].store(true, Ordering::Relaxed);
                         self.take(config, sink, cursors, registers).await?;
                     }
                     // A corrupted telegram is skipped; the next one carries the registers on.
@@ -149,11 +138,7 @@ impl SmartMeterAdapter {
             let exported = exports.iter().find(|e| e.start == iv.start).map_or(0, |e| e.energy_wh);
             records.push(Record { device: config.name.clone(), reading: Some(register::connection_reading(iv, exported)), cursor: None });
         }
-        records.push(Record {
-            device: config.name.clone(),
-            reading: None,
-            cursor: Some(serde_json::to_string(&next).expect("serializes")),
-        });
+        records.push(Record::state(&config.name, &next));
         sink.record(records).await.map_err(|e| e.to_string())?;
         *cursors = next;
         Ok(())
@@ -176,12 +161,7 @@ impl Adapter for SmartMeterAdapter {
     }
 
     async fn run(self: Arc<Self>, sink: Sink) -> anyhow::Result<()> {
-        let mut meters = tokio::task::JoinSet::new();
-        for config in self.meters.clone() {
-            meters.spawn(self.clone().meter(config, sink.clone()));
-        }
-        while meters.join_next().await.is_some() {}
-        std::future::pending().await
+        crate::adapter::each_device(self.meters.clone(), |config| self.clone().meter(config, sink.clone())).await
     }
 
     async fn apply(&self, device: &str, _setpoint: Option<&SetPoint>) -> Result<(), Refusal> {

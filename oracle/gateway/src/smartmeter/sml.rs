@@ -10,7 +10,8 @@
 use super::{MeterError, Registers};
 
 const ESCAPE: [u8; 4] = [0x1b; 4];
-const START: [u8; 4] = [0x01; 4];
+/// A frame's beginning: the escape, then the start sequence 01010101.
+const BEGIN: [u8; 8] = [0x1b, 0x1b, 0x1b, 0x1b, 0x01, 0x01, 0x01, 0x01];
 /// The longest frame kept while waiting for its end.
 const MAX_FRAME: usize = 16 * 1024;
 /// Nesting deeper than any SML message, refused (a hostile stream cannot exhaust the stack).
@@ -146,7 +147,7 @@ fn registers(payload: &[u8]) -> Result<Registers, MeterError> {
 
 /// One whole frame, from the start escape to the CRC.
 pub fn parse(frame: &[u8]) -> Result<Registers, MeterError> {
-    if frame.len() < 16 || frame[..4] != ESCAPE || frame[4..8] != START {
+    if frame.len() < 16 || frame[..8] != BEGIN {
         return Err(malformed("a frame starts with 1b1b1b1b 01010101"));
     }
     let mut payload = Vec::with_capacity(frame.len());
@@ -198,9 +199,8 @@ impl Reader {
     pub fn push(&mut self, bytes: &[u8]) -> Vec<Result<Registers, MeterError>> {
         self.buffer.extend_from_slice(bytes);
         let mut out = Vec::new();
-        let start_sequence = [ESCAPE, START].concat();
         loop {
-            let Some(start) = self.buffer.windows(8).position(|w| w == start_sequence.as_slice()) else {
+            let Some(start) = self.buffer.windows(8).position(|w| w == BEGIN) else {
                 // Keep a possible beginning of a start sequence.
                 let keep = self.buffer.len().min(7);
                 self.buffer.drain(..self.buffer.len() - keep);

@@ -27,8 +27,6 @@ use crate::register::{self, MeterCursor, Sample};
 use crate::store::Record;
 pub use points::Models;
 
-/// Reconnection waits double from 1 s up to this.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// A Modbus request without an answer in this long fails (the device is then offline).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// A set point's revert timeout runs this much past its end: the device falls back to
@@ -105,16 +103,14 @@ async fn discover(ctx: &mut Context) -> Result<Models, ModbusError> {
 /// What the adapter knows of one device between polls.
 #[derive(Default)]
 struct Live {
-    /// The set point in force as the device took it: (limit or rate W, from, until).
-    setpoint: Option<(f64, i64, i64)>,
+    /// The window of the set point in force, as the device took it (read back).
+    setpoint: Option<(i64, i64)>,
     /// Latest power (W, positive out of the device) and energy counters for storage,
     /// integrated from power: discharged, charged (Wh).
     power_w: f64,
     discharged_wh: f64,
     charged_wh: f64,
     last_poll: Option<i64>,
-    /// Identity from model 1, for the status and logs.
-    identity: Option<String>,
 }
 
 /// Cursors of the registers a device's readings come from.
@@ -166,20 +162,18 @@ impl SunSpecAdapter {
 
     /// One device until the task ends: connect, poll, reconnect with backoff.
     async fn device(self: Arc<Self>, config: SunSpecConfig, sink: Sink) {
-        let mut cursors: Cursors = match sink.cursor(&config.name).await {
-            Ok(Some(text)) => serde_json::from_str(&text).unwrap_or_default(),
-            _ => Cursors::default(),
-        };
-        let mut backoff = Duration::from_secs(1);
+        let mut cursors: Cursors = sink.saved(&config.name).await.ok().flatten().unwrap_or_default();
+        let mut backoff = crate::adapter::Backoff::default();
         loop {
             let outcome = self.session(&config, &sink, &mut cursors).await;
-            self.online[&config.name].store(false, Ordering::Relaxed);
+            // A session ends only by failing; one that had polled starts the waits afresh.
+            let had_polled = self.online[&config.name].swap(false, Ordering::Relaxed);
             *self.connections[&config.name].lock().await = None;
+            let wait = backoff.after(had_polled);
             if let Err(e) = outcome {
-                tracing::warn!(device = %config.name, error = %e, retry_in_secs = backoff.as_secs(), "SunSpec device unreachable");
+                tracing::warn!(device = %config.name, error = %e, retry_in_secs = wait.as_secs(), "SunSpec device unreachable");
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -188,7 +182,6 @@ impl SunSpecAdapter {
         let mut connection = Self::connect(config).await?;
         let identity = connection.models.identity(&mut connection.ctx).await.unwrap_or_default();
         tracing::info!(device = %config.name, identity = %identity, models = ?connection.models, "SunSpec device connected");
-        self.live[&config.name].lock().expect("not poisoned").identity = Some(identity);
         *self.connections[&config.name].lock().await = Some(connection);
         let mut ticker = tokio::time::interval(Duration::from_secs(config.poll_secs));
         loop {
@@ -224,7 +217,7 @@ impl SunSpecAdapter {
             }
         };
         let Some(first) = first else { return Ok(()) };
-        let sample = |wh: f64| Sample { t, energy_wh: Some(wh), power_w: p.power_w.map(f64::abs), ..Sample::default() };
+        let sample = |wh: f64| Sample { t, energy_wh: Some(wh), ..Sample::default() };
         let (firsts, first_next) = register::advance(cursors.first, &sample(first), grid);
         let (seconds, second_next) = register::advance(cursors.second, &sample(second.unwrap_or(0.0)), grid);
         let next = Cursors { first: first_next, second: second_next };
@@ -236,11 +229,7 @@ impl SunSpecAdapter {
             let other = seconds.iter().find(|s| s.start == iv.start).map_or(0, |s| s.energy_wh);
             records.push(Record { device: config.name.clone(), reading: Some(self.reading(config, iv, other, &p)), cursor: None });
         }
-        records.push(Record {
-            device: config.name.clone(),
-            reading: None,
-            cursor: Some(serde_json::to_string(&next).expect("serializes")),
-        });
+        records.push(Record::state(&config.name, &next));
         sink.record(records).await.map_err(|e| e.to_string())?;
         *cursors = next;
         Ok(())
@@ -250,8 +239,7 @@ impl SunSpecAdapter {
         let live = self.live[&config.name].lock().expect("not poisoned");
         let rated = config.power_w as f64;
         let end = iv.start + i64::from(iv.secs);
-        let secs = i64::from(iv.secs.max(1));
-        let following = live.setpoint.is_some_and(|(_, from, until)| from < end && end <= until);
+        let following = live.setpoint.is_some_and(|(from, until)| from < end && end <= until);
         let grid_response = if p.fault {
             GridResponse::Fault
         } else if following {
@@ -259,27 +247,13 @@ impl SunSpecAdapter {
         } else {
             GridResponse::Idle
         };
-        let base = Reading {
-            interval_start: iv.start,
-            interval_secs: iv.secs,
-            energy_generated_wh: 0,
-            energy_consumed_wh: 0,
-            energy_imported_wh: 0,
-            energy_exported_wh: 0,
-            average_power_w: 0,
-            state_of_charge_permille: None,
-            storage_available_wh: None,
-            flex_up_w: 0,
-            flex_down_w: 0,
-            grid_response,
-            online: true,
-        };
+        let base = Reading { grid_response, ..register::empty_reading(iv) };
         match config.kind {
             SunSpecKind::Meter => register::connection_reading(iv, other_wh),
             SunSpecKind::Solar => Reading {
                 energy_generated_wh: iv.energy_wh,
                 energy_exported_wh: iv.energy_wh,
-                average_power_w: (i64::from(iv.energy_wh) * 3600 / secs) as i32,
+                average_power_w: register::average_w(iv, i64::from(iv.energy_wh)),
                 // Curtailable: what it produces now.
                 flex_down_w: live.power_w.clamp(0.0, rated) as u32,
                 ..base
@@ -294,7 +268,7 @@ impl SunSpecAdapter {
                     energy_imported_wh: charged,
                     energy_consumed_wh: charged,
                     energy_exported_wh: discharged,
-                    average_power_w: ((i64::from(discharged) - i64::from(charged)) * 3600 / secs) as i32,
+                    average_power_w: register::average_w(iv, i64::from(discharged) - i64::from(charged)),
                     state_of_charge_permille: soc,
                     storage_available_wh: u32::try_from(config.capacity_wh).ok(),
                     flex_up_w: if p.soc_percent.is_some_and(|s| s > reserve) { (max_w - out_w.max(0.0)).max(0.0) as u32 } else { 0 },
@@ -326,12 +300,7 @@ impl Adapter for SunSpecAdapter {
     }
 
     async fn run(self: Arc<Self>, sink: Sink) -> anyhow::Result<()> {
-        let mut devices = tokio::task::JoinSet::new();
-        for config in self.devices.clone() {
-            devices.spawn(self.clone().device(config, sink.clone()));
-        }
-        while devices.join_next().await.is_some() {}
-        std::future::pending().await
+        crate::adapter::each_device(self.devices.clone(), |config| self.clone().device(config, sink.clone())).await
     }
 
     async fn apply(&self, device: &str, setpoint: Option<&SetPoint>) -> Result<(), Refusal> {
@@ -342,8 +311,7 @@ impl Adapter for SunSpecAdapter {
         let power_w = self.live[device].lock().expect("not poisoned").power_w;
         let command = points::Command::for_setpoint(config, power_w, setpoint, now).map_err(Refusal)?;
         connection.models.command(&mut connection.ctx, &command).await.map_err(|e| Refusal(format!("{device}: {e}")))?;
-        self.live[device].lock().expect("not poisoned").setpoint =
-            setpoint.map(|sp| (command.target_w(), now.max(sp.valid_from), sp.valid_until));
+        self.live[device].lock().expect("not poisoned").setpoint = setpoint.map(|sp| (now.max(sp.valid_from), sp.valid_until));
         Ok(())
     }
 

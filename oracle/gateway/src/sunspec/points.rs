@@ -247,15 +247,6 @@ impl Command {
             }),
         }
     }
-
-    /// The W the device is held to: an output limit, or a charge/discharge rate.
-    pub fn target_w(&self) -> f64 {
-        match *self {
-            Command::Curtail { limit_w, .. } => limit_w,
-            Command::Storage { rate_w, .. } => rate_w,
-            Command::EndCurtail | Command::EndStorage => 0.0,
-        }
-    }
 }
 
 #[cfg(test)]

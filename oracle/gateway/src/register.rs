@@ -4,7 +4,7 @@
 //! power's trapezoid while there is no register. Used by every adapter whose devices
 //! report registers (OCPP chargers, smart meters).
 
-use ovpp_wire::telemetry::{GridResponse, Reading};
+use ovpp_wire::telemetry::Reading;
 use serde::{Deserialize, Serialize};
 
 /// The shortest and longest reading the oracle takes (TELEMETRY.md).
@@ -132,26 +132,6 @@ pub fn advance(cursor: Option<MeterCursor>, s: &Sample, grid: i64) -> (Vec<Inter
     (out, Some(next))
 }
 
-/// The reading of `iv` for an online device before anything is filled in: no energy, no
-/// power, no flexibility, idle.
-pub fn empty_reading(iv: &Interval) -> Reading {
-    Reading {
-        interval_start: iv.start,
-        interval_secs: iv.secs,
-        energy_generated_wh: 0,
-        energy_consumed_wh: 0,
-        energy_imported_wh: 0,
-        energy_exported_wh: 0,
-        average_power_w: 0,
-        state_of_charge_permille: None,
-        storage_available_wh: None,
-        flex_up_w: 0,
-        flex_down_w: 0,
-        grid_response: GridResponse::Idle,
-        online: true,
-    }
-}
-
 /// W on average over `iv` for `wh` (positive delivering, negative drawing), in range.
 pub fn average_w(iv: &Interval, wh: i64) -> i32 {
     (wh * 3600 / i64::from(iv.secs.max(1))).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
@@ -164,7 +144,7 @@ pub fn connection_reading(iv: &Interval, exported_wh: u32) -> Reading {
         energy_imported_wh: iv.energy_wh,
         energy_exported_wh: exported_wh,
         average_power_w: average_w(iv, i64::from(exported_wh) - i64::from(iv.energy_wh)),
-        ..empty_reading(iv)
+        ..Reading::empty(iv.start, iv.secs)
     }
 }
 

@@ -173,21 +173,7 @@ impl SimDevice {
         let capacity = self.profile.energy_capacity_wh as f64;
         let noise = self.rng.gen_range(0.9..1.1);
         let pv_fraction = clear_sky_fraction(mid, latitude, longitude) * self.cloud;
-        let mut r = Reading {
-            interval_start: start,
-            interval_secs: secs,
-            energy_generated_wh: 0,
-            energy_consumed_wh: 0,
-            energy_imported_wh: 0,
-            energy_exported_wh: 0,
-            average_power_w: 0,
-            state_of_charge_permille: None,
-            storage_available_wh: None,
-            flex_up_w: 0,
-            flex_down_w: 0,
-            grid_response: GridResponse::Idle,
-            online: true,
-        };
+        let mut r = Reading::empty(start, secs);
         // A dispatch set point in force for this interval, relative to what the device would
         // otherwise do: + deliver more (discharge, draw less), - absorb more.
         let setpoint = self.dispatch.filter(|(_, until)| start < *until).map(|(w, _)| w as f64);

@@ -247,7 +247,7 @@ impl SunSpecAdapter {
         } else {
             GridResponse::Idle
         };
-        let base = Reading { grid_response, ..register::empty_reading(iv) };
+        let base = Reading { grid_response, ..Reading::empty(iv.start, iv.secs) };
         match config.kind {
             SunSpecKind::Meter => register::connection_reading(iv, other_wh),
             SunSpecKind::Solar => Reading {

@@ -73,6 +73,28 @@ pub struct SignedBatch {
     pub signature: [u8; 64],
 }
 
+impl Reading {
+    /// An online, idle device's reading of `[start, start + secs)` before anything is
+    /// measured into it: no energy, no power, no flexibility.
+    pub fn empty(interval_start: i64, interval_secs: u32) -> Self {
+        Self {
+            interval_start,
+            interval_secs,
+            energy_generated_wh: 0,
+            energy_consumed_wh: 0,
+            energy_imported_wh: 0,
+            energy_exported_wh: 0,
+            average_power_w: 0,
+            state_of_charge_permille: None,
+            storage_available_wh: None,
+            flex_up_w: 0,
+            flex_down_w: 0,
+            grid_response: GridResponse::Idle,
+            online: true,
+        }
+    }
+}
+
 impl TelemetryBatch {
     /// `TELEMETRY_DOMAIN || borsh(self)`: the exact bytes the device key signs.
     pub fn signing_bytes(&self) -> Vec<u8> {

@@ -19,7 +19,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use ed25519_dalek::SigningKey;
 use ovpp::merkle::MerkleTree;
 use ovpp::state::{DeviceKind, DeviceStatus};
+use ovpp_oracle::accumulate::Accumulation;
 use ovpp_oracle::epoch::{self, EpochSpec};
+use ovpp_oracle::readings::GroupWrite;
 use ovpp_oracle::store::Store;
 use ovpp_wire::device::{DeviceKey, RegisteredDevice};
 use ovpp_wire::score::{EpochInputs, ScoringRules};
@@ -98,8 +100,9 @@ fn compute_and_sign(c: &mut Criterion) {
                     signature: [0; 64],
                 })
                 .collect();
-            let refs: Vec<&SignedBatch> = batches.iter().collect();
-            store.commit(&refs, &[], &[], 0).await.unwrap();
+            let keys: Vec<_> = batches.iter().map(|b| b.batch.device_key).collect();
+            let write = || GroupWrite { accepted: batches.iter().collect(), ..GroupWrite::default() };
+            store.commit_group(&keys, 0, &Accumulation::default(), |_, _| (write(), ())).await.unwrap();
         }
         store
     });

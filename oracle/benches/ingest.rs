@@ -1,10 +1,12 @@
 //! Ingest throughput, in one run on this machine:
 //! - `raw_batch_verify`: ed25519 batch verification of 64 prepared signatures, on one
 //!   core and on every core (one verifier thread per core);
-//! - `http_end_to_end`: signed readings posted over HTTP (binary bodies; 8 gateways of 128
-//!   devices, each sending its requests back to back, all at once), verified, validated
-//!   and durably committed to SQLite by `ovpp-oracle`'s own service, client and server in
-//!   this process (the client's encoding and HTTP work share the two cores).
+//! - `http_end_to_end/{sqlite,postgres}`: signed readings posted over HTTP (binary bodies;
+//!   8 gateways of 128 devices, each sending its requests back to back, all at once),
+//!   verified, validated and durably committed, with their epoch accumulators, by
+//!   `ovpp-oracle`'s own service, client and server in this process (the client's encoding
+//!   and HTTP work share the two cores); into SQLite, then into a PostgreSQL server started
+//!   on this machine (`ovpp-test-support`: fsync on, so commits are durable).
 //!
 //! Throughput is in signatures (= batches = readings: one reading per batch) per second.
 //! Run: `cargo bench -p ovpp-oracle --bench ingest`.
@@ -16,10 +18,10 @@ use anchor_lang::prelude::Pubkey;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ed25519_dalek::{Signature, VerifyingKey};
 use ovpp_chain::RpcChain;
+use ovpp_oracle::accumulate::EpochSchedule;
 use ovpp_oracle::store::Store;
 use ovpp_simulator::{Fleet, Sender};
 use ovpp_wire::clock::unix_now;
-use ovpp_wire::telemetry::validate::Policy;
 use ovpp_wire::telemetry::SignedBatch;
 
 const CHUNK: usize = 64;
@@ -65,19 +67,38 @@ fn http_end_to_end(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("ovpp-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("oracle.db").display());
+    let mut group = c.benchmark_group("http_end_to_end");
+    let databases = [
+        ("sqlite", format!("sqlite://{}", dir.join("oracle.db").display())),
+        ("postgres", runtime.block_on(ovpp_test_support::postgres::database("ingest_bench"))),
+    ];
+    for (backend, url) in databases {
+        bench_backend(&runtime, &mut group, backend, &url);
+    }
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn bench_backend(
+    runtime: &tokio::runtime::Runtime,
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    backend: &str,
+    url: &str,
+) {
     let devices = GATEWAYS * DEVICES_PER_GATEWAY;
     let mut fleet = Fleet::new(devices, 2, 48.1, 11.6);
     let base = runtime.block_on(async {
         // The registry as a sync would have cached it; the chain itself is not reachable.
-        let store = Store::open(&url).await.unwrap();
+        let store = Store::open(url).await.unwrap();
         let owner = Pubkey::new_unique();
         let registered: Vec<_> = fleet.devices.iter().map(|d| d.as_registered(owner)).collect();
         store.upsert_devices(&registered, unix_now()).await.unwrap();
         store.close().await;
         let chain = Arc::new(RpcChain::new("http://127.0.0.1:1".into()));
-        let state =
-            ovpp_oracle::service::start(&url, chain, Policy::default(), Duration::from_secs(3600), Default::default()).await.unwrap();
+        let options = ovpp_oracle::service::Options { registry_refresh: Duration::from_secs(3600), ..Default::default() };
+        let state = ovpp_oracle::service::start(url, chain, options).await.unwrap();
+        // Hourly epochs, as a chain's config would set: every reading is also accumulated.
+        state.ingestor.set_schedule(EpochSchedule { start_ts: 0, length_secs: 3600 });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, ovpp_oracle::server::router(state)).await });
@@ -87,9 +108,8 @@ fn http_end_to_end(c: &mut Criterion) {
     // Every round is one new interval for every device, starting days back (within the
     // retention window) so that rounds never reach the present.
     let mut next = unix_now() - 6 * 86_400;
-    let mut group = c.benchmark_group("http_end_to_end");
     group.throughput(Throughput::Elements(devices as u64)).sample_size(10).measurement_time(Duration::from_secs(20));
-    group.bench_function(format!("{GATEWAYS}x{DEVICES_PER_GATEWAY}_batches_per_request"), |b| {
+    group.bench_function(format!("{backend}/{GATEWAYS}x{DEVICES_PER_GATEWAY}_batches_per_request"), |b| {
         b.iter_custom(|rounds| {
             // Per gateway, its requests in order: one per round.
             let mut gateways: Vec<Vec<Vec<SignedBatch>>> = vec![Vec::new(); GATEWAYS];
@@ -121,8 +141,6 @@ fn http_end_to_end(c: &mut Criterion) {
             started.elapsed()
         })
     });
-    group.finish();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 criterion_group!(benches, raw_batch_verify, http_end_to_end);

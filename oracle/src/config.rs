@@ -47,6 +47,11 @@ pub struct ServeArgs {
     /// Oldest accepted interval start, seconds ago [default: 604800].
     #[arg(long, env = "OVPP_RETENTION_SECS")]
     pub retention_secs: Option<i64>,
+    /// Keep raw readings this many days, then prune them (never what an open or unposted
+    /// epoch or an unmeasured event's baseline still needs); at least the longest baseline
+    /// lookback (46) [default: keep everything].
+    #[arg(long, env = "OVPP_KEEP_READINGS_DAYS")]
+    pub keep_readings_days: Option<i64>,
     /// Solana keypair that pays for posting epochs and auto-claims [default: ~/.config/solana/id.json].
     #[arg(long, short = 'k', env = "OVPP_KEYPAIR")]
     pub keypair: Option<PathBuf>,
@@ -113,6 +118,7 @@ struct FileSettings {
     registry_refresh_secs: Option<u64>,
     max_clock_skew_secs: Option<i64>,
     retention_secs: Option<i64>,
+    keep_readings_days: Option<i64>,
     keypair: Option<PathBuf>,
     oracle_keypair: Option<PathBuf>,
     close_epochs: Option<bool>,
@@ -139,6 +145,8 @@ pub struct Settings {
     pub rpc_url: String,
     pub registry_refresh: Duration,
     pub policy: Policy,
+    /// Prune readings older than this many days (see `retention`).
+    pub keep_readings_days: Option<i64>,
     pub epochs: EpochRole,
     pub dispatch: DispatchSettings,
     /// Certificate chain and key files, for HTTPS.
@@ -229,6 +237,13 @@ impl Settings {
             (None, None) => None,
             _ => anyhow::bail!("--tls-cert and --tls-key go together"),
         };
+        let keep_readings_days = args.keep_readings_days.or(file.keep_readings_days);
+        if let Some(days) = keep_readings_days.filter(|d| *d < crate::retention::min_keep_days()) {
+            anyhow::bail!(
+                "--keep-readings-days {days} is too short: an event's baseline looks back {} days",
+                crate::retention::min_keep_days()
+            );
+        }
         let defaults_limits = crate::server::listen::Limits::default();
         let max_connections = args.max_connections.or(file.max_connections).unwrap_or(defaults_limits.max_connections);
         let request_timeout_secs = args.request_timeout_secs.or(file.request_timeout_secs).unwrap_or(30);
@@ -253,7 +268,33 @@ impl Settings {
                 retention_secs: args.retention_secs.or(file.retention_secs).unwrap_or(defaults.retention_secs),
                 ..defaults
             },
+            keep_readings_days,
             epochs,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn resolve(args: &[&str]) -> anyhow::Result<Settings> {
+        let all = ["ovpp-oracle", "--database-url", "sqlite::memory:"].iter().chain(args);
+        Settings::resolve(&Command::try_parse_from(all).unwrap().args)
+    }
+
+    #[test]
+    fn readings_are_kept_at_least_as_long_as_a_baseline_looks_back() {
+        let e = resolve(&["--keep-readings-days", "10"]).unwrap_err().to_string();
+        assert!(e.contains("too short") && e.contains("46"), "{e}");
+        assert_eq!(resolve(&["--keep-readings-days", "60"]).unwrap().keep_readings_days, Some(60));
+        assert_eq!(resolve(&[]).unwrap().keep_readings_days, None);
     }
 }

@@ -55,6 +55,10 @@ impl EpochJob {
         let mut ticker = tokio::time::interval(self.role.poll);
         loop {
             ticker.tick().await;
+            // Of the processes sharing a database, only the leader closes, signs and relays.
+            if !self.state.leader.is_leader() {
+                continue;
+            }
             if let Err(e) = self.step().await {
                 tracing::warn!(error = %format!("{e:#}"), "epoch step failed; retrying next poll");
             }

@@ -51,6 +51,18 @@ impl Fleet {
         }
     }
 
+    /// Readings stored by any process (oldest first per device); those not newer than a
+    /// device's latest are already here.
+    pub async fn record_stored(&self, readings: Vec<StoredReading>) {
+        if readings.is_empty() {
+            return;
+        }
+        let mut devices = self.devices.write().await;
+        for r in readings {
+            push(&mut devices, r.device_key, std::iter::once(&r.reading), r.received_at);
+        }
+    }
+
     pub async fn latest(&self, key: &DeviceKey) -> Option<Latest> {
         let devices = self.devices.read().await;
         let state = devices.get(key)?;
@@ -89,12 +101,16 @@ impl Fleet {
 fn push<'a>(devices: &mut HashMap<DeviceKey, DeviceState>, key: DeviceKey, readings: impl Iterator<Item = &'a Reading>, received_at: i64) {
     let state = devices.entry(key).or_insert_with(|| DeviceState { recent: VecDeque::with_capacity(RECENT_READINGS), received_at });
     for reading in readings {
+        // Intervals only move forward per device: an older or equal one was seen already.
+        if state.recent.back().is_some_and(|last| last.interval_start >= reading.interval_start) {
+            continue;
+        }
         if state.recent.len() == RECENT_READINGS {
             state.recent.pop_front();
         }
         state.recent.push_back(*reading);
     }
-    state.received_at = received_at;
+    state.received_at = state.received_at.max(received_at);
 }
 
 /// Online: the device said so in a reading whose interval ended no more than two interval

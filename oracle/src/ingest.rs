@@ -1,18 +1,22 @@
 //! The ingest pipeline: signatures verified in parallel (ed25519 batch verification on
-//! the blocking pool, so both cores work), then one writer task that validates each batch
-//! against its device's cursor and commits whole groups of requests in one transaction
-//! (group commit). A request is answered only after its transaction is on disk.
+//! the blocking pool, so both cores work), then one writer task that commits whole groups of
+//! requests in one transaction (group commit), validating each batch against its device's
+//! cursor as read inside that transaction (so several oracle processes sharing a PostgreSQL
+//! database judge each batch once). A request is answered only after its transaction is on
+//! disk.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::accumulate::{Accumulation, EpochSchedule};
 use crate::fleet::Fleet;
 use crate::metrics::Metrics;
+use crate::readings::GroupWrite;
 use crate::registry::Registry;
 use crate::store::Store;
 use ovpp_wire::clock::unix_now;
@@ -44,6 +48,7 @@ pub struct Ingestor {
     registry: Arc<Registry>,
     store: Store,
     metrics: Arc<Metrics>,
+    accumulation: Arc<Mutex<Accumulation>>,
 }
 
 /// Requests merged into one transaction at most.
@@ -52,23 +57,45 @@ const MAX_GROUP: usize = 256;
 const VERIFY_CHUNK: usize = 64;
 
 impl Ingestor {
-    /// Loads the cursors and starts the writer task; intervals before `closed_until` (the
-    /// end of the latest epoch closed here) are refused.
-    pub async fn start(
+    /// Starts the writer task; intervals before `closed_until` (the end of the latest epoch
+    /// closed) are refused. Epoch accumulators are kept once the schedule is known
+    /// ([`Ingestor::set_schedule`]), with the rules' `stress_hours_utc`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
         store: Store,
         registry: Arc<Registry>,
         fleet: Arc<Fleet>,
         metrics: Arc<Metrics>,
         policy: Policy,
         closed_until: i64,
+        stress_hours_utc: [u8; 2],
         tasks: &crate::tasks::Tasks,
-    ) -> Result<Self, crate::store::StoreError> {
-        let cursors = store.cursors().await?;
+    ) -> Self {
         let closed_until = Arc::new(AtomicI64::new(closed_until));
+        let accumulation = Arc::new(Mutex::new(Accumulation { schedule: None, stress_hours_utc }));
         let (jobs, rx) = mpsc::channel(1024);
-        let writer = Writer { store: store.clone(), cursors, fleet, metrics: metrics.clone(), policy, closed_until: closed_until.clone() };
+        let writer = Writer {
+            store: store.clone(),
+            fleet,
+            metrics: metrics.clone(),
+            policy,
+            closed_until: closed_until.clone(),
+            accumulation: accumulation.clone(),
+        };
         tasks.spawn("ingest_writer", writer.run(rx));
-        Ok(Self { jobs, closed_until, registry, store, metrics })
+        Self { jobs, closed_until, registry, store, metrics, accumulation }
+    }
+
+    /// The chain's epoch schedule, read from its config: from now on each accepted reading
+    /// is also added to its epoch's accumulator.
+    pub fn set_schedule(&self, schedule: EpochSchedule) {
+        self.accumulation.lock().expect("accumulation settings").schedule = Some(schedule);
+    }
+
+    /// The end of the latest epoch closed (by any process sharing the database): its
+    /// intervals are refused from now on.
+    pub fn closed_until(&self) -> i64 {
+        self.closed_until.load(Ordering::SeqCst)
     }
 
     /// From now on, refuse readings whose interval starts before `end_ts` (an epoch up to
@@ -76,7 +103,10 @@ impl Ingestor {
     /// still have taken such readings is committed, so the epoch's inputs are fixed.
     pub async fn close_until(&self, end_ts: i64) -> Result<(), IngestError> {
         self.closed_until.fetch_max(end_ts, Ordering::SeqCst);
-        // The writer commits groups in order: an empty job behind them is a barrier.
+        // The fence in the database holds every process sharing it (and waits for what they
+        // are committing); this process's writer commits groups in order, so an empty job
+        // behind them is a barrier for its own.
+        self.store.fence_epoch(end_ts).await.map_err(|e| IngestError::Storage(e.to_string()))?;
         let (reply, answer) = oneshot::channel();
         self.jobs.send(Job { batches: Vec::new(), reply }).await.map_err(|_| IngestError::Stopped)?;
         answer.await.map_err(|_| IngestError::Stopped)?.map(|_| ())
@@ -158,11 +188,11 @@ pub fn verify_chunk(chunk: &[SignedBatch], keys: Vec<Option<VerifyingKey>>) -> V
 
 struct Writer {
     store: Store,
-    cursors: HashMap<DeviceKey, DeviceCursor>,
     fleet: Arc<Fleet>,
     metrics: Arc<Metrics>,
     policy: Policy,
     closed_until: Arc<AtomicI64>,
+    accumulation: Arc<Mutex<Accumulation>>,
 }
 
 impl Writer {
@@ -181,57 +211,21 @@ impl Writer {
 
     async fn commit_group(&mut self, jobs: Vec<Job>) {
         let now = unix_now();
-        let closed_until = self.closed_until.load(Ordering::SeqCst);
-        let mut overlay: HashMap<DeviceKey, DeviceCursor> = HashMap::new();
-        let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
-        let mut accepted: Vec<&SignedBatch> = Vec::new();
-        let mut rejected: Vec<(&SignedBatch, &'static str)> = Vec::new();
-        for job in &jobs {
-            let mut job_outcomes = Vec::with_capacity(job.batches.len());
-            for (batch, signature_ok, profile) in &job.batches {
-                let key = batch.batch.device_key;
-                let cursor = overlay.get(&key).or_else(|| self.cursors.get(&key)).copied().unwrap_or_default();
-                let outcome = if !*signature_ok {
-                    Err(Reject::BadSignature)
-                } else if cursor.last_sequence == Some(batch.batch.sequence) && cursor.last_signature == Some(batch.signature) {
-                    // A valid signature equal to the stored one covers the same bytes.
-                    Ok(Accepted::AlreadyStored)
-                } else {
-                    validate(&batch.batch, profile.as_ref(), &cursor, now, &self.policy).and_then(|()| {
-                        match batch.batch.readings.iter().any(|r| r.interval_start < closed_until) {
-                            true => Err(Reject::EpochClosed),
-                            false => Ok(Accepted::Stored),
-                        }
-                    })
-                };
-                match outcome {
-                    Ok(Accepted::Stored) => {
-                        let last = batch.batch.readings.last().map(|r| r.interval_start + i64::from(r.interval_secs));
-                        let cursor = DeviceCursor {
-                            last_sequence: Some(batch.batch.sequence),
-                            last_interval_end: last,
-                            last_signature: Some(batch.signature),
-                        };
-                        overlay.insert(key, cursor);
-                        accepted.push(batch);
-                    }
-                    Ok(Accepted::AlreadyStored) => {}
-                    // Held against the device (data quality) only when the device itself sent
-                    // it: a valid signature, and not a replay, which anyone can send.
-                    Err(reason) if *signature_ok && reason != Reject::ReplayedSequence => rejected.push((batch, reason.code())),
-                    Err(_) => {}
-                }
-                job_outcomes.push(outcome);
-            }
-            outcomes.push(job_outcomes);
-        }
-
-        let cursors: Vec<(DeviceKey, DeviceCursor)> = overlay.iter().map(|(k, c)| (*k, *c)).collect();
-        match self.store.commit(&accepted, &cursors, &rejected, now).await {
-            Ok(()) => {
-                self.cursors.extend(overlay);
-                self.fleet.record(&accepted, now).await;
-                self.metrics.record_outcomes(outcomes.iter().flatten(), accepted.iter().map(|b| b.batch.readings.len() as u64).sum());
+        let accumulation = *self.accumulation.lock().expect("accumulation settings");
+        let devices: Vec<DeviceKey> = jobs.iter().flat_map(|j| j.batches.iter().map(|(b, _, _)| b.batch.device_key)).collect();
+        let policy = &self.policy;
+        let judged = self
+            .store
+            .commit_group(&devices, now, &accumulation, |stored, fence| {
+                let closed_until = self.closed_until.fetch_max(fence, Ordering::SeqCst).max(fence);
+                judge(&jobs, stored, closed_until, now, policy)
+            })
+            .await;
+        match judged {
+            Ok((write, outcomes)) => {
+                self.fleet.record(&write.accepted, now).await;
+                self.metrics.record_outcomes(outcomes.iter().flatten(), write.accepted.iter().map(|b| b.batch.readings.len() as u64).sum());
+                drop(write);
                 for (job, result) in jobs.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(result));
                 }
@@ -245,4 +239,60 @@ impl Writer {
             }
         }
     }
+}
+
+/// Judges every batch of a group, in order, against the cursors stored (`stored`, read in the
+/// group's transaction) and those of earlier batches of the group; returns what to write
+/// and each request's outcomes.
+fn judge<'a>(
+    jobs: &'a [Job],
+    stored: &HashMap<DeviceKey, DeviceCursor>,
+    closed_until: i64,
+    now: i64,
+    policy: &Policy,
+) -> (GroupWrite<'a>, Vec<Vec<Outcome>>) {
+    let mut overlay: HashMap<DeviceKey, DeviceCursor> = HashMap::new();
+    let mut write = GroupWrite::default();
+    let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let mut job_outcomes = Vec::with_capacity(job.batches.len());
+        for (batch, signature_ok, profile) in &job.batches {
+            let key = batch.batch.device_key;
+            let cursor = overlay.get(&key).or_else(|| stored.get(&key)).copied().unwrap_or_default();
+            let outcome = if !*signature_ok {
+                Err(Reject::BadSignature)
+            } else if cursor.last_sequence == Some(batch.batch.sequence) && cursor.last_signature == Some(batch.signature) {
+                // A valid signature equal to the stored one covers the same bytes.
+                Ok(Accepted::AlreadyStored)
+            } else {
+                validate(&batch.batch, profile.as_ref(), &cursor, now, policy).and_then(|()| {
+                    match batch.batch.readings.iter().any(|r| r.interval_start < closed_until) {
+                        true => Err(Reject::EpochClosed),
+                        false => Ok(Accepted::Stored),
+                    }
+                })
+            };
+            match outcome {
+                Ok(Accepted::Stored) => {
+                    let last = batch.batch.readings.last().map(|r| r.interval_start + i64::from(r.interval_secs));
+                    let cursor = DeviceCursor {
+                        last_sequence: Some(batch.batch.sequence),
+                        last_interval_end: last,
+                        last_signature: Some(batch.signature),
+                    };
+                    overlay.insert(key, cursor);
+                    write.accepted.push(batch);
+                }
+                Ok(Accepted::AlreadyStored) => {}
+                // Held against the device (data quality) only when the device itself sent
+                // it: a valid signature, and not a replay, which anyone can send.
+                Err(reason) if *signature_ok && reason != Reject::ReplayedSequence => write.rejected.push((batch, reason.code())),
+                Err(_) => {}
+            }
+            job_outcomes.push(outcome);
+        }
+        outcomes.push(job_outcomes);
+    }
+    write.cursors = overlay.into_iter().collect();
+    (write, outcomes)
 }

@@ -8,16 +8,19 @@
 //! epoch close and co-signing ([`epoch`]), the relayer ([`relay`]) and the epoch work of a
 //! running oracle ([`epoch_job`]), all supervised by name ([`tasks`]).
 
+pub mod accumulate;
 pub mod config;
 pub mod dispatch;
 pub mod epoch;
 pub mod epoch_job;
 pub mod fleet;
 pub mod ingest;
+pub mod leader;
 pub mod metrics;
 pub mod readings;
 pub mod registry;
 pub mod relay;
+pub mod retention;
 pub mod server;
 pub mod service;
 pub mod store;

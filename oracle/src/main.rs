@@ -115,7 +115,14 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn start_service(settings: &Settings, chain: Arc<dyn ovpp_chain::Chain>) -> anyhow::Result<ovpp_oracle::server::AppState> {
-    ovpp_oracle::service::start(&settings.database_url, chain, settings.policy, settings.registry_refresh, settings.dispatch.clone()).await
+    let options = ovpp_oracle::service::Options {
+        policy: settings.policy,
+        registry_refresh: settings.registry_refresh,
+        dispatch: settings.dispatch.clone(),
+        stress_hours_utc: settings.epochs.settings.rules.stress_hours_utc,
+        keep_readings_days: settings.keep_readings_days,
+    };
+    ovpp_oracle::service::start(&settings.database_url, chain, options).await
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

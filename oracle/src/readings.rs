@@ -3,17 +3,29 @@
 
 use std::collections::HashMap;
 
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{Any, AssertSqlSafe, Row};
 
 use ovpp_wire::device::DeviceKey;
 use ovpp_wire::telemetry::validate::DeviceCursor;
 use ovpp_wire::telemetry::{GridResponse, Reading, SignedBatch};
 
-use crate::store::{key_from_text, key_to_text, statement_chunks, Store, StoreError};
+use crate::accumulate::{accumulate, Accumulation};
+use crate::store::{key_from_text, key_to_text, statement_chunks, values_list, Backend, Store, StoreError};
 
-/// SQLite's default limit is 32766 bound variables per statement; 16 columns per reading.
+/// SQLite's default limit is 32766 bound variables per statement; 17 columns per reading.
 const READINGS_PER_INSERT: usize = 64;
 const CURSORS_PER_UPSERT: usize = 64;
+const KEYS_PER_SELECT: usize = 256;
+
+/// What one ingest transaction writes, as decided against the cursors it read.
+#[derive(Default)]
+pub struct GroupWrite<'a> {
+    pub accepted: Vec<&'a SignedBatch>,
+    /// Each device once, with its cursor after this group.
+    pub cursors: Vec<(DeviceKey, DeviceCursor)>,
+    /// Rejected batches held against their device, with the reason code.
+    pub rejected: Vec<(&'a SignedBatch, &'static str)>,
+}
 
 pub fn grid_response_from(i: i64) -> Option<GridResponse> {
     use GridResponse::*;
@@ -30,94 +42,152 @@ pub struct StoredReading {
 }
 
 impl Store {
+    /// Every device's cursor (what ingest accepted so far).
     pub async fn cursors(&self) -> Result<HashMap<DeviceKey, DeviceCursor>, StoreError> {
         let rows = sqlx::query("SELECT device_key, last_sequence, last_interval_end, last_signature FROM device_cursors")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let key = key_from_text("device_cursors", &row.try_get::<String, _>("device_key")?)?;
-                let last_signature = match row.try_get::<Option<String>, _>("last_signature")? {
-                    None => None,
-                    Some(text) => {
-                        let mut signature = [0u8; 64];
-                        hex::decode_to_slice(&text, &mut signature)
-                            .map_err(|_| StoreError::Corrupt { table: "device_cursors", detail: format!("bad signature {text}") })?;
-                        Some(signature)
-                    }
-                };
-                let cursor = DeviceCursor {
-                    last_sequence: Some(row.try_get::<i64, _>("last_sequence")? as u64),
-                    last_interval_end: Some(row.try_get("last_interval_end")?),
-                    last_signature,
-                };
-                Ok((key, cursor))
-            })
-            .collect()
+        rows.iter().map(cursor_from_row).collect()
     }
 
-    /// Writes accepted batches (readings and new cursors) and rejected ones (each batch once,
-    /// however often it is sent) in one transaction: when this returns `Ok`, all of it is on
-    /// disk; on `Err`, none of it is.
-    pub async fn commit(
+    /// Commits one group of ingest requests. Inside one transaction: reads the ingest fence
+    /// (the end of the latest epoch closed, see `fence_epoch`), locks the devices of
+    /// `devices` against every other oracle process sharing the database (PostgreSQL; in
+    /// SQLite the one writer connection already is the lock), reads their cursors, lets
+    /// `decide` judge the batches against them and the fence, and writes what it decided: the accepted
+    /// readings with their epoch accumulators, the new cursors, and the rejected batches
+    /// (each once, however often it is sent). When this returns `Ok`, all of it is on disk;
+    /// on `Err`, none of it is. A transaction that lost a race (deadlock, serialization) is
+    /// retried with fresh cursors, which is why `decide` may run more than once.
+    pub async fn commit_group<'a, T>(
         &self,
-        accepted: &[&SignedBatch],
-        cursors: &[(DeviceKey, DeviceCursor)],
-        rejected: &[(&SignedBatch, &'static str)],
+        devices: &[DeviceKey],
         now: i64,
-    ) -> Result<(), StoreError> {
+        accumulation: &Accumulation,
+        mut decide: impl FnMut(&HashMap<DeviceKey, DeviceCursor>, i64) -> (GroupWrite<'a>, T),
+    ) -> Result<(GroupWrite<'a>, T), StoreError> {
+        let mut keys: Vec<String> = devices.iter().map(key_to_text).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_commit_group(&keys, now, accumulation, &mut decide).await {
+                Err(StoreError::Database(e)) if attempt < 5 && is_lost_race(&e) => {
+                    tracing::debug!(error = %e, attempt, "ingest transaction lost a race with another process; retrying");
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn try_commit_group<'a, T>(
+        &self,
+        keys: &[String],
+        now: i64,
+        accumulation: &Accumulation,
+        decide: &mut impl FnMut(&HashMap<DeviceKey, DeviceCursor>, i64) -> (GroupWrite<'a>, T),
+    ) -> Result<(GroupWrite<'a>, T), StoreError> {
         let mut tx = self.writes.begin().await?;
+        let fence = match self.backend {
+            Backend::Postgres => "SELECT closed_until FROM ingest_fence WHERE id = 0 FOR SHARE",
+            Backend::Sqlite => "SELECT closed_until FROM ingest_fence WHERE id = 0",
+        };
+        let closed_until: i64 = sqlx::query_scalar(fence).fetch_one(&mut *tx).await?;
+        let mut cursors = HashMap::with_capacity(keys.len());
+        for chunk in statement_chunks(keys, KEYS_PER_SELECT) {
+            if self.backend == Backend::Postgres {
+                // Transaction-scoped advisory locks in one order (sorted keys): a device's
+                // batches are judged and written by one process at a time, new devices too.
+                let sql = format!(
+                    "SELECT COUNT(pg_advisory_xact_lock(1, hashtext(k))) FROM (SELECT k FROM (VALUES {}) AS v (k) ORDER BY k) AS sorted",
+                    values_list(chunk.len(), 1, 0)
+                );
+                let lock = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, key| q.bind(key.as_str()));
+                lock.execute(&mut *tx).await?;
+            }
+            let sql = format!(
+                "SELECT device_key, last_sequence, last_interval_end, last_signature FROM device_cursors WHERE device_key IN {}",
+                values_list(1, chunk.len(), 0)
+            );
+            let select = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, key| q.bind(key.as_str()));
+            for row in select.fetch_all(&mut *tx).await? {
+                let (key, cursor) = cursor_from_row(&row)?;
+                cursors.insert(key, cursor);
+            }
+        }
+        let (write, decided) = decide(&cursors, closed_until);
+        if self.backend == Backend::Postgres {
+            let starts: Vec<i64> = write.accepted.iter().flat_map(|b| b.batch.readings.iter().map(|r| r.interval_start)).collect();
+            self.ensure_partitions(&starts).await?;
+        }
+        self.write_group(&mut tx, &write, now, accumulation).await?;
+        tx.commit().await?;
+        Ok((write, decided))
+    }
+
+    async fn write_group(
+        &self,
+        tx: &mut sqlx::Transaction<'static, Any>,
+        write: &GroupWrite<'_>,
+        now: i64,
+        accumulation: &Accumulation,
+    ) -> Result<(), StoreError> {
         // The key's text once per batch, not per reading.
-        let keys: Vec<String> = accepted.iter().map(|b| key_to_text(&b.batch.device_key)).collect();
-        let rows: Vec<(&str, u64, &Reading)> = accepted
+        let keys: Vec<String> = write.accepted.iter().map(|b| key_to_text(&b.batch.device_key)).collect();
+        let accumulated = i64::from(accumulation.schedule.is_some());
+        let rows: Vec<(&str, u64, &Reading)> = write
+            .accepted
             .iter()
             .zip(&keys)
             .flat_map(|(b, key)| b.batch.readings.iter().map(move |r| (key.as_str(), b.batch.sequence, r)))
             .collect();
         for chunk in statement_chunks(&rows, READINGS_PER_INSERT) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            let sql = format!(
                 "INSERT INTO readings (device_key, interval_start, interval_secs, energy_generated_wh, energy_consumed_wh, \
                  energy_imported_wh, energy_exported_wh, average_power_w, soc_permille, storage_available_wh, flex_up_w, \
-                 flex_down_w, grid_response, online, batch_sequence, received_at) ",
+                 flex_down_w, grid_response, online, batch_sequence, received_at, accumulated) VALUES {}",
+                values_list(chunk.len(), 17, 0)
             );
-            insert.push_values(chunk, |mut row, &(key, sequence, r)| {
-                row.push_bind(key)
-                    .push_bind(r.interval_start)
-                    .push_bind(i64::from(r.interval_secs))
-                    .push_bind(i64::from(r.energy_generated_wh))
-                    .push_bind(i64::from(r.energy_consumed_wh))
-                    .push_bind(i64::from(r.energy_imported_wh))
-                    .push_bind(i64::from(r.energy_exported_wh))
-                    .push_bind(i64::from(r.average_power_w))
-                    .push_bind(r.state_of_charge_permille.map(i64::from))
-                    .push_bind(r.storage_available_wh.map(i64::from))
-                    .push_bind(i64::from(r.flex_up_w))
-                    .push_bind(i64::from(r.flex_down_w))
-                    .push_bind(r.grid_response as i64)
-                    .push_bind(i64::from(r.online))
-                    .push_bind(sequence as i64)
-                    .push_bind(now);
+            let insert = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, &(key, sequence, r)| {
+                q.bind(key)
+                    .bind(r.interval_start)
+                    .bind(i64::from(r.interval_secs))
+                    .bind(i64::from(r.energy_generated_wh))
+                    .bind(i64::from(r.energy_consumed_wh))
+                    .bind(i64::from(r.energy_imported_wh))
+                    .bind(i64::from(r.energy_exported_wh))
+                    .bind(i64::from(r.average_power_w))
+                    .bind(r.state_of_charge_permille.map(i64::from))
+                    .bind(r.storage_available_wh.map(i64::from))
+                    .bind(i64::from(r.flex_up_w))
+                    .bind(i64::from(r.flex_down_w))
+                    .bind(r.grid_response as i64)
+                    .bind(i64::from(r.online))
+                    .bind(sequence as i64)
+                    .bind(now)
+                    .bind(accumulated)
             });
-            insert.build().execute(&mut *tx).await?;
+            insert.execute(&mut **tx).await?;
         }
         // One multi-row upsert per chunk; each device once (its last cursor), as PostgreSQL
         // refuses to update one row twice in a statement.
-        for chunk in statement_chunks(cursors, CURSORS_PER_UPSERT) {
-            let mut upsert: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO device_cursors (device_key, last_sequence, last_interval_end, last_signature) ");
-            upsert.push_values(chunk, |mut row, (key, cursor)| {
-                row.push_bind(key_to_text(key))
-                    .push_bind(cursor.last_sequence.unwrap_or_default() as i64)
-                    .push_bind(cursor.last_interval_end.unwrap_or_default())
-                    .push_bind(cursor.last_signature.map(hex::encode));
-            });
-            upsert.push(
-                " ON CONFLICT (device_key) DO UPDATE SET last_sequence = excluded.last_sequence, \
+        for chunk in statement_chunks(&write.cursors, CURSORS_PER_UPSERT) {
+            let sql = format!(
+                "INSERT INTO device_cursors (device_key, last_sequence, last_interval_end, last_signature) VALUES {} \
+                 ON CONFLICT (device_key) DO UPDATE SET last_sequence = excluded.last_sequence, \
                  last_interval_end = excluded.last_interval_end, last_signature = excluded.last_signature",
+                values_list(chunk.len(), 4, 0)
             );
-            upsert.build().execute(&mut *tx).await?;
+            let upsert = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, (key, cursor)| {
+                q.bind(key_to_text(key))
+                    .bind(cursor.last_sequence.unwrap_or_default() as i64)
+                    .bind(cursor.last_interval_end.unwrap_or_default())
+                    .bind(cursor.last_signature.map(hex::encode))
+            });
+            upsert.execute(&mut **tx).await?;
         }
-        for (batch, reason) in rejected {
+        for (batch, reason) in &write.rejected {
             sqlx::query(
                 "INSERT INTO rejected_batches (device_key, sequence, signature, reason, received_at) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (device_key, sequence, signature) DO NOTHING",
@@ -127,11 +197,30 @@ impl Store {
             .bind(hex::encode(batch.signature))
             .bind(*reason)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
+        if let Some(schedule) = &accumulation.schedule {
+            let sums = accumulate(&write.accepted, schedule, accumulation.stress_hours_utc);
+            self.add_to_accumulators(tx, &sums, accumulation.stress_hours_utc).await?;
+        }
         Ok(())
+    }
+
+    /// Moves the ingest fence to `end_ts` (never backwards): once this returns, no process
+    /// stores a reading starting before it. In PostgreSQL the update waits for every ingest
+    /// transaction that read the old fence; in SQLite it queues behind them on the writer.
+    pub async fn fence_epoch(&self, end_ts: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE ingest_fence SET closed_until = $1 WHERE id = 0 AND closed_until < $1")
+            .bind(end_ts)
+            .execute(&self.writes)
+            .await?;
+        Ok(())
+    }
+
+    /// Where the ingest fence is now.
+    pub async fn fence(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT closed_until FROM ingest_fence WHERE id = 0").fetch_one(&self.pool).await?)
     }
 
     /// Every reading whose interval starts in `[start, end)`, oldest first.
@@ -143,6 +232,39 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(reading_from_row).collect()
+    }
+
+    /// Readings received (by any process) at or after `since`, oldest interval first.
+    pub async fn readings_received_since(&self, since: i64) -> Result<Vec<StoredReading>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM readings WHERE received_at >= $1 ORDER BY interval_start, device_key")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(reading_from_row).collect()
+    }
+
+    /// Removes readings starting before `horizon` (a day boundary, from
+    /// `retention::horizon`) and the accumulators of epochs ended by then. PostgreSQL drops
+    /// whole day partitions. Returns how many readings (SQLite) or day partitions
+    /// (PostgreSQL) were removed.
+    pub async fn prune_readings(&self, horizon: i64) -> Result<u64, StoreError> {
+        let removed = match self.backend {
+            Backend::Sqlite => {
+                sqlx::query("DELETE FROM readings WHERE interval_start < $1").bind(horizon).execute(&self.writes).await?.rows_affected()
+            }
+            Backend::Postgres => {
+                let days = self.partition_days().await?;
+                let mut dropped = 0;
+                for day in days.into_iter().filter(|day| (day + 1) * 86_400 <= horizon) {
+                    self.drop_partition(day).await?;
+                    dropped += 1;
+                }
+                dropped
+            }
+        };
+        sqlx::query("DELETE FROM epoch_accumulators WHERE end_ts <= $1").bind(horizon).execute(&self.writes).await?;
+        sqlx::query("DELETE FROM epoch_buckets WHERE end_ts <= $1").bind(horizon).execute(&self.writes).await?;
+        Ok(removed)
     }
 
     pub async fn reading_count(&self) -> Result<i64, StoreError> {
@@ -168,7 +290,33 @@ impl Store {
     }
 }
 
-fn reading_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredReading, StoreError> {
+fn cursor_from_row(row: &sqlx::any::AnyRow) -> Result<(DeviceKey, DeviceCursor), StoreError> {
+    let key = key_from_text("device_cursors", &row.try_get::<String, _>("device_key")?)?;
+    let last_signature = match row.try_get::<Option<String>, _>("last_signature")? {
+        None => None,
+        Some(text) => {
+            let mut signature = [0u8; 64];
+            hex::decode_to_slice(&text, &mut signature)
+                .map_err(|_| StoreError::Corrupt { table: "device_cursors", detail: format!("bad signature {text}") })?;
+            Some(signature)
+        }
+    };
+    let cursor = DeviceCursor {
+        last_sequence: Some(row.try_get::<i64, _>("last_sequence")? as u64),
+        last_interval_end: Some(row.try_get("last_interval_end")?),
+        last_signature,
+    };
+    Ok((key, cursor))
+}
+
+/// A transaction that another process's transaction beat: PostgreSQL's deadlock and
+/// serialization failures, and a unique violation (two processes inserting the same row).
+fn is_lost_race(e: &sqlx::Error) -> bool {
+    let code = e.as_database_error().and_then(|d| d.code());
+    matches!(code.as_deref(), Some("40001" | "40P01" | "23505"))
+}
+
+fn reading_from_row(row: &sqlx::any::AnyRow) -> Result<StoredReading, StoreError> {
     let corrupt = |detail: &str| StoreError::Corrupt { table: "readings", detail: detail.to_string() };
     let u32_col = |name: &str| -> Result<u32, StoreError> { u32::try_from(row.try_get::<i64, _>(name)?).map_err(|_| corrupt(name)) };
     Ok(StoredReading {

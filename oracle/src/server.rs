@@ -49,6 +49,8 @@ pub struct AppState {
     pub chain: Arc<dyn ovpp_chain::Chain>,
     pub dispatch: Arc<crate::dispatch::Dispatcher>,
     pub tasks: Arc<crate::tasks::Tasks>,
+    /// Whether this process does the leader's work (see `leader`).
+    pub leader: Arc<crate::leader::Leadership>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -73,13 +75,18 @@ pub fn router(state: AppState) -> Router {
 /// 200 while every background task runs; 503 naming the ones that stopped.
 async fn get_health(State(state): State<AppState>) -> Response {
     let dead = state.tasks.dead();
+    let leader = state.leader.is_leader();
     if dead.is_empty() {
-        return Json(Health { status: "ok".into(), dead_tasks: vec![], error: None }).into_response();
+        return Json(Health { status: "ok".into(), leader, dead_tasks: vec![], error: None }).into_response();
     }
     let message = format!("background task(s) stopped: {} (see the log; restart the oracle)", dead.join(", "));
     let error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "task_stopped", message);
-    let body =
-        Health { status: "failing".into(), dead_tasks: dead.iter().map(|d| d.to_string()).collect(), error: Some(error.body().error) };
+    let body = Health {
+        status: "failing".into(),
+        leader,
+        dead_tasks: dead.iter().map(|d| d.to_string()).collect(),
+        error: Some(error.body().error),
+    };
     (error.status, Json(body)).into_response()
 }
 
@@ -286,6 +293,10 @@ async fn get_metrics(State(state): State<AppState>) -> Response {
     for (name, up) in state.tasks.status() {
         text.push_str(&format!("ovpp_task_up{{task=\"{name}\"}} {}\n", u8::from(up)));
     }
+    text.push_str(&format!(
+        "# HELP ovpp_leader Whether this process does the leader's work among those sharing its database.\n# TYPE ovpp_leader gauge\novpp_leader {}\n",
+        u8::from(state.leader.is_leader())
+    ));
     // Epoch progress, from the store (a failed read leaves the gauges out, not the page).
     if let Ok(epochs) = state.store.epochs(ovpp::state::ROOT_RING_LEN as i64).await {
         let closed = epochs.first();

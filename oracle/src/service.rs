@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::accumulate::EpochSchedule;
 use crate::dispatch::{DispatchSettings, Dispatcher};
 use crate::fleet::{Fleet, RECENT_WINDOW_SECS};
 use crate::ingest::Ingestor;
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::server::AppState;
@@ -18,47 +20,132 @@ use ovpp_chain::Chain;
 use ovpp_wire::clock::unix_now;
 use ovpp_wire::telemetry::validate::Policy;
 
-/// Opens the store, restores the cached registry and fleet, starts the ingest writer and
-/// the registry sync task.
-pub async fn start(
-    database_url: &str,
-    chain: Arc<dyn Chain>,
-    policy: Policy,
-    registry_refresh: Duration,
-    dispatch: DispatchSettings,
-) -> anyhow::Result<AppState> {
+/// What a service runs with besides its database and chain.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub policy: Policy,
+    pub registry_refresh: Duration,
+    pub dispatch: DispatchSettings,
+    /// The scoring rules' stress window, for the epoch accumulators ingest keeps.
+    pub stress_hours_utc: [u8; 2],
+    /// Prune readings older than this many days (on the leader; see `retention`).
+    pub keep_readings_days: Option<i64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            policy: Policy::default(),
+            registry_refresh: Duration::from_secs(60),
+            dispatch: DispatchSettings::default(),
+            stress_hours_utc: ovpp_wire::score::ScoringRules::default().stress_hours_utc,
+            keep_readings_days: None,
+        }
+    }
+}
+
+/// Opens the store, restores the cached registry and fleet, starts the ingest writer, the
+/// registry sync and the dispatch rounds; with a shared (PostgreSQL) database also the
+/// contest for leadership and the fleet's follow of what other processes accept.
+pub async fn start(database_url: &str, chain: Arc<dyn Chain>, options: Options) -> anyhow::Result<AppState> {
     let store = Store::open(database_url).await.with_context(|| format!("opening database {database_url}"))?;
     let registry = Arc::new(Registry::new(chain.clone(), store.devices().await?));
     let fleet = Arc::new(Fleet::from_stored(store.readings_between(unix_now() - RECENT_WINDOW_SECS, i64::MAX).await?));
     let metrics = Arc::new(Metrics::default());
     let tasks = Arc::new(Tasks::default());
-    // Ingest refuses intervals of epochs already closed here (their reports are published).
-    let closed_until = store.epochs(1).await?.first().map_or(i64::MIN, |e| e.end_ts);
-    let ingestor = Ingestor::start(store.clone(), registry.clone(), fleet.clone(), metrics.clone(), policy, closed_until, &tasks).await?;
-    tasks.spawn("registry_sync", sync_registry(registry.clone(), store.clone(), registry_refresh));
-    let dispatch = Arc::new(Dispatcher::load(store.clone(), registry.clone(), fleet.clone(), dispatch, unix_now()).await?);
-    tasks.spawn("dispatch", run_dispatch(dispatch.clone()));
-    Ok(AppState { ingestor, registry, fleet, store, metrics, proofs: Default::default(), chain, dispatch, tasks })
+    // Ingest refuses intervals of epochs already closed (their reports are published).
+    let closed_until = store.fence().await?;
+    let ingestor = Ingestor::start(
+        store.clone(),
+        registry.clone(),
+        fleet.clone(),
+        metrics.clone(),
+        options.policy,
+        closed_until,
+        options.stress_hours_utc,
+        &tasks,
+    );
+    tasks.spawn("registry_sync", sync_registry(registry.clone(), store.clone(), ingestor.clone(), chain.clone(), options.registry_refresh));
+    let leader = Arc::new(match store.is_shared() {
+        false => Leadership::sole(),
+        true => Leadership::contended(),
+    });
+    if store.is_shared() {
+        let (contender, store_for_lock) = (leader.clone(), store.clone());
+        tasks.spawn("leadership", async move { contender.run(store_for_lock).await });
+        tasks.spawn("fleet_follow", follow_readings(fleet.clone(), store.clone()));
+    }
+    if let Some(days) = options.keep_readings_days {
+        tasks.spawn("retention", crate::retention::run(store.clone(), leader.clone(), days));
+    }
+    let dispatch = Arc::new(Dispatcher::load(store.clone(), registry.clone(), fleet.clone(), options.dispatch, unix_now()).await?);
+    tasks.spawn("dispatch", run_dispatch(dispatch.clone(), leader.clone(), store.is_shared()));
+    Ok(AppState { ingestor, registry, fleet, store, metrics, proofs: Default::default(), chain, dispatch, tasks, leader })
 }
 
-/// Dispatch rounds every `tick_secs`; a failed round (storage) is logged and retried.
-async fn run_dispatch(dispatch: Arc<Dispatcher>) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(dispatch.settings.tick_secs.max(1)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// How often a process sharing its database reads the readings others accepted, and how far
+/// back each read reaches (a reading's `received_at` is taken when its transaction begins,
+/// which may commit a little later).
+const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+const FOLLOW_OVERLAP_SECS: i64 = 10;
+
+/// Keeps the live fleet view current with readings accepted by every process.
+async fn follow_readings(fleet: Arc<Fleet>, store: Store) {
+    let mut since = unix_now();
+    let mut ticker = tokio::time::interval(FOLLOW_EVERY);
     loop {
         ticker.tick().await;
-        if let Err(e) = dispatch.tick(unix_now()).await {
-            tracing::warn!(error = %e, "dispatch round failed; retrying next round");
+        let now = unix_now();
+        match store.readings_received_since(since - FOLLOW_OVERLAP_SECS).await {
+            Ok(readings) => {
+                fleet.record_stored(readings).await;
+                since = now;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the readings other processes accepted; retrying"),
         }
     }
 }
 
-/// Refreshes the registry now and then every `period`; a failed sync keeps the last known
-/// registry (ingest goes on with it) and is retried next period.
-async fn sync_registry(registry: Arc<Registry>, store: Store, period: Duration) {
+/// Dispatch rounds every `tick_secs`, on the leader; a failed round (storage) is logged and
+/// retried. With a shared database every process first takes in what the others stored
+/// (events and programs from the grid, acks, preferences, the leader's commands), so that it
+/// answers devices and the grid API like the leader.
+async fn run_dispatch(dispatch: Arc<Dispatcher>, leader: Arc<Leadership>, shared: bool) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(dispatch.settings.tick_secs.max(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = unix_now();
+        if shared {
+            if let Err(e) = dispatch.sync_from_store(now).await {
+                tracing::warn!(error = %e, "could not read dispatch state from the database; retrying next round");
+                continue;
+            }
+        }
+        if leader.is_leader() {
+            if let Err(e) = dispatch.tick(now).await {
+                tracing::warn!(error = %e, "dispatch round failed; retrying next round");
+            }
+        }
+    }
+}
+
+/// Refreshes the registry (and the epoch schedule ingest accumulates by) now and then every
+/// `period`; a failed sync keeps the last known registry (ingest goes on with it) and is
+/// retried next period.
+async fn sync_registry(registry: Arc<Registry>, store: Store, ingestor: Ingestor, chain: Arc<dyn Chain>, period: Duration) {
     let mut ticker = tokio::time::interval(period);
     loop {
         ticker.tick().await;
+        match ovpp_chain::accounts::config(chain.as_ref()).await {
+            Ok(Some(config)) => {
+                if let Some(schedule) = EpochSchedule::from_config(&config) {
+                    ingestor.set_schedule(schedule);
+                }
+            }
+            Ok(None) => tracing::debug!("no program config on chain yet: readings are stored without epoch accumulators"),
+            Err(e) => tracing::warn!(error = %e, "could not read the epoch schedule from chain; retrying next sync"),
+        }
         match registry.refresh().await {
             Ok(devices) => {
                 if let Err(e) = store.upsert_devices(&devices, unix_now()).await {

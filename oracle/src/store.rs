@@ -1,14 +1,30 @@
-//! Durable storage, the infrastructure only (SQLite through sqlx; WAL, `synchronous = FULL`,
-//! so a commit survives a crash): the connection pools, the schema (`migrations/`, applied
-//! at start-up) and the encodings every table shares. Each domain owns its SQL in its own
-//! module (`registry::db`, `readings`, `epoch::db`, `dispatch::records`); the SQL is
-//! portable so that a PostgreSQL backend can follow.
+//! Durable storage, the infrastructure only: the connection pools, the schema (per backend,
+//! `migrations/sqlite` and `migrations/postgres`, applied at start-up) and the encodings
+//! every table shares. The backend is chosen by the database URL: SQLite (`sqlite://`, the
+//! embedded default: WAL, `synchronous = FULL`, one writer) or PostgreSQL (`postgres://`,
+//! shared by several oracle processes). Each domain owns its SQL in its own module
+//! (`registry::db`, `readings`, `epoch::db`, `dispatch::records`); it is one portable text
+//! for both backends except where a function says otherwise.
 
-use std::str::FromStr;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use futures_util::future::BoxFuture;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::pool::PoolConnectionMetadata;
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe};
 
 use ovpp_wire::device::DeviceKey;
+
+/// Which database server a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// One process owns the file.
+    Sqlite,
+    /// Any number of oracle processes share the database.
+    Postgres,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -20,14 +36,39 @@ pub enum StoreError {
     Conflict(String),
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
 }
 
 #[derive(Clone)]
 pub struct Store {
     /// Reads.
-    pub(crate) pool: SqlitePool,
-    /// Writes: one connection.
-    pub(crate) writes: SqlitePool,
+    pub(crate) pool: AnyPool,
+    /// Writes: one connection in SQLite, the same pool as reads in PostgreSQL.
+    pub(crate) writes: AnyPool,
+    pub backend: Backend,
+    /// The URL, for connections outside the pools (the leader lock).
+    pub(crate) url: String,
+    /// PostgreSQL: the days (unix time / 86400) whose `readings` partition is known to exist.
+    partitions: Arc<Mutex<BTreeSet<i64>>>,
+}
+
+/// `($1, $2, ..), (..), ..`: the VALUES of a statement inserting `rows` rows of `columns`
+/// columns, numbered after `before` earlier parameters. Both backends take `$n`; sqlx's
+/// `QueryBuilder` writes `?` for `Any`, which PostgreSQL refuses.
+pub(crate) fn values_list(rows: usize, columns: usize, before: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 6);
+    for row in 0..rows {
+        out.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", before + row * columns + column + 1));
+        }
+        out.push(')');
+    }
+    out
 }
 
 /// Splits `rows` into statement-sized chunks of power-of-two lengths up to `max`: SQLite
@@ -45,6 +86,39 @@ pub(crate) fn statement_chunks<T>(mut rows: &[T], max: usize) -> impl Iterator<I
     })
 }
 
+/// Per SQLite connection: WAL, a commit is on disk when it returns, wait for a busy file,
+/// memory-mapped reads (pages come from the OS cache without a copy), and the page cache.
+fn sqlite_pragmas(
+    cache_size: &'static str,
+) -> impl for<'c> Fn(&'c mut AnyConnection, PoolConnectionMetadata) -> BoxFuture<'c, Result<(), sqlx::Error>> + Send + Sync + 'static {
+    move |conn, _| {
+        let sql = format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
+             PRAGMA mmap_size = 1073741824; PRAGMA cache_size = {cache_size}; PRAGMA foreign_keys = ON"
+        );
+        Box::pin(async move {
+            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await?;
+            Ok(())
+        })
+    }
+}
+
+/// The `readings` partition of one day (unix time / 86400).
+pub(crate) fn partition_name(day: i64) -> String {
+    match day < 0 {
+        true => format!("readings_dm{}", day.unsigned_abs()),
+        false => format!("readings_d{day}"),
+    }
+}
+
+fn day_of_partition(name: &str) -> Option<i64> {
+    let day = name.strip_prefix("readings_d")?;
+    match day.strip_prefix('m') {
+        Some(negative) => negative.parse::<i64>().ok().map(|d| -d),
+        None => day.parse().ok(),
+    }
+}
+
 pub fn key_to_text(key: &DeviceKey) -> String {
     bs58::encode(key).into_string()
 }
@@ -60,19 +134,90 @@ pub(crate) fn key_from_text(table: &'static str, text: &str) -> Result<DeviceKey
 impl Store {
     /// Opens (creating if needed) the database at `url` and applies pending migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(std::time::Duration::from_secs(10))
-            // Memory-mapped reads: pages come from the OS cache without a copy.
-            .pragma("mmap_size", "1073741824");
+        sqlx::any::install_default_drivers();
+        if url.starts_with("sqlite:") {
+            Self::open_sqlite(url).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::open_postgres(url).await
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_string()))
+        }
+    }
+
+    async fn open_sqlite(url: &str) -> Result<Self, StoreError> {
+        // Created if missing, unless the URL says otherwise.
+        let url = match url.contains("mode=") {
+            true => url.to_string(),
+            false => format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' }),
+        };
+        let options: AnyConnectOptions = url.parse()?;
         // All writes go through one connection whose 64 MiB page cache stays valid from one
         // commit to the next (a pool of writers would each re-read what the others changed).
-        let writes = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone().pragma("cache_size", "-65536")).await?;
-        sqlx::migrate!("../migrations").run(&writes).await?;
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        Ok(Self { pool, writes })
+        let writes = AnyPoolOptions::new().max_connections(1).after_connect(sqlite_pragmas("-65536")).connect_with(options.clone()).await?;
+        sqlx::migrate!("../migrations/sqlite").run(&writes).await?;
+        let pool = AnyPoolOptions::new().max_connections(4).after_connect(sqlite_pragmas("-2000")).connect_with(options).await?;
+        Ok(Self { pool, writes, backend: Backend::Sqlite, url, partitions: Default::default() })
+    }
+
+    async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        let pool = AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(30)).connect(url).await?;
+        // Several processes may start at once: the migrator takes PostgreSQL's advisory lock.
+        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        Ok(Self { pool: pool.clone(), writes: pool, backend: Backend::Postgres, url: url.to_string(), partitions: Default::default() })
+    }
+
+    /// Whether other oracle processes may write to this database too.
+    pub fn is_shared(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
+    /// PostgreSQL: creates the daily partitions of `readings` that rows starting at these
+    /// times need. Each in its own short transaction (creating a partition locks the whole
+    /// table), under an advisory lock so that processes starting the same day do not race.
+    pub(crate) async fn ensure_partitions(&self, interval_starts: &[i64]) -> Result<(), StoreError> {
+        let days: BTreeSet<i64> = interval_starts.iter().map(|t| t.div_euclid(86_400)).collect();
+        let missing: Vec<i64> = {
+            let known = self.partitions.lock().expect("partition cache");
+            days.into_iter().filter(|d| !known.contains(d)).collect()
+        };
+        for day in missing {
+            let mut tx = self.writes.begin().await?;
+            sqlx::query("SELECT CAST(pg_advisory_xact_lock(2, 0) AS TEXT) AS locked").execute(&mut *tx).await?;
+            let name = partition_name(day);
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF readings FOR VALUES FROM ({}) TO ({})",
+                day * 86_400,
+                (day + 1) * 86_400
+            )))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            self.partitions.lock().expect("partition cache").insert(day);
+        }
+        Ok(())
+    }
+
+    /// PostgreSQL: the days that have a `readings` partition.
+    pub(crate) async fn partition_days(&self) -> Result<Vec<i64>, StoreError> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::TEXT FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
+             WHERE p.relname = 'readings' AND p.relnamespace = current_schema()::regnamespace",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut days: Vec<i64> = names.iter().filter_map(|n| day_of_partition(n)).collect();
+        days.sort_unstable();
+        Ok(days)
+    }
+
+    /// PostgreSQL: drops one day's `readings` partition.
+    pub(crate) async fn drop_partition(&self, day: i64) -> Result<(), StoreError> {
+        let mut tx = self.writes.begin().await?;
+        sqlx::query("SELECT CAST(pg_advisory_xact_lock(2, 0) AS TEXT) AS locked").execute(&mut *tx).await?;
+        sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {}", partition_name(day)))).execute(&mut *tx).await?;
+        tx.commit().await?;
+        self.partitions.lock().expect("partition cache").remove(&day);
+        Ok(())
     }
 
     /// Waits for every connection to close (a later open sees all commits).

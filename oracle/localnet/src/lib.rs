@@ -38,7 +38,6 @@ use ovpp_simulator::{self as simulate, Clock, Fleet, Sender};
 use ovpp_wire::clock::unix_now;
 use ovpp_wire::dispatch::event::Status;
 use ovpp_wire::score::ScoringRules;
-use ovpp_wire::telemetry::validate::Policy;
 
 /// A whole local network in one command: chain, oracle, simulated fleet, epochs.
 #[derive(Parser, Debug, Clone)]
@@ -329,7 +328,12 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         measure_delay_secs: 2 * i64::from(args.interval_secs) + 5,
         ..DispatchSettings::default()
     };
-    let state = ovpp_oracle::service::start(&database, chain.clone(), Policy::default(), Duration::from_secs(30), dispatch).await?;
+    let state = ovpp_oracle::service::start(
+        &database,
+        chain.clone(),
+        ovpp_oracle::service::Options { registry_refresh: Duration::from_secs(30), dispatch, ..Default::default() },
+    )
+    .await?;
     let chain_epoch = ovpp_oracle::relay::read_config(chain.as_ref()).await?.last_epoch;
     if let Some(latest) = state.store.epochs(1).await?.first().filter(|e| e.epoch > chain_epoch + 1) {
         bail!(

@@ -139,24 +139,47 @@ impl Dispatcher {
         settings: DispatchSettings,
         now: i64,
     ) -> Result<Self, StoreError> {
-        let mut state = State {
-            programs: store.programs().await?.into_iter().collect(),
-            events: store.events().await?.into_iter().map(|e| (e.id.clone(), e)).collect(),
-            ..State::default()
-        };
-        state.measured = store.measured_events().await?.into_iter().collect();
-        for command in store.live_commands(now).await? {
+        let dispatcher = Self { store, registry, fleet, settings, state: Mutex::new(State::default()) };
+        dispatcher.sync_from_store(now).await?;
+        Ok(dispatcher)
+    }
+
+    /// Takes in what the store holds, which other processes sharing it may have written:
+    /// programs, events (a changed one is planned afresh), measured events, the commands in
+    /// force or upcoming, refusals and preferences. Plans and delivery history stay.
+    pub async fn sync_from_store(&self, now: i64) -> Result<(), StoreError> {
+        let programs = self.store.programs().await?;
+        let events = self.store.events().await?;
+        let measured = self.store.measured_events().await?;
+        let live = self.store.live_commands(now).await?;
+        let refused = self.store.refusals(now).await?;
+        let prefs = self.store.preferences().await?;
+        let mut state = self.state.lock().await;
+        state.programs = programs.into_iter().collect();
+        for event in events {
+            if state.events.get(&event.id).is_some_and(|old| old.modified != event.modified || old.cancelled != event.cancelled) {
+                state.plans.remove(&event.id);
+            }
+            state.events.insert(event.id.clone(), event);
+        }
+        state.measured = measured.into_iter().collect();
+        state.commands.clear();
+        state.command_signal.clear();
+        for command in live {
             if let Some(event) = state.events.get(&command.event_id) {
-                state.command_signal.insert(command.id.clone(), event.signal);
-                if event.signal == Signal::Price {
-                    state.scheduled.insert(event.id.clone(), event.modified);
+                let (signal, id, modified) = (event.signal, event.id.clone(), event.modified);
+                state.command_signal.insert(command.id.clone(), signal);
+                // Taken as scheduled at its current modification only when not known here: a
+                // price event modified elsewhere is scheduled afresh by the leader.
+                if signal == Signal::Price {
+                    state.scheduled.entry(id).or_insert(modified);
                 }
             }
             state.commands.entry(command.device_key).or_default().push(command);
         }
-        state.refused = store.refusals(now).await?.into_iter().collect();
-        state.prefs = store.preferences().await?;
-        Ok(Self { store, registry, fleet, settings, state: Mutex::new(state) })
+        state.refused = refused.into_iter().collect();
+        state.prefs = prefs;
+        Ok(())
     }
 }
 

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{AssertSqlSafe, Row};
 
-use crate::store::{key_from_text, key_to_text, Store, StoreError};
+use crate::store::{key_from_text, key_to_text, values_list, Store, StoreError};
 use ovpp_wire::device::DeviceKey;
 use ovpp_wire::dispatch::command::{Command, Preferences};
 use ovpp_wire::dispatch::event::{GridEvent, WireProgram};
@@ -71,20 +71,21 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         for chunk in commands.chunks(256) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO dispatch_commands (id, event_id, device_key, valid_from, valid_until, setpoint_w, issued_at) ",
+            let sql = format!(
+                "INSERT INTO dispatch_commands (id, event_id, device_key, valid_from, valid_until, setpoint_w, issued_at) VALUES {} \
+                 ON CONFLICT (id) DO NOTHING",
+                values_list(chunk.len(), 7, 0)
             );
-            insert.push_values(chunk, |mut row, c| {
-                row.push_bind(&c.id)
-                    .push_bind(&c.event_id)
-                    .push_bind(key_to_text(&c.device_key))
-                    .push_bind(c.valid_from)
-                    .push_bind(c.valid_until)
-                    .push_bind(c.setpoint_w)
-                    .push_bind(c.issued_at);
+            let insert = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, c| {
+                q.bind(c.id.as_str())
+                    .bind(c.event_id.as_str())
+                    .bind(key_to_text(&c.device_key))
+                    .bind(c.valid_from)
+                    .bind(c.valid_until)
+                    .bind(c.setpoint_w)
+                    .bind(c.issued_at)
             });
-            insert.push(" ON CONFLICT (id) DO NOTHING");
-            insert.build().execute(&mut *tx).await?;
+            insert.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -217,12 +218,14 @@ impl Store {
             .await?;
         sqlx::query("DELETE FROM dr_deliveries WHERE event_id = $1").bind(event_id).execute(&mut *tx).await?;
         for chunk in deliveries.chunks(256) {
-            let mut insert: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO dr_deliveries (event_id, device_key, interval_start, delivered_wh, credited_at) ");
-            insert.push_values(chunk, |mut row, (device, start, wh)| {
-                row.push_bind(event_id).push_bind(key_to_text(device)).push_bind(*start).push_bind(*wh as i64).push_bind(credited_at);
+            let sql = format!(
+                "INSERT INTO dr_deliveries (event_id, device_key, interval_start, delivered_wh, credited_at) VALUES {}",
+                values_list(chunk.len(), 5, 0)
+            );
+            let insert = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, (device, start, wh)| {
+                q.bind(event_id).bind(key_to_text(device)).bind(*start).bind(*wh as i64).bind(credited_at)
             });
-            insert.build().execute(&mut *tx).await?;
+            insert.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -267,7 +270,7 @@ impl Store {
     }
 }
 
-fn command_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Command, StoreError> {
+fn command_from_row(r: &sqlx::any::AnyRow) -> Result<Command, StoreError> {
     Ok(Command {
         id: r.try_get("id")?,
         event_id: r.try_get("event_id")?,

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{AssertSqlSafe, Row};
 
 use ovpp_wire::device::DeviceKey;
 
-use crate::store::{key_from_text, key_to_text, statement_chunks, Store, StoreError};
+use crate::store::{key_from_text, key_to_text, statement_chunks, values_list, Store, StoreError};
 
 /// A closed epoch as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,7 +35,7 @@ fn hash_from_hex(table: &'static str, text: &str) -> Result<[u8; 32], StoreError
     Ok(out)
 }
 
-fn epoch_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<EpochRecord, StoreError> {
+fn epoch_from_row(row: &sqlx::any::AnyRow) -> Result<EpochRecord, StoreError> {
     Ok(EpochRecord {
         epoch: row.try_get::<i64, _>("epoch")? as u64,
         start_ts: row.try_get("start_ts")?,
@@ -65,10 +65,51 @@ macro_rules! select_epochs {
 impl Store {
     /// Per-device sums over the readings whose interval starts in `[start, end)` and the
     /// batches rejected (each once) whose receipt here was in `[start, end)`: the inputs of
-    /// scoring.
+    /// scoring. Read from the epoch's accumulators when they hold all of its readings,
+    /// otherwise summed over the readings (the same numbers either way).
     /// With `cutoff`, only devices in it count, and of each only the batches up to its
     /// sequence there (a co-signer recomputing exactly what the primary used).
     pub async fn epoch_inputs(
+        &self,
+        start: i64,
+        end: i64,
+        stress_hours_utc: [u8; 2],
+        cutoff: Option<&HashMap<DeviceKey, u64>>,
+    ) -> Result<HashMap<DeviceKey, ovpp_wire::score::EpochInputs>, StoreError> {
+        let accumulated = match self.accumulated_inputs(start, end, stress_hours_utc).await? {
+            // A cutoff at or past every device's last accumulated batch selects all of it.
+            Some(sums) => match cutoff {
+                None => Some(sums),
+                Some(cutoff) => {
+                    let kept: HashMap<_, _> = sums.into_iter().filter(|(key, _)| cutoff.contains_key(key)).collect();
+                    kept.iter().all(|(key, s)| cutoff[key] >= s.through_sequence as u64).then_some(kept)
+                }
+            },
+            None => None,
+        };
+        let mut out = match accumulated {
+            Some(sums) => sums.into_iter().map(|(key, s)| Ok((key, s.inputs()?))).collect::<Result<HashMap<_, _>, StoreError>>()?,
+            None => self.sum_readings(start, end, stress_hours_utc, cutoff).await?,
+        };
+        self.add_rejections_and_delivery(&mut out, start, end, cutoff).await?;
+        Ok(out)
+    }
+
+    /// `epoch_inputs` summed over the readings, never from accumulators (what the
+    /// accumulators are checked against).
+    pub async fn epoch_inputs_from_readings(
+        &self,
+        start: i64,
+        end: i64,
+        stress_hours_utc: [u8; 2],
+        cutoff: Option<&HashMap<DeviceKey, u64>>,
+    ) -> Result<HashMap<DeviceKey, ovpp_wire::score::EpochInputs>, StoreError> {
+        let mut out = self.sum_readings(start, end, stress_hours_utc, cutoff).await?;
+        self.add_rejections_and_delivery(&mut out, start, end, cutoff).await?;
+        Ok(out)
+    }
+
+    async fn sum_readings(
         &self,
         start: i64,
         end: i64,
@@ -107,11 +148,11 @@ impl Store {
                 sqlx::query("DELETE FROM epoch_cutoff").execute(&mut *conn).await?;
                 let rows: Vec<(&DeviceKey, &u64)> = cutoff.iter().collect();
                 for chunk in statement_chunks(&rows, 256) {
-                    let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO epoch_cutoff (device_key, through) ");
-                    insert.push_values(chunk, |mut row, (key, through)| {
-                        row.push_bind(key_to_text(key)).push_bind(**through as i64);
-                    });
-                    insert.build().execute(&mut *conn).await?;
+                    let sql = format!("INSERT INTO epoch_cutoff (device_key, through) VALUES {}", values_list(chunk.len(), 2, 0));
+                    let insert = chunk
+                        .iter()
+                        .fold(sqlx::query(AssertSqlSafe(sql)), |q, (key, through)| q.bind(key_to_text(key)).bind(**through as i64));
+                    insert.execute(&mut *conn).await?;
                 }
                 sqlx::query(aggregate!(
                     "FROM readings r JOIN epoch_cutoff c ON r.device_key = c.device_key \
@@ -147,6 +188,17 @@ impl Store {
             };
             out.insert(key_from_text("readings", &row.try_get::<String, _>("device_key")?)?, inputs);
         }
+        Ok(out)
+    }
+
+    /// Adds the epoch's rejected batches and measured demand response to `out`.
+    async fn add_rejections_and_delivery(
+        &self,
+        out: &mut HashMap<DeviceKey, ovpp_wire::score::EpochInputs>,
+        start: i64,
+        end: i64,
+        cutoff: Option<&HashMap<DeviceKey, u64>>,
+    ) -> Result<(), StoreError> {
         let rejections = sqlx::query(
             "SELECT device_key, CAST(COUNT(*) AS BIGINT) AS n FROM rejected_batches WHERE received_at >= $1 AND received_at < $2 GROUP BY device_key",
         )
@@ -168,7 +220,7 @@ impl Store {
                 inputs.demand_response_wh = wh;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Per device, the highest batch sequence among readings of `[start, end)` that arrived
@@ -216,6 +268,12 @@ impl Store {
         .bind(closed_at)
         .execute(&mut *tx)
         .await?;
+        // A stored epoch's inputs are fixed: ingest refuses its intervals from now on (an
+        // imported epoch too).
+        sqlx::query("UPDATE ingest_fence SET closed_until = $1 WHERE id = 0 AND closed_until < $1")
+            .bind(h.end_ts)
+            .execute(&mut *tx)
+            .await?;
         for (index, (key, leaf)) in closed.leaves().iter().enumerate() {
             sqlx::query(
                 "INSERT INTO epoch_leaves (epoch, leaf_index, device_key, cumulative_amount, reputation_bps, epochs_active, faults, \
@@ -252,6 +310,11 @@ impl Store {
     pub async fn unposted_epochs(&self) -> Result<Vec<u64>, StoreError> {
         let rows = sqlx::query("SELECT epoch FROM epochs WHERE posted_at IS NULL ORDER BY epoch").fetch_all(&self.pool).await?;
         rows.iter().map(|r| Ok(r.try_get::<i64, _>("epoch")? as u64)).collect()
+    }
+
+    /// Where the oldest closed epoch not yet seen posted starts.
+    pub async fn oldest_unposted_epoch_start(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT MIN(start_ts) FROM epochs WHERE posted_at IS NULL").fetch_one(&self.pool).await?)
     }
 
     pub async fn epoch_report(&self, epoch: u64) -> Result<Option<String>, StoreError> {

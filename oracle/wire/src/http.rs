@@ -33,6 +33,10 @@ impl ErrorBody {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
+    /// Whether this process does the leader's work (dispatch rounds, epochs, relaying,
+    /// pruning) among the processes sharing its database; always true with SQLite.
+    #[serde(default)]
+    pub leader: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dead_tasks: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

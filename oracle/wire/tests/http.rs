@@ -46,9 +46,10 @@ fn reading() -> Reading {
 #[test]
 fn error_health_and_telemetry_answers() {
     round_trip(ErrorBody::new("unknown_device", "no registered device x"));
-    round_trip(Health { status: "ok".into(), dead_tasks: vec![], error: None });
+    round_trip(Health { status: "ok".into(), leader: true, dead_tasks: vec![], error: None });
     round_trip(Health {
         status: "failing".into(),
+        leader: false,
         dead_tasks: vec!["dispatch".into()],
         error: Some(ErrorBody::new("task_stopped", "x").error),
     });

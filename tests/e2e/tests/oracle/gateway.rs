@@ -380,7 +380,13 @@ async fn oracle_on(
 ) -> (ovpp_oracle::server::AppState, tokio::task::JoinHandle<std::io::Result<()>>) {
     let banks = Arc::new(ovpp_chain::bank::BanksChain::new(chain.ctx.banks_client.clone()));
     let policy = ovpp_wire::telemetry::validate::Policy::default();
-    let state = ovpp_oracle::service::start(database, banks, policy, Duration::from_secs(3600), DispatchSettings::default()).await.unwrap();
+    let state = ovpp_oracle::service::start(
+        database,
+        banks,
+        ovpp_oracle::service::Options { policy, registry_refresh: Duration::from_secs(3600), ..Default::default() },
+    )
+    .await
+    .unwrap();
     state.registry.refresh().await.unwrap();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_reuseaddr(true).unwrap();

@@ -8,7 +8,6 @@ use std::time::Duration;
 use ovpp_chain::bank::BanksChain;
 use ovpp_oracle::server::{router, AppState};
 use ovpp_program_tests::TestChain;
-use ovpp_wire::telemetry::validate::Policy;
 
 mod api;
 mod cli;
@@ -51,7 +50,13 @@ pub async fn start_oracle_with(chain: &TestChain, name: &str, dispatch: ovpp_ora
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("oracle.db").display());
     let banks = Arc::new(BanksChain::new(chain.ctx.banks_client.clone()));
-    let state = ovpp_oracle::service::start(&url, banks, Policy::default(), Duration::from_secs(3600), dispatch).await.unwrap();
+    let state = ovpp_oracle::service::start(
+        &url,
+        banks,
+        ovpp_oracle::service::Options { registry_refresh: Duration::from_secs(3600), dispatch, ..Default::default() },
+    )
+    .await
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = router(state.clone());

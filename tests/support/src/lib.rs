@@ -1,0 +1,3 @@
+//! Fixtures shared by the test suites.
+
+pub mod postgres;

@@ -4,6 +4,10 @@
 //!   the report, hash it and sign the epoch message;
 //! - `epoch_close/aggregate_sql_10k_x_96`: the SQL aggregation of 10,000 devices x 96
 //!   readings (960,000 rows) into those inputs, from SQLite;
+//! - `close_from_accumulators/{sqlite,postgres}/{10k,100k,1m}`: a whole epoch close as the
+//!   oracle runs it, for 10,000 to 1,000,000 devices whose inputs ingest accumulated: read
+//!   the accumulators (one row per device), score, split, build the tree and the report,
+//!   hash it and sign the epoch message (PostgreSQL: a server started on this machine);
 //! - `merkle_1m/tree` beside `merkle_1m/raw_sha256`: the tree over 1,048,576 leaves, and a
 //!   plain sha256 loop over the same node preimages (0x01 || a || b), same count.
 //!
@@ -19,7 +23,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use ed25519_dalek::SigningKey;
 use ovpp::merkle::MerkleTree;
 use ovpp::state::{DeviceKind, DeviceStatus};
-use ovpp_oracle::accumulate::Accumulation;
+use ovpp_oracle::accumulate::{Accumulation, EpochSchedule};
 use ovpp_oracle::epoch::{self, EpochSpec};
 use ovpp_oracle::readings::GroupWrite;
 use ovpp_oracle::store::Store;
@@ -169,5 +173,70 @@ fn merkle(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, compute_and_sign, merkle);
+/// Stores `n` devices' accumulated inputs for `SPEC` through ingest's own write path (one
+/// reading per device; the close reads one accumulator row per device whatever the count).
+async fn accumulated_epoch(url: &str, n: u64) -> Store {
+    let store = Store::open(url).await.unwrap();
+    let accumulation = Accumulation {
+        schedule: Some(EpochSchedule { start_ts: SPEC.start_ts, length_secs: SPEC.end_ts - SPEC.start_ts }),
+        stress_hours_utc: ScoringRules::default().stress_hours_utc,
+    };
+    let all: Vec<u64> = (0..n).collect();
+    for chunk in all.chunks(4096) {
+        let batches: Vec<SignedBatch> = chunk
+            .iter()
+            .map(|&i| SignedBatch {
+                batch: TelemetryBatch {
+                    device_key: device_key(i),
+                    sequence: 1,
+                    readings: vec![reading(SPEC.start_ts + (i as i64 % 96) * 900)],
+                },
+                signature: [0; 64],
+            })
+            .collect();
+        let keys: Vec<DeviceKey> = batches.iter().map(|b| b.batch.device_key).collect();
+        let write = || GroupWrite { accepted: batches.iter().collect(), ..GroupWrite::default() };
+        store.commit_group(&keys, 0, &accumulation, |_, _| (write(), ())).await.unwrap();
+    }
+    let rules = ScoringRules::default();
+    assert!(store
+        .accumulated_inputs(SPEC.start_ts, SPEC.end_ts, rules.stress_hours_utc)
+        .await
+        .unwrap()
+        .is_some_and(|a| a.len() as u64 == n));
+    store
+}
+
+fn close_from_accumulators(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let dir = std::env::temp_dir().join(format!("ovpp-close-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let oracle = SigningKey::from_bytes(&[7; 32]);
+    let rules = ScoringRules::default();
+    let mut group = c.benchmark_group("close_from_accumulators");
+    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    for (label, n) in [("10k", 10_000u64), ("100k", 100_000), ("1m", 1_000_000)] {
+        let registry: Vec<RegisteredDevice> = (0..n).map(|i| registered(device_key(i))).collect();
+        for backend in ["sqlite", "postgres"] {
+            let url = match backend {
+                "sqlite" => format!("sqlite://{}", dir.join(format!("close-{label}.db")).display()),
+                _ => runtime.block_on(ovpp_test_support::postgres::database(&format!("close_{label}"))),
+            };
+            let store = runtime.block_on(accumulated_epoch(&url, n));
+            group.bench_function(format!("{backend}/{label}"), |b| {
+                b.iter(|| {
+                    let closed = runtime.block_on(epoch::close(&store, &SPEC, &rules, &registry, None)).unwrap();
+                    assert!(closed.header.leaf_count > 0);
+                    closed.sign(&oracle)
+                })
+            });
+            runtime.block_on(store.close());
+        }
+    }
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, compute_and_sign, close_from_accumulators, merkle);
 criterion_main!(benches);

@@ -16,6 +16,7 @@ pub mod epoch_job;
 pub mod fleet;
 pub mod ingest;
 pub mod leader;
+pub mod loads;
 pub mod metrics;
 pub mod readings;
 pub mod registry;

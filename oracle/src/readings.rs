@@ -200,6 +200,14 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         }
+        // Readings for a finished day: its rolled-up load profile of the device no longer
+        // holds them all (see `loads`).
+        let today = now.div_euclid(86_400);
+        let late: std::collections::BTreeSet<(String, i64)> =
+            rows.iter().map(|(key, _, r)| (key.to_string(), r.interval_start.div_euclid(86_400))).filter(|(_, day)| *day < today).collect();
+        if !late.is_empty() {
+            self.invalidate_profiles(tx, &late).await?;
+        }
         if let Some(schedule) = &accumulation.schedule {
             let sums = accumulate(&write.accepted, schedule, accumulation.stress_hours_utc);
             self.add_to_accumulators(tx, &sums, accumulation.stress_hours_utc).await?;
@@ -316,7 +324,7 @@ fn is_lost_race(e: &sqlx::Error) -> bool {
     matches!(code.as_deref(), Some("40001" | "40P01" | "23505"))
 }
 
-fn reading_from_row(row: &sqlx::any::AnyRow) -> Result<StoredReading, StoreError> {
+pub(crate) fn reading_from_row(row: &sqlx::any::AnyRow) -> Result<StoredReading, StoreError> {
     let corrupt = |detail: &str| StoreError::Corrupt { table: "readings", detail: detail.to_string() };
     let u32_col = |name: &str| -> Result<u32, StoreError> { u32::try_from(row.try_get::<i64, _>(name)?).map_err(|_| corrupt(name)) };
     Ok(StoredReading {

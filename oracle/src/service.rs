@@ -75,6 +75,7 @@ pub async fn start(database_url: &str, chain: Arc<dyn Chain>, options: Options) 
         tasks.spawn("leadership", async move { contender.run(store_for_lock).await });
         tasks.spawn("fleet_follow", follow_readings(fleet.clone(), store.clone()));
     }
+    tasks.spawn("load_profiles", crate::loads::run(store.clone(), leader.clone()));
     if let Some(days) = options.keep_readings_days {
         tasks.spawn("retention", crate::retention::run(store.clone(), leader.clone(), days));
     }

@@ -3,8 +3,12 @@
 //! every table shares. The backend is chosen by the database URL: SQLite (`sqlite://`, the
 //! embedded default: WAL, `synchronous = FULL`, one writer) or PostgreSQL (`postgres://`,
 //! shared by several oracle processes). Each domain owns its SQL in its own module
-//! (`registry::db`, `readings`, `epoch::db`, `dispatch::records`); it is one portable text
-//! for both backends except where a function says otherwise.
+//! (`registry::db`, `readings`, `epoch::db`, `dispatch::records`, `accumulate`, `loads`); it
+//! is one portable text for both backends except where a function says otherwise.
+//!
+//! PostgreSQL advisory locks, all in the two-key form: `(1, hashtext(device))` an ingest
+//! transaction's devices, `(2, 0)` partition DDL, `(2, 1)` the leader (session-held),
+//! `(3, day)` a day's load profiles (exclusive to roll up, shared to write late readings).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

@@ -12,6 +12,7 @@ use ovpp_oracle::accumulate::EpochSchedule;
 use ovpp_oracle::epoch::{self, EpochSpec};
 use ovpp_oracle::fleet::Fleet as FleetView;
 use ovpp_oracle::ingest::Ingestor;
+use ovpp_oracle::loads::Load;
 use ovpp_oracle::metrics::Metrics;
 use ovpp_oracle::registry::Registry;
 use ovpp_oracle::store::Store;
@@ -314,4 +315,75 @@ async fn pruning_keeps_what_is_needed_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pruning_keeps_what_is_needed_postgres() {
     pruning_keeps_what_is_needed(&postgres("prune").await).await;
+}
+
+/// The devices' loads as the readings say them, per device in time order.
+async fn loads_from_readings(store: &Store, start: i64, end: i64) -> HashMap<DeviceKey, Vec<Load>> {
+    let mut out: HashMap<DeviceKey, Vec<Load>> = HashMap::new();
+    for r in store.readings_between(start, end).await.unwrap() {
+        out.entry(r.device_key).or_default().push(Load::of(&r.reading));
+    }
+    out
+}
+
+/// Daily load profiles hold exactly what the readings say, rolled up or not, and a late
+/// reading for a rolled-up day is never missing from what a baseline reads.
+async fn load_profiles_equal_the_readings(url: &str) {
+    let today = unix_now().div_euclid(86_400);
+    let mut s = setup(url, 17, (today - 2) * 86_400).await;
+    let keys: Vec<DeviceKey> = s.fleet.devices.iter().map(|d| d.device_key()).collect();
+    let late = keys[3];
+    // Two days and today so far; device 3 goes silent in the afternoon of yesterday.
+    let silent_from = (today - 1) * 86_400 + 15 * 3600;
+    let mut held: Vec<SignedBatch> = Vec::new();
+    let mut t = (today - 2) * 86_400;
+    while t + PER_BATCH * i64::from(SECS) < unix_now() - 60 {
+        let mut request = s.request(t);
+        if (silent_from..today * 86_400).contains(&t) {
+            held.push(request.remove(3));
+        } else if t >= today * 86_400 && !held.is_empty() {
+            request.remove(3); // it comes back with its backlog below
+        }
+        s.ingestor.ingest(request).await.unwrap();
+        t += PER_BATCH * i64::from(SECS);
+    }
+    let (start, end) = ((today - 2) * 86_400, unix_now());
+    let history = s.store.load_history(&keys, start, end).await.unwrap();
+    let expected = loads_from_readings(&s.store, start, end).await;
+    assert_eq!(history, expected, "nothing rolled up yet: from the readings");
+
+    assert_eq!(s.store.days_to_roll_up(today).await.unwrap(), vec![today - 2, today - 1]);
+    for day in [today - 2, today - 1] {
+        assert_eq!(s.store.roll_up_day(day).await.unwrap(), DEVICES);
+    }
+    assert_eq!(s.store.days_to_roll_up(today).await.unwrap(), Vec::<i64>::new());
+    assert_eq!(s.store.load_history(&keys, start, end).await.unwrap(), expected, "rolled up: the same");
+    // Only some devices, and a span starting mid-day: the same as the readings say.
+    let some = &keys[..5];
+    let mid = start + 86_400 / 2 + 300;
+    let partial: HashMap<_, _> = loads_from_readings(&s.store, mid, end).await.into_iter().filter(|(k, _)| some.contains(k)).collect();
+    assert_eq!(s.store.load_history(some, mid, end).await.unwrap(), partial);
+
+    // Device 3's backlog for yesterday arrives: the day is read from the readings again
+    // until it is rolled up anew, and then the profile has the late readings.
+    for batch in held {
+        let outcome = s.ingestor.ingest(vec![batch]).await.unwrap();
+        assert!(matches!(outcome[0], Ok(Accepted::Stored)), "{outcome:?}");
+    }
+    let expected = loads_from_readings(&s.store, start, end).await;
+    assert_eq!(s.store.days_to_roll_up(today).await.unwrap(), vec![today - 1]);
+    assert_eq!(s.store.load_history(&keys, start, end).await.unwrap(), expected, "late readings included");
+    assert_eq!(s.store.roll_up_day(today - 1).await.unwrap(), 1, "only the late device's profile is made again");
+    assert_eq!(s.store.load_history(&keys, start, end).await.unwrap(), expected);
+    assert!(expected[&late].iter().any(|l| (silent_from..today * 86_400).contains(&l.interval_start)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_profiles_equal_the_readings_sqlite() {
+    load_profiles_equal_the_readings(&sqlite("loads").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_profiles_equal_the_readings_postgres() {
+    load_profiles_equal_the_readings(&postgres("loads").await).await;
 }

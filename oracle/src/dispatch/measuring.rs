@@ -53,7 +53,17 @@ impl Dispatcher {
         let commands = self.store.event_commands(&event.id).await?;
         let uses_days = commands.iter().any(|(c, _)| devices.get(&c.device_key).is_some_and(|d| measure::uses_day_matching(d.kind())));
         let lookback = if uses_days { measure::lookback_secs(&method) } else { baseline::METER_BEFORE_SECS };
-        let readings = self.store.readings_between(event.start() - lookback, event.end()).await?;
+        // The commanded devices' history: rolled-up daily profiles, and readings for the rest.
+        let mut commanded: Vec<DeviceKey> = commands.iter().map(|(c, _)| c.device_key).collect();
+        commanded.sort_unstable();
+        commanded.dedup();
+        let readings: Vec<crate::readings::StoredReading> = self
+            .store
+            .load_history(&commanded, event.start() - lookback, event.end())
+            .await?
+            .into_iter()
+            .flat_map(|(key, loads)| loads.into_iter().map(move |l| l.as_reading(key)))
+            .collect();
         let event_days: std::collections::BTreeSet<i64> = {
             let state = self.state.lock().await;
             state

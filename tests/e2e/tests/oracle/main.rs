@@ -17,6 +17,7 @@ mod epochs;
 mod gateway;
 mod ingest;
 mod localnet;
+mod shared;
 mod simulate;
 
 /// A loopback port nobody listens on.
@@ -49,14 +50,14 @@ pub async fn start_oracle_with(chain: &TestChain, name: &str, dispatch: ovpp_ora
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("oracle.db").display());
+    start_oracle_on(chain, &url, dispatch).await
+}
+
+/// An oracle service on the database at `url` (several may share a PostgreSQL one).
+pub async fn start_oracle_on(chain: &TestChain, url: &str, dispatch: ovpp_oracle::dispatch::DispatchSettings) -> Oracle {
     let banks = Arc::new(BanksChain::new(chain.ctx.banks_client.clone()));
-    let state = ovpp_oracle::service::start(
-        &url,
-        banks,
-        ovpp_oracle::service::Options { registry_refresh: Duration::from_secs(3600), dispatch, ..Default::default() },
-    )
-    .await
-    .unwrap();
+    let options = ovpp_oracle::service::Options { registry_refresh: Duration::from_secs(3600), dispatch, ..Default::default() };
+    let state = ovpp_oracle::service::start(url, banks, options).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = router(state.clone());

@@ -330,7 +330,7 @@ async fn a_stopped_background_task_fails_the_health_check() {
     let (chain, _) = registered_fleet(1, 4).await;
     let oracle = oracle(&chain, "api-tasks").await;
     let app = router(oracle.state.clone());
-    assert_eq!(send(&app, Method::GET, "/healthz", &[], vec![]).await, (200, json!({"status": "ok"})));
+    assert_eq!(send(&app, Method::GET, "/healthz", &[], vec![]).await, (200, json!({"status": "ok", "leader": true})));
     oracle.state.tasks.spawn("injected_fault", async { panic!("injected fault") });
     while oracle.state.tasks.dead().is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -341,7 +341,7 @@ async fn a_stopped_background_task_fails_the_health_check() {
     let (_, metrics) = send(&app, Method::GET, "/metrics", &[], vec![]).await;
     let metrics = metrics.as_str().unwrap().to_string();
     assert!(metrics.contains("ovpp_task_up{task=\"injected_fault\"} 0"), "{metrics}");
-    for task in ["ingest_writer", "registry_sync", "dispatch"] {
+    for task in ["ingest_writer", "registry_sync", "load_profiles", "dispatch"] {
         assert!(metrics.contains(&format!("ovpp_task_up{{task=\"{task}\"}} 1")), "{task}: {metrics}");
     }
 }

@@ -208,7 +208,7 @@ async fn fleet_and_device_views_reflect_accepted_telemetry() {
     let (status, _) = oracle.get(&format!("/v1/devices/{}", Keypair::new().pubkey())).await;
     assert_eq!(status, 404);
     let (status, health) = oracle.get("/healthz").await;
-    assert_eq!((status, health.as_str()), (200, r#"{"status":"ok"}"#));
+    assert_eq!((status, health.as_str()), (200, r#"{"status":"ok","leader":true}"#));
 }
 
 #[tokio::test]

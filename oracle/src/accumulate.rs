@@ -12,7 +12,7 @@ use ovpp_wire::device::DeviceKey;
 use ovpp_wire::score::EpochInputs;
 use ovpp_wire::telemetry::{GridResponse, SignedBatch};
 
-use crate::store::{key_from_text, key_to_text, statement_chunks, values_list, Store, StoreError};
+use crate::store::{key_from_text, key_to_text, statement_chunks, Store, StoreError};
 
 /// The chain's epoch schedule: epochs are `[s + k * len, s + (k + 1) * len)` for the
 /// schedule's start `s` (see `ovpp::state::Config::epoch_end_ts`).
@@ -178,7 +178,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO epoch_accumulators (start_ts, end_ts, stress_from_s, stress_to_s, device_key, {}) VALUES {}{upsert_tail}",
                 SUM_COLUMNS.join(", "),
-                values_list(chunk.len(), 14, 0)
+                self.backend.values(chunk.len(), 14, 0)
             );
             let upsert = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, (((start, end), key), s)| {
                 q.bind(*start)

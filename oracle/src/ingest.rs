@@ -53,6 +53,8 @@ pub struct Ingestor {
 
 /// Requests merged into one transaction at most.
 const MAX_GROUP: usize = 256;
+/// Groups committed at once with PostgreSQL.
+const CONCURRENT_GROUPS: usize = 4;
 /// Batches per signature-verification task.
 const VERIFY_CHUNK: usize = 64;
 
@@ -186,6 +188,7 @@ pub fn verify_chunk(chunk: &[SignedBatch], keys: Vec<Option<VerifyingKey>>) -> V
     chunk.iter().map(SignedBatch::verify_signature).collect()
 }
 
+#[derive(Clone)]
 struct Writer {
     store: Store,
     fleet: Arc<Fleet>,
@@ -196,20 +199,43 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        while let Some(first) = rx.recv().await {
-            let mut jobs = vec![first];
-            while jobs.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
+    /// Groups the jobs and commits each group: one group at a time with SQLite (one writer
+    /// connection), several at once with PostgreSQL, where a group's transaction spends most
+    /// of its time waiting on the server, and the per-device locks keep concurrent groups
+    /// apart as they keep processes apart. Ends (the task is then reported dead) if a writer
+    /// does.
+    async fn run(self, rx: mpsc::Receiver<Job>) {
+        let writers = if self.store.is_shared() { CONCURRENT_GROUPS } else { 1 };
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let mut running = tokio::task::JoinSet::new();
+        for _ in 0..writers {
+            let (writer, rx) = (self.clone(), rx.clone());
+            running.spawn(async move { writer.drain(&rx).await });
+        }
+        if let Some(Err(e)) = running.join_next().await {
+            tracing::error!(error = %e, "an ingest writer failed");
+        }
+    }
+
+    async fn drain(&self, rx: &tokio::sync::Mutex<mpsc::Receiver<Job>>) {
+        loop {
+            let jobs = {
+                let mut rx = rx.lock().await;
+                let Some(first) = rx.recv().await else { return };
+                let mut jobs = vec![first];
+                while jobs.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
                 }
-            }
+                jobs
+            };
             self.commit_group(jobs).await;
         }
     }
 
-    async fn commit_group(&mut self, jobs: Vec<Job>) {
+    async fn commit_group(&self, jobs: Vec<Job>) {
         let now = unix_now();
         let accumulation = *self.accumulation.lock().expect("accumulation settings");
         let devices: Vec<DeviceKey> = jobs.iter().flat_map(|j| j.batches.iter().map(|(b, _, _)| b.batch.device_key)).collect();

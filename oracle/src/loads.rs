@@ -12,7 +12,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::leader::Leadership;
 use crate::readings::StoredReading;
-use crate::store::{key_from_text, key_to_text, statement_chunks, values_list, Backend, Store, StoreError};
+use crate::store::{key_from_text, key_to_text, statement_chunks, Backend, Store, StoreError};
 use ovpp_wire::clock::unix_now;
 use ovpp_wire::device::DeviceKey;
 use ovpp_wire::telemetry::Reading;
@@ -87,7 +87,7 @@ impl Store {
         for chunk in statement_chunks(&rows, 256) {
             let sql = format!(
                 "INSERT INTO daily_loads (device_key, day, loads) VALUES {} ON CONFLICT (device_key, day) DO NOTHING",
-                values_list(chunk.len(), 3, 0)
+                self.backend.values(chunk.len(), 3, 0)
             );
             let insert =
                 chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, (key, loads)| q.bind(key.as_str()).bind(day).bind(loads.as_str()));
@@ -132,7 +132,11 @@ impl Store {
                     .await?;
             }
             for chunk in statement_chunks(keys, 256) {
-                let sql = format!("DELETE FROM daily_loads WHERE day = $1 AND device_key IN {}", values_list(1, chunk.len(), 1));
+                let sql = format!(
+                    "DELETE FROM daily_loads WHERE day = {} AND device_key IN {}",
+                    self.backend.param(1),
+                    self.backend.values(1, chunk.len(), 1)
+                );
                 let delete = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)).bind(*day), |q, key| q.bind(*key));
                 delete.execute(&mut **tx).await?;
             }
@@ -160,8 +164,10 @@ impl Store {
         let mut from_profiles: Vec<(DeviceKey, Load)> = Vec::new();
         for chunk in statement_chunks(&keys, 256) {
             let sql = format!(
-                "SELECT device_key, day, loads FROM daily_loads WHERE day >= $1 AND day <= $2 AND device_key IN {}",
-                values_list(1, chunk.len(), 2)
+                "SELECT device_key, day, loads FROM daily_loads WHERE day >= {} AND day <= {} AND device_key IN {}",
+                self.backend.param(1),
+                self.backend.param(2),
+                self.backend.values(1, chunk.len(), 2)
             );
             let query = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)).bind(first_day).bind(last_day), |q, k| q.bind(k.as_str()));
             for row in query.fetch_all(&self.pool).await? {

@@ -10,7 +10,7 @@ use ovpp_wire::telemetry::validate::DeviceCursor;
 use ovpp_wire::telemetry::{GridResponse, Reading, SignedBatch};
 
 use crate::accumulate::{accumulate, Accumulation};
-use crate::store::{key_from_text, key_to_text, statement_chunks, values_list, Backend, Store, StoreError};
+use crate::store::{key_from_text, key_to_text, statement_chunks, Backend, Store, StoreError};
 
 /// SQLite's default limit is 32766 bound variables per statement; 17 columns per reading.
 const READINGS_PER_INSERT: usize = 64;
@@ -101,14 +101,14 @@ impl Store {
                 // batches are judged and written by one process at a time, new devices too.
                 let sql = format!(
                     "SELECT COUNT(pg_advisory_xact_lock(1, hashtext(k))) FROM (SELECT k FROM (VALUES {}) AS v (k) ORDER BY k) AS sorted",
-                    values_list(chunk.len(), 1, 0)
+                    self.backend.values(chunk.len(), 1, 0)
                 );
                 let lock = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, key| q.bind(key.as_str()));
                 lock.execute(&mut *tx).await?;
             }
             let sql = format!(
                 "SELECT device_key, last_sequence, last_interval_end, last_signature FROM device_cursors WHERE device_key IN {}",
-                values_list(1, chunk.len(), 0)
+                self.backend.values(1, chunk.len(), 0)
             );
             let select = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, key| q.bind(key.as_str()));
             for row in select.fetch_all(&mut *tx).await? {
@@ -147,7 +147,7 @@ impl Store {
                 "INSERT INTO readings (device_key, interval_start, interval_secs, energy_generated_wh, energy_consumed_wh, \
                  energy_imported_wh, energy_exported_wh, average_power_w, soc_permille, storage_available_wh, flex_up_w, \
                  flex_down_w, grid_response, online, batch_sequence, received_at, accumulated) VALUES {}",
-                values_list(chunk.len(), 17, 0)
+                self.backend.values(chunk.len(), 17, 0)
             );
             let insert = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, &(key, sequence, r)| {
                 q.bind(key)
@@ -177,7 +177,7 @@ impl Store {
                 "INSERT INTO device_cursors (device_key, last_sequence, last_interval_end, last_signature) VALUES {} \
                  ON CONFLICT (device_key) DO UPDATE SET last_sequence = excluded.last_sequence, \
                  last_interval_end = excluded.last_interval_end, last_signature = excluded.last_signature",
-                values_list(chunk.len(), 4, 0)
+                self.backend.values(chunk.len(), 4, 0)
             );
             let upsert = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, (key, cursor)| {
                 q.bind(key_to_text(key))
@@ -242,12 +242,19 @@ impl Store {
         rows.iter().map(reading_from_row).collect()
     }
 
-    /// Readings received (by any process) at or after `since`, oldest interval first.
-    pub async fn readings_received_since(&self, since: i64) -> Result<Vec<StoredReading>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM readings WHERE received_at >= $1 ORDER BY interval_start, device_key")
-            .bind(since)
-            .fetch_all(&self.pool)
-            .await?;
+    /// Each device's latest reading among those received (by any process) at or after
+    /// `since` (PostgreSQL: the server picks them, so a busy window is not sent over).
+    pub async fn latest_received_since(&self, since: i64) -> Result<Vec<StoredReading>, StoreError> {
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "SELECT DISTINCT ON (device_key) * FROM readings WHERE received_at >= $1 ORDER BY device_key, interval_start DESC"
+            }
+            Backend::Sqlite => {
+                "SELECT r.* FROM readings r JOIN (SELECT device_key, MAX(interval_start) AS latest FROM readings \
+                 WHERE received_at >= $1 GROUP BY device_key) l ON r.device_key = l.device_key AND r.interval_start = l.latest"
+            }
+        };
+        let rows = sqlx::query(sql).bind(since).fetch_all(&self.pool).await?;
         rows.iter().map(reading_from_row).collect()
     }
 

@@ -90,14 +90,15 @@ pub async fn start(database_url: &str, chain: Arc<dyn Chain>, options: Options) 
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 const FOLLOW_OVERLAP_SECS: i64 = 10;
 
-/// Keeps the live fleet view current with readings accepted by every process.
+/// Keeps the live fleet view current with the latest reading of each device, whichever
+/// process accepted it.
 async fn follow_readings(fleet: Arc<Fleet>, store: Store) {
     let mut since = unix_now();
     let mut ticker = tokio::time::interval(FOLLOW_EVERY);
     loop {
         ticker.tick().await;
         let now = unix_now();
-        match store.readings_received_since(since - FOLLOW_OVERLAP_SECS).await {
+        match store.latest_received_since(since - FOLLOW_OVERLAP_SECS).await {
             Ok(readings) => {
                 fleet.record_stored(readings).await;
                 since = now;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::store::{key_from_text, key_to_text, values_list, Store, StoreError};
+use crate::store::{key_from_text, key_to_text, Store, StoreError};
 use ovpp_wire::device::DeviceKey;
 use ovpp_wire::dispatch::command::{Command, Preferences};
 use ovpp_wire::dispatch::event::{GridEvent, WireProgram};
@@ -74,7 +74,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO dispatch_commands (id, event_id, device_key, valid_from, valid_until, setpoint_w, issued_at) VALUES {} \
                  ON CONFLICT (id) DO NOTHING",
-                values_list(chunk.len(), 7, 0)
+                self.backend.values(chunk.len(), 7, 0)
             );
             let insert = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, c| {
                 q.bind(c.id.as_str())
@@ -220,7 +220,7 @@ impl Store {
         for chunk in deliveries.chunks(256) {
             let sql = format!(
                 "INSERT INTO dr_deliveries (event_id, device_key, interval_start, delivered_wh, credited_at) VALUES {}",
-                values_list(chunk.len(), 5, 0)
+                self.backend.values(chunk.len(), 5, 0)
             );
             let insert = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, (device, start, wh)| {
                 q.bind(event_id).bind(key_to_text(device)).bind(*start).bind(*wh as i64).bind(credited_at)

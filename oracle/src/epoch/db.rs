@@ -8,7 +8,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use ovpp_wire::device::DeviceKey;
 
-use crate::store::{key_from_text, key_to_text, statement_chunks, values_list, Store, StoreError};
+use crate::store::{key_from_text, key_to_text, statement_chunks, Store, StoreError};
 
 /// A closed epoch as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,7 +148,7 @@ impl Store {
                 sqlx::query("DELETE FROM epoch_cutoff").execute(&mut *conn).await?;
                 let rows: Vec<(&DeviceKey, &u64)> = cutoff.iter().collect();
                 for chunk in statement_chunks(&rows, 256) {
-                    let sql = format!("INSERT INTO epoch_cutoff (device_key, through) VALUES {}", values_list(chunk.len(), 2, 0));
+                    let sql = format!("INSERT INTO epoch_cutoff (device_key, through) VALUES {}", self.backend.values(chunk.len(), 2, 0));
                     let insert = chunk
                         .iter()
                         .fold(sqlx::query(AssertSqlSafe(sql)), |q, (key, through)| q.bind(key_to_text(key)).bind(**through as i64));

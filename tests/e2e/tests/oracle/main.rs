@@ -45,12 +45,20 @@ pub async fn start_oracle(chain: &TestChain, name: &str) -> Oracle {
     start_oracle_with(chain, name, Default::default()).await
 }
 
+/// An oracle on a database of its own: SQLite, or with `OVPP_TEST_DATABASE=postgres` a
+/// database on the test PostgreSQL server (`tests/run` runs the oracle tests both ways).
 pub async fn start_oracle_with(chain: &TestChain, name: &str, dispatch: ovpp_oracle::dispatch::DispatchSettings) -> Oracle {
+    start_oracle_on(chain, &test_database(name).await, dispatch).await
+}
+
+pub async fn test_database(name: &str) -> String {
+    if std::env::var("OVPP_TEST_DATABASE").as_deref() == Ok("postgres") {
+        return ovpp_test_support::postgres::database(&name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")).await;
+    }
     let dir = std::env::temp_dir().join(format!("ovpp-oracle-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("oracle.db").display());
-    start_oracle_on(chain, &url, dispatch).await
+    format!("sqlite://{}", dir.join("oracle.db").display())
 }
 
 /// An oracle service on the database at `url` (several may share a PostgreSQL one).

@@ -174,7 +174,7 @@ impl Store {
              CASE WHEN excluded.through_sequence > epoch_accumulators.through_sequence \
              THEN excluded.through_sequence ELSE epoch_accumulators.through_sequence END"
         );
-        for chunk in statement_chunks(&rows, 64) {
+        for chunk in statement_chunks(&rows, self.backend.rows_per_statement(14)) {
             let sql = format!(
                 "INSERT INTO epoch_accumulators (start_ts, end_ts, stress_from_s, stress_to_s, device_key, {}) VALUES {}{upsert_tail}",
                 SUM_COLUMNS.join(", "),

@@ -12,11 +12,6 @@ use ovpp_wire::telemetry::{GridResponse, Reading, SignedBatch};
 use crate::accumulate::{accumulate, Accumulation};
 use crate::store::{key_from_text, key_to_text, statement_chunks, Backend, Store, StoreError};
 
-/// SQLite's default limit is 32766 bound variables per statement; 17 columns per reading.
-const READINGS_PER_INSERT: usize = 64;
-const CURSORS_PER_UPSERT: usize = 64;
-const KEYS_PER_SELECT: usize = 256;
-
 /// What one ingest transaction writes, as decided against the cursors it read.
 #[derive(Default)]
 pub struct GroupWrite<'a> {
@@ -95,7 +90,9 @@ impl Store {
         };
         let closed_until: i64 = sqlx::query_scalar(fence).fetch_one(&mut *tx).await?;
         let mut cursors = HashMap::with_capacity(keys.len());
-        for chunk in statement_chunks(keys, KEYS_PER_SELECT) {
+        // Key lists: one parameter a key, cheap to prepare in SQLite too.
+        let keys_per_select = if self.backend == Backend::Sqlite { 256 } else { 1024 };
+        for chunk in statement_chunks(keys, keys_per_select) {
             if self.backend == Backend::Postgres {
                 // Transaction-scoped advisory locks in one order (sorted keys): a device's
                 // batches are judged and written by one process at a time, new devices too.
@@ -142,7 +139,7 @@ impl Store {
             .zip(&keys)
             .flat_map(|(b, key)| b.batch.readings.iter().map(move |r| (key.as_str(), b.batch.sequence, r)))
             .collect();
-        for chunk in statement_chunks(&rows, READINGS_PER_INSERT) {
+        for chunk in statement_chunks(&rows, self.backend.rows_per_statement(17)) {
             let sql = format!(
                 "INSERT INTO readings (device_key, interval_start, interval_secs, energy_generated_wh, energy_consumed_wh, \
                  energy_imported_wh, energy_exported_wh, average_power_w, soc_permille, storage_available_wh, flex_up_w, \
@@ -172,7 +169,7 @@ impl Store {
         }
         // One multi-row upsert per chunk; each device once (its last cursor), as PostgreSQL
         // refuses to update one row twice in a statement.
-        for chunk in statement_chunks(&write.cursors, CURSORS_PER_UPSERT) {
+        for chunk in statement_chunks(&write.cursors, self.backend.rows_per_statement(4)) {
             let sql = format!(
                 "INSERT INTO device_cursors (device_key, last_sequence, last_interval_end, last_signature) VALUES {} \
                  ON CONFLICT (device_key) DO UPDATE SET last_sequence = excluded.last_sequence, \

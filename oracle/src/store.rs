@@ -129,6 +129,16 @@ impl Backend {
         }
     }
 
+    /// How many rows of `columns` parameters one statement takes. SQLite spends more time
+    /// preparing a many-row statement than running it (64 rows measured best); PostgreSQL
+    /// gains from fewer round trips, up to its 65535 parameters.
+    pub(crate) fn rows_per_statement(self, columns: usize) -> usize {
+        match self {
+            Backend::Sqlite => 64,
+            Backend::Postgres => (65_535 / columns.max(1)).min(1024),
+        }
+    }
+
     /// `(p, p, ..), (..), ..`: the VALUES of `rows` rows of `columns` parameters, numbered
     /// after `before` earlier ones. (sqlx's `QueryBuilder` writes `?` for `Any` whatever the
     /// server, which PostgreSQL refuses.)

@@ -1,8 +1,8 @@
 -- The end of the latest epoch being closed or closed: ingest refuses earlier intervals, so a
 -- closed epoch's inputs never change. In the database, not in one process's memory, so that
 -- every oracle process sharing it sees the same fence: each ingest transaction reads it (in
--- PostgreSQL with a share lock), and moving it waits for the transactions that read the old
--- value to commit.
+-- PostgreSQL under an advisory lock held shared), and moving it (the lock held exclusively)
+-- waits for the transactions that read the old value to commit.
 CREATE TABLE ingest_fence (
     id            SMALLINT PRIMARY KEY CHECK (id = 0),
     closed_until  BIGINT NOT NULL

@@ -16,6 +16,8 @@ use crate::store::Store;
 
 /// How often a follower tries for the lock, and the leader checks it still holds it.
 pub const POLL: Duration = Duration::from_secs(2);
+/// How long the leader waits for its connection to answer before it stops leading.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Leadership {
     leader: AtomicBool,
@@ -51,7 +53,14 @@ impl Leadership {
                     Err(e) => tracing::warn!(error = %e, "could not contend for leadership; retrying"),
                 },
                 Some(conn) => {
-                    if let Err(e) = conn.ping().await {
+                    // A half-open connection may never answer: a ping that takes too long
+                    // counts as lost (the server ends the session, and the lock, by itself).
+                    let alive = match tokio::time::timeout(PING_TIMEOUT, conn.ping()).await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err(format!("no answer to a ping within {PING_TIMEOUT:?}")),
+                    };
+                    if let Err(e) = alive {
                         self.leader.store(false, Ordering::SeqCst);
                         held = None;
                         tracing::warn!(error = %e, "lost the leader's database connection: following until the lock is won again");

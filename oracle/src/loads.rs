@@ -98,7 +98,9 @@ impl Store {
         Ok(made as usize)
     }
 
-    /// The finished days (before `today`) with readings that are not rolled up, oldest first.
+    /// The days with readings not rolled up that ended at least a day before `today` (a day
+    /// of margin: ingest decides that a reading is late by its own clock, when its
+    /// transaction begins), oldest first.
     pub async fn days_to_roll_up(&self, today: i64) -> Result<Vec<i64>, StoreError> {
         let Some(first) = sqlx::query_scalar::<_, Option<i64>>("SELECT MIN(interval_start) FROM readings").fetch_one(&self.pool).await?
         else {
@@ -110,7 +112,7 @@ impl Store {
             .await?
             .into_iter()
             .collect();
-        Ok((first.div_euclid(86_400)..today).filter(|d| !done.contains(d)).collect())
+        Ok((first.div_euclid(86_400)..today - 1).filter(|d| !done.contains(d)).collect())
     }
 
     /// Inside ingest's transaction: the profiles of the days that take these readings now
@@ -146,22 +148,28 @@ impl Store {
     }
 
     /// Every load of `devices` with an interval starting in `[start, end)`, per device in time
-    /// order: from the profiles of rolled-up days, from the readings for the rest.
+    /// order: from the profiles of rolled-up days, from the readings for the rest. All read in
+    /// one snapshot, so a late reading that removes a profile meanwhile is seen either way.
     pub async fn load_history(&self, devices: &[DeviceKey], start: i64, end: i64) -> Result<HashMap<DeviceKey, Vec<Load>>, StoreError> {
         let mut out: HashMap<DeviceKey, Vec<Load>> = devices.iter().map(|k| (*k, Vec::new())).collect();
         if devices.is_empty() || start >= end {
             return Ok(out);
         }
+        let mut tx = match self.backend {
+            Backend::Postgres => self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?,
+            // A read transaction in WAL mode reads one snapshot.
+            Backend::Sqlite => self.pool.begin().await?,
+        };
         let (first_day, last_day) = (start.div_euclid(86_400), (end - 1).div_euclid(86_400));
         let done: BTreeSet<i64> = sqlx::query_scalar("SELECT day FROM daily_loads_done WHERE day >= $1 AND day <= $2")
             .bind(first_day)
             .bind(last_day)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?
             .into_iter()
             .collect();
         let keys: Vec<String> = devices.iter().map(key_to_text).collect();
-        let mut from_profiles: Vec<(DeviceKey, Load)> = Vec::new();
+        let mut loads: Vec<(DeviceKey, Load)> = Vec::new();
         for chunk in statement_chunks(&keys, 256) {
             let sql = format!(
                 "SELECT device_key, day, loads FROM daily_loads WHERE day >= {} AND day <= {} AND device_key IN {}",
@@ -170,17 +178,16 @@ impl Store {
                 self.backend.values(1, chunk.len(), 2)
             );
             let query = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)).bind(first_day).bind(last_day), |q, k| q.bind(k.as_str()));
-            for row in query.fetch_all(&self.pool).await? {
+            for row in query.fetch_all(&mut *tx).await? {
                 let day: i64 = row.try_get("day")?;
                 if !done.contains(&day) {
                     continue; // being rolled up again: the readings say it
                 }
                 let key = key_from_text("daily_loads", &row.try_get::<String, _>("device_key")?)?;
-                from_profiles.extend(decode(day, &row.try_get::<String, _>("loads")?)?.into_iter().map(|l| (key, l)));
+                loads.extend(decode(day, &row.try_get::<String, _>("loads")?)?.into_iter().map(|l| (key, l)));
             }
         }
         // Days not rolled up, read from the readings in runs of consecutive days.
-        let mut from_readings: Vec<(DeviceKey, Load)> = Vec::new();
         let mut day = first_day;
         while day <= last_day {
             if done.contains(&day) {
@@ -191,13 +198,22 @@ impl Store {
             while day <= last_day && !done.contains(&day) {
                 day += 1;
             }
-            for r in self.readings_between((run_start * 86_400).max(start), (day * 86_400).min(end)).await? {
+            let rows = sqlx::query(
+                "SELECT * FROM readings WHERE interval_start >= $1 AND interval_start < $2 ORDER BY interval_start, device_key",
+            )
+            .bind((run_start * 86_400).max(start))
+            .bind((day * 86_400).min(end))
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                let r = crate::readings::reading_from_row(row)?;
                 if out.contains_key(&r.device_key) {
-                    from_readings.push((r.device_key, Load::of(&r.reading)));
+                    loads.push((r.device_key, Load::of(&r.reading)));
                 }
             }
         }
-        for (key, load) in from_profiles.into_iter().chain(from_readings) {
+        tx.commit().await?;
+        for (key, load) in loads {
             if load.interval_start >= start && load.interval_start < end {
                 out.entry(key).or_default().push(load);
             }

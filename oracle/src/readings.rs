@@ -84,25 +84,29 @@ impl Store {
         decide: &mut impl FnMut(&HashMap<DeviceKey, DeviceCursor>, i64) -> (GroupWrite<'a>, T),
     ) -> Result<(GroupWrite<'a>, T), StoreError> {
         let mut tx = self.writes.begin().await?;
-        let fence = match self.backend {
-            Backend::Postgres => "SELECT closed_until FROM ingest_fence WHERE id = 0 FOR SHARE",
-            Backend::Sqlite => "SELECT closed_until FROM ingest_fence WHERE id = 0",
-        };
-        let closed_until: i64 = sqlx::query_scalar(fence).fetch_one(&mut *tx).await?;
+        if self.backend == Backend::Postgres {
+            // Shared with every other ingest transaction, exclusive to moving the fence, in
+            // the server's fair lock queue (see `fence_epoch`).
+            sqlx::query("SELECT CAST(pg_advisory_xact_lock_shared(4, 0) AS TEXT) AS locked").execute(&mut *tx).await?;
+            // Per-device locks in one global order (ids from the keys' first bytes, sorted;
+            // two devices sharing an id only share a lock): concurrent groups never deadlock.
+            let mut ids: Vec<i32> = keys.iter().map(|k| device_lock_id(k)).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            for chunk in statement_chunks(&ids, 1024) {
+                let sql = format!(
+                    "SELECT COUNT(pg_advisory_xact_lock(1, id)) FROM (SELECT id FROM (VALUES {}) AS v (id) ORDER BY id) AS sorted",
+                    self.backend.values(chunk.len(), 1, 0)
+                );
+                let lock = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, id| q.bind(*id));
+                lock.execute(&mut *tx).await?;
+            }
+        }
+        let closed_until: i64 = sqlx::query_scalar("SELECT closed_until FROM ingest_fence WHERE id = 0").fetch_one(&mut *tx).await?;
         let mut cursors = HashMap::with_capacity(keys.len());
         // Key lists: one parameter a key, cheap to prepare in SQLite too.
         let keys_per_select = if self.backend == Backend::Sqlite { 256 } else { 1024 };
         for chunk in statement_chunks(keys, keys_per_select) {
-            if self.backend == Backend::Postgres {
-                // Transaction-scoped advisory locks in one order (sorted keys): a device's
-                // batches are judged and written by one process at a time, new devices too.
-                let sql = format!(
-                    "SELECT COUNT(pg_advisory_xact_lock(1, hashtext(k))) FROM (SELECT k FROM (VALUES {}) AS v (k) ORDER BY k) AS sorted",
-                    self.backend.values(chunk.len(), 1, 0)
-                );
-                let lock = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, key| q.bind(key.as_str()));
-                lock.execute(&mut *tx).await?;
-            }
             let sql = format!(
                 "SELECT device_key, last_sequence, last_interval_end, last_signature FROM device_cursors WHERE device_key IN {}",
                 self.backend.values(1, chunk.len(), 0)
@@ -213,13 +217,23 @@ impl Store {
     }
 
     /// Moves the ingest fence to `end_ts` (never backwards): once this returns, no process
-    /// stores a reading starting before it. In PostgreSQL the update waits for every ingest
+    /// stores a reading starting before it. In PostgreSQL it waits for every ingest
     /// transaction that read the old fence; in SQLite it queues behind them on the writer.
     pub async fn fence_epoch(&self, end_ts: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE ingest_fence SET closed_until = $1 WHERE id = 0 AND closed_until < $1")
-            .bind(end_ts)
-            .execute(&self.writes)
-            .await?;
+        let mut tx = self.writes.begin().await?;
+        self.move_fence(&mut tx, end_ts).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves the fence inside `tx`. PostgreSQL: under the fence lock held exclusively, which
+    /// waits for the ingest transactions holding it shared and goes ahead of those that ask
+    /// after it (a fair queue: a busy ingest cannot starve an epoch close).
+    pub(crate) async fn move_fence(&self, tx: &mut sqlx::Transaction<'static, Any>, end_ts: i64) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT CAST(pg_advisory_xact_lock(4, 0) AS TEXT) AS locked").execute(&mut **tx).await?;
+        }
+        sqlx::query("UPDATE ingest_fence SET closed_until = $1 WHERE id = 0 AND closed_until < $1").bind(end_ts).execute(&mut **tx).await?;
         Ok(())
     }
 
@@ -319,6 +333,13 @@ fn cursor_from_row(row: &sqlx::any::AnyRow) -> Result<(DeviceKey, DeviceCursor),
         last_signature,
     };
     Ok((key, cursor))
+}
+
+/// The advisory lock id of a device: the first four bytes of its base58 key's bytes.
+fn device_lock_id(key_text: &str) -> i32 {
+    let mut key = [0u8; 32];
+    let _ = bs58::decode(key_text).onto(&mut key);
+    i32::from_le_bytes([key[0], key[1], key[2], key[3]])
 }
 
 /// A transaction that another process's transaction beat: PostgreSQL's deadlock and

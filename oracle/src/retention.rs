@@ -1,7 +1,7 @@
 //! Retention of raw readings: the leader prunes readings older than the operator's
 //! `--keep-readings-days`, but never what is still needed: the open epoch and every epoch
 //! not yet posted (a co-signer recomputes from them), and the baseline lookback of every
-//! event not yet measured. The horizon is a day boundary, so SQLite (deleting a range) and
+//! event still to be measured. Daily load profiles (`loads`) are kept: baselines read them. The horizon is a day boundary, so SQLite (deleting a range) and
 //! PostgreSQL (dropping the day partitions) keep the same readings.
 
 use std::time::Duration;
@@ -27,14 +27,19 @@ pub fn min_keep_days() -> i64 {
 /// by what is still needed, rounded down to a day boundary.
 pub async fn horizon(store: &Store, keep_secs: i64, now: i64) -> Result<i64, StoreError> {
     let mut horizon = now - keep_secs;
-    // The open epoch starts at the fence; unposted epochs are still to be co-signed.
-    horizon = horizon.min(store.fence().await?);
+    // The open epoch starts where the last stored one ended (not at the ingest fence, which
+    // moves before an epoch being closed is stored); unposted epochs are still to be
+    // co-signed.
+    horizon = horizon.min(store.epochs(1).await?.first().map_or(i64::MIN, |e| e.end_ts));
     if let Some(oldest) = store.oldest_unposted_epoch_start().await? {
         horizon = horizon.min(oldest);
     }
+    // Events still to be measured (power events not cancelled before they started; price
+    // events are never measured).
     let measured: std::collections::HashSet<String> = store.measured_events().await?.into_iter().collect();
     for event in store.events().await? {
-        if !measured.contains(&event.id) {
+        let measurable = event.signal.is_power() && (!event.cancelled || event.modified > event.start());
+        if measurable && !measured.contains(&event.id) {
             horizon = horizon.min(event.start() - longest_lookback_secs());
         }
     }

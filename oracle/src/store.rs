@@ -6,9 +6,10 @@
 //! (`registry::db`, `readings`, `epoch::db`, `dispatch::records`, `accumulate`, `loads`); it
 //! is one portable text for both backends except where a function says otherwise.
 //!
-//! PostgreSQL advisory locks, all in the two-key form: `(1, hashtext(device))` an ingest
+//! PostgreSQL advisory locks, all in the two-key form: `(1, first 4 key bytes)` an ingest
 //! transaction's devices, `(2, 0)` partition DDL, `(2, 1)` the leader (session-held),
-//! `(3, day)` a day's load profiles (exclusive to roll up, shared to write late readings).
+//! `(3, day)` a day's load profiles (exclusive to roll up, shared to write late readings),
+//! `(4, 0)` the ingest fence (shared by ingest, exclusive to move it).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

@@ -148,13 +148,15 @@ impl Dispatcher {
     /// programs, events (a changed one is planned afresh), measured events, the commands in
     /// force or upcoming, refusals and preferences. Plans and delivery history stay.
     pub async fn sync_from_store(&self, now: i64) -> Result<(), StoreError> {
+        // Read under the lock: every change made here writes the store while holding it (or
+        // before taking it), so what is read is never older than what is in memory.
+        let mut state = self.state.lock().await;
         let programs = self.store.programs().await?;
         let events = self.store.events().await?;
         let measured = self.store.measured_events().await?;
         let live = self.store.live_commands(now).await?;
         let refused = self.store.refusals(now).await?;
         let prefs = self.store.preferences().await?;
-        let mut state = self.state.lock().await;
         state.programs = programs.into_iter().collect();
         for event in events {
             if state.events.get(&event.id).is_some_and(|old| old.modified != event.modified || old.cancelled != event.cancelled) {

@@ -270,10 +270,7 @@ impl Store {
         .await?;
         // A stored epoch's inputs are fixed: ingest refuses its intervals from now on (an
         // imported epoch too).
-        sqlx::query("UPDATE ingest_fence SET closed_until = $1 WHERE id = 0 AND closed_until < $1")
-            .bind(h.end_ts)
-            .execute(&mut *tx)
-            .await?;
+        self.move_fence(&mut tx, h.end_ts).await?;
         for (index, (key, leaf)) in closed.leaves().iter().enumerate() {
             sqlx::query(
                 "INSERT INTO epoch_leaves (epoch, leaf_index, device_key, cumulative_amount, reputation_bps, epochs_active, faults, \

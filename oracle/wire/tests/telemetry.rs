@@ -101,6 +101,12 @@ fn sequence_and_interval_rejections() {
     }
     let cursor = DeviceCursor { last_sequence: Some(6), last_interval_end: Some(reading(0).interval_start + 1), last_signature: None };
     assert_eq!(validate(&b, Some(&battery()), &cursor, NOW, &policy), Err(Reject::OverlappingIntervals));
+    // Stores keep sequences as signed 64-bit integers: the largest is 2^63 - 1.
+    let mut huge = batch(vec![reading(0)]);
+    huge.sequence = i64::MAX as u64 + 1;
+    assert_eq!(validate(&huge, Some(&battery()), &DeviceCursor::default(), NOW, &policy), Err(Reject::SequenceTooLarge));
+    huge.sequence = i64::MAX as u64;
+    assert_eq!(validate(&huge, Some(&battery()), &DeviceCursor::default(), NOW, &policy), Ok(()));
     assert_eq!(check(&batch(vec![]), battery()), Err(Reject::EmptyBatch));
     assert_eq!(check(&batch(vec![reading(0); 1441]), battery()), Err(Reject::TooManyReadings));
     assert_eq!(check(&with(|r| r.interval_secs = 5), battery()), Err(Reject::BadIntervalLength));

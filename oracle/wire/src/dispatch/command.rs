@@ -33,7 +33,9 @@ pub struct Command {
 }
 
 impl Command {
-    /// The id is a hash of (event, plan revision, start, device): unique per plan and device.
+    /// The id is a hash of (event, plan revision, start, device, issue time): unique per plan
+    /// and device, also when a plan is made afresh after its revisions were lost (another
+    /// oracle process took over, the event was modified).
     pub fn new(
         event_id: &str,
         revision: u64,
@@ -49,6 +51,7 @@ impl Command {
         h.update(revision.to_le_bytes());
         h.update(valid_from.to_le_bytes());
         h.update(device_key);
+        h.update(issued_at.to_le_bytes());
         let id = hex::encode(&h.finalize()[..12]);
         Self { id, event_id: event_id.to_string(), device_key, valid_from, valid_until, setpoint_w, issued_at }
     }
@@ -249,5 +252,19 @@ mod tests {
         signatures.swap(2, 3);
         assert_eq!(query.first_unverified(&verifying, &signatures), Some(2));
         assert_eq!(query.first_unverified(&verifying, &signatures[..4]), Some(4));
+    }
+
+    /// A plan made afresh with its revision counted from 1 again (another oracle process took
+    /// over, the event was modified) issues new ids: the store keeps one row per id, so a
+    /// reused id would leave the device without its new command.
+    #[test]
+    fn command_ids_differ_between_plans_made_at_different_times() {
+        let a = Command::new("evt-1", 1, [7; 32], 1_800_000_000, 1_800_000_900, 3_000, 1_799_999_940);
+        let again = Command::new("evt-1", 1, [7; 32], 1_800_000_000, 1_800_000_900, 3_000, 1_799_999_940);
+        let later = Command::new("evt-1", 1, [7; 32], 1_800_000_000, 1_800_000_900, 2_000, 1_799_999_970);
+        assert_eq!(a.id, again.id);
+        assert_ne!(a.id, later.id);
+        assert_ne!(a.id, Command::new("evt-1", 2, [7; 32], 1_800_000_000, 1_800_000_900, 3_000, 1_799_999_940).id);
+        assert_ne!(a.id, Command::new("evt-1", 1, [8; 32], 1_800_000_000, 1_800_000_900, 3_000, 1_799_999_940).id);
     }
 }

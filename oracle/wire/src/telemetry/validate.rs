@@ -67,6 +67,8 @@ pub enum Reject {
     DeviceRetired,
     #[error("sequence is not above the last accepted one (replayed or out of order)")]
     ReplayedSequence,
+    #[error("sequence above 2^63 - 1 (stores keep it as a signed 64-bit integer)")]
+    SequenceTooLarge,
     #[error("batch has no readings")]
     EmptyBatch,
     #[error("batch has more readings than allowed")]
@@ -98,12 +100,13 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub const ALL: [Reject; 19] = [
+    pub const ALL: [Reject; 20] = [
         Reject::BadSignature,
         Reject::UnknownDevice,
         Reject::DeviceSuspended,
         Reject::DeviceRetired,
         Reject::ReplayedSequence,
+        Reject::SequenceTooLarge,
         Reject::EmptyBatch,
         Reject::TooManyReadings,
         Reject::BadIntervalLength,
@@ -127,6 +130,7 @@ impl Reject {
             Reject::DeviceSuspended => "device_suspended",
             Reject::DeviceRetired => "device_retired",
             Reject::ReplayedSequence => "replayed_sequence",
+            Reject::SequenceTooLarge => "sequence_too_large",
             Reject::EmptyBatch => "empty_batch",
             Reject::TooManyReadings => "too_many_readings",
             Reject::BadIntervalLength => "bad_interval_length",
@@ -168,6 +172,9 @@ pub fn validate(
     }
     if cursor.last_sequence.is_some_and(|last| batch.sequence <= last) {
         return Err(Reject::ReplayedSequence);
+    }
+    if batch.sequence > i64::MAX as u64 {
+        return Err(Reject::SequenceTooLarge);
     }
     if batch.readings.is_empty() {
         return Err(Reject::EmptyBatch);

@@ -270,7 +270,8 @@ impl Store {
     }
 
     /// Removes readings starting before `horizon` (a day boundary, from
-    /// `retention::horizon`) and the accumulators of epochs ended by then. PostgreSQL drops
+    /// `retention::horizon`), the accumulators of epochs ended by then and the load profiles
+    /// of the days before it. PostgreSQL drops
     /// whole day partitions. Returns how many readings (SQLite) or day partitions
     /// (PostgreSQL) were removed.
     pub async fn prune_readings(&self, horizon: i64) -> Result<u64, StoreError> {
@@ -289,6 +290,11 @@ impl Store {
             }
         };
         sqlx::query("DELETE FROM epoch_accumulators WHERE end_ts <= $1").bind(horizon).execute(&self.writes).await?;
+        // Load profiles of the pruned days too (a baseline never looks back past the horizon:
+        // `retention::horizon` holds it for events still to be measured).
+        let day = horizon.div_euclid(86_400);
+        sqlx::query("DELETE FROM daily_loads WHERE day < $1").bind(day).execute(&self.writes).await?;
+        sqlx::query("DELETE FROM daily_loads_done WHERE day < $1").bind(day).execute(&self.writes).await?;
         sqlx::query("DELETE FROM epoch_buckets WHERE end_ts <= $1").bind(horizon).execute(&self.writes).await?;
         Ok(removed)
     }

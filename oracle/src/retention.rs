@@ -1,7 +1,7 @@
 //! Retention of raw readings: the leader prunes readings older than the operator's
 //! `--keep-readings-days`, but never what is still needed: the open epoch and every epoch
 //! not yet posted (a co-signer recomputes from them), and the baseline lookback of every
-//! event still to be measured. Daily load profiles (`loads`) are kept: baselines read them. The horizon is a day boundary, so SQLite (deleting a range) and
+//! event still to be measured. Daily load profiles (`loads`) of the pruned days go too. The horizon is a day boundary, so SQLite (deleting a range) and
 //! PostgreSQL (dropping the day partitions) keep the same readings.
 
 use std::time::Duration;

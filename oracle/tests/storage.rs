@@ -289,7 +289,9 @@ async fn pruning_keeps_what_is_needed(url: &str) {
     assert!(horizon <= a.start_ts);
     s.store.prune_readings(horizon).await.unwrap();
     assert_eq!(s.store.reading_count().await.unwrap(), total);
-    // Posted: the readings before the day boundary under the open epoch go.
+    // Posted: the readings before the day boundary under the open epoch go, with the day's
+    // load profiles.
+    assert_eq!(s.store.roll_up_day(midnight / 86_400 - 1).await.unwrap(), DEVICES);
     s.store.mark_epoch_posted(a.epoch, None, now).await.unwrap();
     let horizon = ovpp_oracle::retention::horizon(&s.store, 0, now).await.unwrap();
     assert_eq!(horizon, midnight);
@@ -297,6 +299,10 @@ async fn pruning_keeps_what_is_needed(url: &str) {
     let left = s.store.readings_between(i64::MIN, i64::MAX).await.unwrap();
     assert!(left.iter().all(|r| r.reading.interval_start >= midnight));
     assert_eq!(left.len() as i64, total - before_midnight);
+    let keys: Vec<DeviceKey> = s.fleet.devices.iter().map(|d| d.device_key()).collect();
+    let history = s.store.load_history(&keys, midnight - 86_400, now).await.unwrap();
+    assert!(history.values().flatten().all(|l| l.interval_start >= midnight), "no profile of a pruned day");
+    assert!(history.values().flatten().count() > 0);
     // Epoch B's inputs are intact, from its accumulators.
     let b = s.spec(1);
     let fast = s.store.epoch_inputs(b.start_ts, b.end_ts, s.rules.stress_hours_utc, None).await.unwrap();

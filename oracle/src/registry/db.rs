@@ -5,12 +5,12 @@ use anchor_lang::prelude::Pubkey;
 use ovpp::state::{DeviceKind, DeviceStatus};
 use std::str::FromStr;
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 use ovpp_wire::device::RegisteredDevice;
 use ovpp_wire::telemetry::validate::DeviceProfile;
 
-use crate::store::{key_from_text, key_to_text, Store, StoreError};
+use crate::store::{key_from_text, key_to_text, statement_chunks, Store, StoreError};
 
 fn kind_from(i: i64) -> Option<DeviceKind> {
     use DeviceKind::*;
@@ -47,27 +47,30 @@ impl Store {
             .collect()
     }
 
+    /// Stores the devices as synced from chain (many rows a statement: a registry sync may
+    /// carry a million devices).
     pub async fn upsert_devices(&self, devices: &[RegisteredDevice], synced_at: i64) -> Result<(), StoreError> {
         let mut tx = self.writes.begin().await?;
-        for d in devices {
-            sqlx::query(
+        for chunk in statement_chunks(devices, self.backend.rows_per_statement(9)) {
+            let sql = format!(
                 "INSERT INTO devices (device_key, owner, kind, status, region, rated_power_w, energy_capacity_wh, location_cell, synced_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (device_key) DO UPDATE SET owner = excluded.owner, status = excluded.status, region = excluded.region, \
+                 VALUES {} ON CONFLICT (device_key) DO UPDATE SET owner = excluded.owner, status = excluded.status, region = excluded.region, \
                  rated_power_w = excluded.rated_power_w, energy_capacity_wh = excluded.energy_capacity_wh, \
                  location_cell = excluded.location_cell, synced_at = excluded.synced_at",
-            )
-            .bind(key_to_text(&d.key))
-            .bind(d.owner.to_string())
-            .bind(d.profile.kind as i64)
-            .bind(d.profile.status as i64)
-            .bind(&d.region)
-            .bind(d.profile.rated_power_w as i64)
-            .bind(d.profile.energy_capacity_wh as i64)
-            .bind(d.location_cell as i64)
-            .bind(synced_at)
-            .execute(&mut *tx)
-            .await?;
+                self.backend.values(chunk.len(), 9, 0)
+            );
+            let upsert = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, d| {
+                q.bind(key_to_text(&d.key))
+                    .bind(d.owner.to_string())
+                    .bind(d.profile.kind as i64)
+                    .bind(d.profile.status as i64)
+                    .bind(d.region.clone())
+                    .bind(d.profile.rated_power_w as i64)
+                    .bind(d.profile.energy_capacity_wh as i64)
+                    .bind(d.location_cell as i64)
+                    .bind(synced_at)
+            });
+            upsert.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -54,7 +54,7 @@ pub struct Ingestor {
 /// Requests merged into one transaction at most.
 const MAX_GROUP: usize = 256;
 /// Groups committed at once with PostgreSQL.
-const CONCURRENT_GROUPS: usize = 4;
+const CONCURRENT_GROUPS: usize = 8;
 /// Batches per signature-verification task.
 const VERIFY_CHUNK: usize = 64;
 

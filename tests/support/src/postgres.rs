@@ -120,8 +120,10 @@ fn start() -> Result<Server, String> {
         data = data.display(),
         dir = data_dir.display(),
     );
-    Command::new("sh")
-        .args(["-c", &watchdog])
+    // In a session of its own (`setsid`), so that a signal to the test's process group (a
+    // timeout killing the run) does not take the watchdog with it and leave the server up.
+    Command::new("setsid")
+        .args(["sh", "-c", &watchdog])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -102,7 +102,7 @@ impl Setup {
         let mut readings: Vec<Vec<_>> = vec![Vec::new(); DEVICES];
         for k in 0..PER_BATCH {
             for (i, mut r) in self.fleet.readings(start + k * i64::from(SECS), SECS).into_iter().enumerate() {
-                if (i + k as usize) % 7 == 0 {
+                if (i + k as usize).is_multiple_of(7) {
                     r.grid_response = GridResponse::Fault;
                 }
                 readings[i].push(r);

@@ -94,12 +94,6 @@ impl Ingestor {
         self.accumulation.lock().expect("accumulation settings").schedule = Some(schedule);
     }
 
-    /// The end of the latest epoch closed (by any process sharing the database): its
-    /// intervals are refused from now on.
-    pub fn closed_until(&self) -> i64 {
-        self.closed_until.load(Ordering::SeqCst)
-    }
-
     /// From now on, refuse readings whose interval starts before `end_ts` (an epoch up to
     /// there is being closed; never moves backwards). Returns once every group that could
     /// still have taken such readings is committed, so the epoch's inputs are fixed.

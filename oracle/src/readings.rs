@@ -37,14 +37,6 @@ pub struct StoredReading {
 }
 
 impl Store {
-    /// Every device's cursor (what ingest accepted so far).
-    pub async fn cursors(&self) -> Result<HashMap<DeviceKey, DeviceCursor>, StoreError> {
-        let rows = sqlx::query("SELECT device_key, last_sequence, last_interval_end, last_signature FROM device_cursors")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(cursor_from_row).collect()
-    }
-
     /// Commits one group of ingest requests. Inside one transaction: reads the ingest fence
     /// (the end of the latest epoch closed, see `fence_epoch`), locks the devices of
     /// `devices` against every other oracle process sharing the database (PostgreSQL; in
@@ -61,13 +53,18 @@ impl Store {
         accumulation: &Accumulation,
         mut decide: impl FnMut(&HashMap<DeviceKey, DeviceCursor>, i64) -> (GroupWrite<'a>, T),
     ) -> Result<(GroupWrite<'a>, T), StoreError> {
+        // Lock ids: the first four bytes of each key (sorted, so one global order; two devices
+        // sharing an id only share a lock).
+        let mut lock_ids: Vec<i32> = devices.iter().map(|k| i32::from_le_bytes([k[0], k[1], k[2], k[3]])).collect();
+        lock_ids.sort_unstable();
+        lock_ids.dedup();
         let mut keys: Vec<String> = devices.iter().map(key_to_text).collect();
         keys.sort_unstable();
         keys.dedup();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_commit_group(&keys, now, accumulation, &mut decide).await {
+            match self.try_commit_group(&keys, &lock_ids, now, accumulation, &mut decide).await {
                 Err(StoreError::Database(e)) if attempt < 5 && is_lost_race(&e) => {
                     tracing::debug!(error = %e, attempt, "ingest transaction lost a race with another process; retrying");
                 }
@@ -79,6 +76,7 @@ impl Store {
     async fn try_commit_group<'a, T>(
         &self,
         keys: &[String],
+        lock_ids: &[i32],
         now: i64,
         accumulation: &Accumulation,
         decide: &mut impl FnMut(&HashMap<DeviceKey, DeviceCursor>, i64) -> (GroupWrite<'a>, T),
@@ -88,12 +86,8 @@ impl Store {
             // Shared with every other ingest transaction, exclusive to moving the fence, in
             // the server's fair lock queue (see `fence_epoch`).
             sqlx::query("SELECT CAST(pg_advisory_xact_lock_shared(4, 0) AS TEXT) AS locked").execute(&mut *tx).await?;
-            // Per-device locks in one global order (ids from the keys' first bytes, sorted;
-            // two devices sharing an id only share a lock): concurrent groups never deadlock.
-            let mut ids: Vec<i32> = keys.iter().map(|k| device_lock_id(k)).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            for chunk in statement_chunks(&ids, 1024) {
+            // Per-device locks in one global order (see `commit_group`).
+            for chunk in statement_chunks(lock_ids, 1024) {
                 let sql = format!(
                     "SELECT COUNT(pg_advisory_xact_lock(1, id)) FROM (SELECT id FROM (VALUES {}) AS v (id) ORDER BY id) AS sorted",
                     self.backend.values(chunk.len(), 1, 0)
@@ -339,13 +333,6 @@ fn cursor_from_row(row: &sqlx::any::AnyRow) -> Result<(DeviceKey, DeviceCursor),
         last_signature,
     };
     Ok((key, cursor))
-}
-
-/// The advisory lock id of a device: the first four bytes of its base58 key's bytes.
-fn device_lock_id(key_text: &str) -> i32 {
-    let mut key = [0u8; 32];
-    let _ = bs58::decode(key_text).onto(&mut key);
-    i32::from_le_bytes([key[0], key[1], key[2], key[3]])
 }
 
 /// A transaction that another process's transaction beat: PostgreSQL's deadlock and

@@ -89,6 +89,10 @@ pub struct ServeArgs {
     #[arg(long = "grid-token", env = "OVPP_GRID_TOKENS", value_delimiter = ',')]
     pub grid_tokens: Vec<String>,
     /// Planned above each dispatch target for non-delivery, percent [default: 10].
+    /// An OAuth2 client of the OpenADR 3 VTN, `ROLE:ID:SECRET` with ROLE `bl` (business
+    /// logic) or `ven`; repeatable (env: comma-separated). Tokens from POST /openadr3/auth/token.
+    #[arg(long = "openadr-client", env = "OVPP_OPENADR_CLIENTS", value_delimiter = ',')]
+    pub openadr_clients: Vec<String>,
     #[arg(long, env = "OVPP_DISPATCH_RESERVE_PCT")]
     pub dispatch_reserve_pct: Option<u32>,
     /// Seconds after an event's end before it is measured (late telemetry) [default: 300].
@@ -130,6 +134,7 @@ struct FileSettings {
     epoch_poll_secs: Option<u64>,
     auto_claim_owners: Option<Vec<String>>,
     grid_tokens: Option<Vec<String>>,
+    openadr_clients: Option<Vec<String>>,
     dispatch_reserve_pct: Option<u32>,
     measure_delay_secs: Option<i64>,
     tls_cert: Option<PathBuf>,
@@ -149,6 +154,7 @@ pub struct Settings {
     pub keep_readings_days: Option<i64>,
     pub epochs: EpochRole,
     pub dispatch: DispatchSettings,
+    pub openadr_clients: Vec<crate::openadr::Client>,
     /// Certificate chain and key files, for HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub limits: crate::server::listen::Limits,
@@ -232,6 +238,14 @@ impl Settings {
             measure_delay_secs: args.measure_delay_secs.or(file.measure_delay_secs).unwrap_or(300).max(0),
             ..DispatchSettings::default()
         };
+        let openadr_clients: Vec<crate::openadr::Client> =
+            (if args.openadr_clients.is_empty() { file.openadr_clients.unwrap_or_default() } else { args.openadr_clients.clone() })
+                .iter()
+                .map(|c| c.parse().map_err(|e| anyhow::anyhow!("--openadr-client: {e}")))
+                .collect::<anyhow::Result<_>>()?;
+        if let Some(dup) = openadr_clients.iter().enumerate().find(|(i, c)| openadr_clients[..*i].iter().any(|o| o.id == c.id)) {
+            anyhow::bail!("--openadr-client: client id {} is given twice", dup.1.id);
+        }
         let tls = match (args.tls_cert.clone().or(file.tls_cert), args.tls_key.clone().or(file.tls_key)) {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
@@ -256,6 +270,7 @@ impl Settings {
             ..defaults_limits
         };
         Ok(Self {
+            openadr_clients,
             tls,
             limits,
             dispatch,

@@ -4,7 +4,8 @@
 //! ([`chain`]), the device registry synced from chain ([`registry`]), durable storage
 //! ([`store`]), the ingest pipeline ([`ingest`]), the fleet view ([`fleet`]), metrics and
 //! the HTTP API ([`server`]), dispatch of grid events and measurement against baselines
-//! ([`dispatch`]), the fleet simulator ([`simulate`]), contribution scoring ([`score`]),
+//! ([`dispatch`]), OpenADR 3 as a VTN for grid operators and a VEN of utilities' VTNs
+//! ([`openadr`]), the fleet simulator ([`simulate`]), contribution scoring ([`score`]),
 //! epoch close and co-signing ([`epoch`]), the relayer ([`relay`]) and the epoch work of a
 //! running oracle ([`epoch_job`]), all supervised by name ([`tasks`]).
 
@@ -18,6 +19,7 @@ pub mod ingest;
 pub mod leader;
 pub mod loads;
 pub mod metrics;
+pub mod openadr;
 pub mod readings;
 pub mod registry;
 pub mod relay;

@@ -121,6 +121,7 @@ async fn start_service(settings: &Settings, chain: Arc<dyn ovpp_chain::Chain>) -
         dispatch: settings.dispatch.clone(),
         stress_hours_utc: settings.epochs.settings.rules.stress_hours_utc,
         keep_readings_days: settings.keep_readings_days,
+        openadr_clients: settings.openadr_clients.clone(),
     };
     ovpp_oracle::service::start(&settings.database_url, chain, options).await
 }

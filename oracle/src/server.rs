@@ -51,6 +51,8 @@ pub struct AppState {
     pub tasks: Arc<crate::tasks::Tasks>,
     /// Whether this process does the leader's work (see `leader`).
     pub leader: Arc<crate::leader::Leadership>,
+    /// The OpenADR 3 VTN's clients and webhooks.
+    pub openadr: Arc<crate::openadr::Vtn>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -64,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/epochs/{epoch}/signatures", post(post_epoch_signature))
         .route("/v1/rewards/{key}", get(get_rewards))
         .merge(grid::routes())
+        .merge(crate::openadr::routes())
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(get_health))
         .fallback(unknown_route)
@@ -90,7 +93,7 @@ async fn get_health(State(state): State<AppState>) -> Response {
     (error.status, Json(body)).into_response()
 }
 
-async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+pub(crate) async fn unknown_route(method: Method, uri: Uri) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route {method} {}", uri.path()))
 }
 
@@ -128,6 +131,7 @@ pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
 }
 
 /// `{"error": {"code": ..., "message": ...}}` with an HTTP status.
+#[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,

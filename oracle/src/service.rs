@@ -30,6 +30,8 @@ pub struct Options {
     pub stress_hours_utc: [u8; 2],
     /// Prune readings older than this many days (on the leader; see `retention`).
     pub keep_readings_days: Option<i64>,
+    /// OAuth2 clients of the OpenADR 3 VTN.
+    pub openadr_clients: Vec<crate::openadr::Client>,
 }
 
 impl Default for Options {
@@ -40,6 +42,7 @@ impl Default for Options {
             dispatch: DispatchSettings::default(),
             stress_hours_utc: ovpp_wire::score::ScoringRules::default().stress_hours_utc,
             keep_readings_days: None,
+            openadr_clients: vec![],
         }
     }
 }
@@ -81,7 +84,8 @@ pub async fn start(database_url: &str, chain: Arc<dyn Chain>, options: Options) 
     }
     let dispatch = Arc::new(Dispatcher::load(store.clone(), registry.clone(), fleet.clone(), options.dispatch, unix_now()).await?);
     tasks.spawn("dispatch", run_dispatch(dispatch.clone(), leader.clone(), store.is_shared()));
-    Ok(AppState { ingestor, registry, fleet, store, metrics, proofs: Default::default(), chain, dispatch, tasks, leader })
+    let openadr = Arc::new(crate::openadr::Vtn::new(options.openadr_clients.clone()));
+    Ok(AppState { ingestor, registry, fleet, store, metrics, proofs: Default::default(), chain, dispatch, tasks, leader, openadr })
 }
 
 /// How often a process sharing its database reads the readings others accepted, and how far

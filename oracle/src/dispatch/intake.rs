@@ -5,19 +5,8 @@ use ovpp_wire::dispatch::event::{Context, EventError, GridEvent, Status, WireEve
 
 impl Dispatcher {
     pub async fn create_program(&self, program: WireProgram, now: i64) -> Result<(String, WireProgram), DispatchError> {
-        let id = program.program_name.trim().to_string();
-        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(DispatchError::InvalidProgram(
-                "programName must be 1-64 characters of A-Z a-z 0-9 - _ . (it is the program's id)".into(),
-            ));
-        }
-        if let Some(b) = &program.baseline {
-            if baseline::day_matching(b).is_none() {
-                return Err(DispatchError::InvalidProgram(format!(
-                    "unknown baseline {b:?} (CAISO_10_IN_10, PJM_HIGH_4_OF_5 or NYISO_CBL)"
-                )));
-            }
-        }
+        let id = program.program_name.clone();
+        check_program(&program)?;
         if !self.store.insert_program(&id, &program, now).await? {
             return Err(DispatchError::ProgramExists(id));
         }
@@ -25,11 +14,39 @@ impl Dispatcher {
         Ok((id, program))
     }
 
+    /// Replaces a program (its name is its id and stays).
+    pub async fn update_program(&self, id: &str, program: WireProgram, now: i64) -> Result<WireProgram, DispatchError> {
+        check_program(&program)?;
+        if program.program_name != id {
+            return Err(DispatchError::InvalidProgram(format!("programName is the program's id ({id}) and cannot change")));
+        }
+        let mut state = self.state.lock().await;
+        if !self.store.update_program(id, &program, now).await? {
+            return Err(DispatchError::UnknownProgram(id.to_string()));
+        }
+        state.programs.insert(id.to_string(), program.clone());
+        Ok(program)
+    }
+
+    /// Deletes a program without events.
+    pub async fn delete_program(&self, id: &str) -> Result<(), DispatchError> {
+        let mut state = self.state.lock().await;
+        if !self.store.delete_program(id).await? {
+            return Err(if self.store.programs().await?.iter().any(|p| p.id == id) {
+                DispatchError::ProgramInUse(id.to_string())
+            } else {
+                DispatchError::UnknownProgram(id.to_string())
+            });
+        }
+        state.programs.remove(id);
+        Ok(())
+    }
+
     pub async fn programs(&self) -> Vec<(String, WireProgram)> {
         self.state.lock().await.programs.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    async fn regions(&self) -> Vec<String> {
+    pub async fn regions(&self) -> Vec<String> {
         let mut regions: Vec<String> = self.registry.all().await.into_iter().map(|d| d.region).collect();
         regions.sort();
         regions.dedup();
@@ -88,4 +105,20 @@ impl Dispatcher {
     pub async fn event(&self, id: &str) -> Option<GridEvent> {
         self.state.lock().await.events.get(id).cloned()
     }
+}
+
+/// A program's name is its id: the spec's objectID (1-128 of A-Z a-z 0-9 _ -).
+fn check_program(program: &WireProgram) -> Result<(), DispatchError> {
+    let name = &program.program_name;
+    if name.is_empty() || name.len() > 128 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(DispatchError::InvalidProgram(
+            "programName must be 1-128 characters of A-Z a-z 0-9 - _ (it is the program's id)".into(),
+        ));
+    }
+    if let Some(b) = &program.baseline {
+        if baseline::day_matching(b).is_none() {
+            return Err(DispatchError::InvalidProgram(format!("unknown baseline {b:?} (CAISO_10_IN_10, PJM_HIGH_4_OF_5 or NYISO_CBL)")));
+        }
+    }
+    Ok(())
 }

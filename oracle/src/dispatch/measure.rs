@@ -18,7 +18,7 @@ use ovpp_wire::device::kind_name;
 use ovpp_wire::device::{DeviceKey, RegisteredDevice};
 use ovpp_wire::dispatch::command::Command;
 use ovpp_wire::dispatch::event::{GridEvent, Signal};
-use ovpp_wire::dispatch::view::{DeviceDelivery, EventReport, IntervalDelivery};
+use ovpp_wire::dispatch::view::{DeviceDelivery, DeviceInterval, EventReport, IntervalDelivery};
 
 /// Loads and meters are measured with day matching; storage, EVs and PV with meter before.
 pub fn uses_day_matching(kind: DeviceKind) -> bool {
@@ -79,15 +79,24 @@ pub fn measure(
         let (baseline, note) = device_baseline(device.kind(), &loads, event, method, &excluded);
         let mut delivered_wh = 0.0;
         let mut paid_total = 0u64;
+        let mut device_intervals = Vec::new();
         if let Some(baseline) = &baseline {
             for (i, interval) in event.intervals.iter().enumerate() {
-                let mut delivered = 0.0;
+                let (mut delivered, mut based, mut metered_sum) = (0.0, 0.0, 0.0);
                 let (first, last) = ((interval.start - event.start()) / slot_secs, (interval.end - event.start()) / slot_secs);
                 for s in first..last {
                     if let (Some(metered), Some(base)) = (loads.slots.get(&s), baseline.slots_wh.get(s as usize)) {
                         delivered += sign * (base - metered);
+                        based += base;
+                        metered_sum += metered;
                     }
                 }
+                device_intervals.push(DeviceInterval {
+                    id: interval.id,
+                    baseline_wh: based.round() as i64,
+                    metered_wh: metered_sum.round() as i64,
+                    delivered_wh: delivered.round() as i64,
+                });
                 delivered_wh += delivered;
                 delivered_per_interval[i] += delivered;
                 let pay = delivered.clamp(0.0, commanded_wh[i]).floor() as u64;
@@ -109,6 +118,7 @@ pub fn measure(
             delivered_wh: delivered_wh.round() as i64,
             paid_wh: paid_total,
             delivery_ratio: if commanded_total > 0.0 { delivered_wh / commanded_total } else { 0.0 },
+            intervals: device_intervals,
         });
     }
     let commanded_per_interval: Vec<f64> = (0..event.intervals.len()).map(|i| commanded.values().map(|c| c[i]).sum()).collect();

@@ -68,6 +68,10 @@ pub enum DispatchError {
     UnknownEvent(String),
     #[error("program {0:?} already exists")]
     ProgramExists(String),
+    #[error("no program {0}")]
+    UnknownProgram(String),
+    #[error("program {0} has events: cancel them instead (events are kept for their measurement)")]
+    ProgramInUse(String),
     #[error("invalid program: {0}")]
     InvalidProgram(String),
     #[error("no command {0} for this device, or it was already answered otherwise")]
@@ -157,7 +161,7 @@ impl Dispatcher {
         let live = self.store.live_commands(now).await?;
         let refused = self.store.refusals(now).await?;
         let prefs = self.store.preferences().await?;
-        state.programs = programs.into_iter().collect();
+        state.programs = programs.into_iter().map(|r| (r.id, r.program)).collect();
         for event in events {
             if state.events.get(&event.id).is_some_and(|old| old.modified != event.modified || old.cancelled != event.cancelled) {
                 state.plans.remove(&event.id);

@@ -11,6 +11,15 @@ use ovpp_wire::dispatch::command::{Command, Preferences};
 use ovpp_wire::dispatch::event::{GridEvent, WireProgram};
 use ovpp_wire::dispatch::view::EventReport;
 
+/// A stored program with its times.
+#[derive(Clone, Debug)]
+pub struct ProgramRow {
+    pub id: String,
+    pub program: WireProgram,
+    pub created: i64,
+    pub modified: i64,
+}
+
 fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { table, detail: e.to_string() }
 }
@@ -18,20 +27,51 @@ fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
 impl Store {
     pub async fn insert_program(&self, id: &str, program: &WireProgram, at: i64) -> Result<bool, StoreError> {
         let body = serde_json::to_string(program).map_err(|e| corrupt("grid_programs", e))?;
-        let done = sqlx::query("INSERT INTO grid_programs (id, body, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
-            .bind(id)
+        let done = sqlx::query(
+            "INSERT INTO grid_programs (id, body, created_at, modified_at) VALUES ($1, $2, $3, $3) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(body)
+        .bind(at)
+        .execute(&self.writes)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces a program's body; false when there is no such program.
+    pub async fn update_program(&self, id: &str, program: &WireProgram, at: i64) -> Result<bool, StoreError> {
+        let body = serde_json::to_string(program).map_err(|e| corrupt("grid_programs", e))?;
+        let done = sqlx::query("UPDATE grid_programs SET body = $1, modified_at = $2 WHERE id = $3")
             .bind(body)
             .bind(at)
+            .bind(id)
             .execute(&self.writes)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn programs(&self) -> Result<Vec<(String, WireProgram)>, StoreError> {
-        let rows = sqlx::query("SELECT id, body FROM grid_programs ORDER BY created_at, id").fetch_all(&self.pool).await?;
+    /// Deletes a program that no event refers to; false when some event does.
+    pub async fn delete_program(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM grid_programs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM grid_events WHERE program_id = $1)")
+            .bind(id)
+            .execute(&self.writes)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn programs(&self) -> Result<Vec<ProgramRow>, StoreError> {
+        let rows = sqlx::query("SELECT id, body, created_at, modified_at FROM grid_programs ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
-                Ok((r.try_get("id")?, serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("grid_programs", e))?))
+                let created: i64 = r.try_get("created_at")?;
+                Ok(ProgramRow {
+                    id: r.try_get("id")?,
+                    program: serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("grid_programs", e))?,
+                    created,
+                    modified: r.try_get::<Option<i64>, _>("modified_at")?.unwrap_or(created),
+                })
             })
             .collect()
     }
@@ -234,6 +274,21 @@ impl Store {
     pub async fn event_report(&self, event_id: &str) -> Result<Option<EventReport>, StoreError> {
         let row = sqlx::query("SELECT body FROM event_reports WHERE event_id = $1").bind(event_id).fetch_optional(&self.pool).await?;
         row.map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("event_reports", e))).transpose()
+    }
+
+    /// Every event report (or the one of `event_id`) with when it was measured, oldest first.
+    pub async fn event_reports(&self, event_id: Option<&str>) -> Result<Vec<(EventReport, i64)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT body, measured_at FROM event_reports WHERE ($1 IS NULL OR event_id = $1) ORDER BY measured_at, event_id")
+                .bind(event_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let report = serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("event_reports", e))?;
+                Ok((report, r.try_get("measured_at")?))
+            })
+            .collect()
     }
 
     /// The measured events credited in `[start, end)`, with their credit time.

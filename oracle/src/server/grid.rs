@@ -1,31 +1,27 @@
-//! The grid side of the API: OpenADR 3 shaped programs, events and reports for grid
-//! operators (bearer-token authenticated writes), and the device side of dispatch:
-//! commands, signed acknowledgements and preferences.
+//! Dispatch beyond OpenADR (`crate::openadr` is the VTN): the live events view, the OVPP
+//! performance report and the records co-signers re-measure from, and the device side of
+//! dispatch: commands, signed acknowledgements and preferences.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::{bearer_token, is_grid_operator, unauthorized, Caller};
 use super::{parse_key, ApiError, AppState};
 use crate::dispatch::DispatchError;
+use crate::openadr::json_body;
 use ovpp_wire::clock::unix_now;
 use ovpp_wire::dispatch::command::{Ack, CommandsQuery, CommandsRequest, Preferences};
-use ovpp_wire::dispatch::event::{WireEvent, WireProgram};
 use ovpp_wire::dispatch::view::{AckAnswer, AckBody, CommandsAnswer};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/openadr3/programs", get(get_programs).post(post_program))
-        .route("/openadr3/events", get(get_events).post(post_event))
-        .route("/openadr3/events/{id}", get(get_event).put(put_event).delete(delete_event))
-        .route("/openadr3/reports", get(get_reports))
         .route("/v1/events", get(get_live_events))
         .route("/v1/events/records", get(get_records))
+        .route("/v1/events/{id}/report", get(get_report))
         .route("/v1/devices/{key}/commands", get(get_commands))
         .route("/v1/commands", post(post_commands_query))
         .route("/v1/devices/{key}/acks", post(post_ack))
@@ -41,6 +37,8 @@ impl From<DispatchError> for ApiError {
             },
             DispatchError::UnknownEvent(_) => (StatusCode::NOT_FOUND, "unknown_event"),
             DispatchError::ProgramExists(_) => (StatusCode::CONFLICT, "program_exists"),
+            DispatchError::UnknownProgram(_) => (StatusCode::NOT_FOUND, "unknown_program"),
+            DispatchError::ProgramInUse(_) => (StatusCode::CONFLICT, "program_in_use"),
             DispatchError::InvalidProgram(_) => (StatusCode::BAD_REQUEST, "invalid_program"),
             DispatchError::UnknownCommand(_) => (StatusCode::NOT_FOUND, "unknown_command"),
             DispatchError::BadSignature => (StatusCode::BAD_REQUEST, "bad_signature"),
@@ -55,135 +53,23 @@ impl From<DispatchError> for ApiError {
     }
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    if state.dispatch.settings.grid_tokens.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "grid_api_closed",
-            "this oracle accepts no grid events: start it with --grid-token (OVPP_GRID_TOKENS)",
-        ));
-    }
-    if is_grid_operator(&state.dispatch.settings.grid_tokens, bearer_token(headers)) {
-        Ok(())
-    } else {
-        Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send a grid operator token as `Authorization: Bearer <token>`"))
-    }
-}
-
-/// A JSON request body: `Content-Type: application/json` (415 otherwise), then parsed.
-fn json_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()).unwrap_or_default();
-    if !content_type.starts_with(b"application/json") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as Content-Type: application/json",
-        ));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", format!("JSON body: {e}")))
-}
-
-fn program_json(id: &str, p: &WireProgram) -> serde_json::Value {
-    let mut v = serde_json::to_value(p).unwrap_or_default();
-    v["id"] = json!(id);
-    v["objectType"] = json!("PROGRAM");
-    v
-}
-
-async fn get_programs(State(state): State<AppState>, Query(NoQuery {}): Query<NoQuery>) -> Response {
-    Json(state.dispatch.programs().await.iter().map(|(id, p)| program_json(id, p)).collect::<Vec<_>>()).into_response()
-}
-
-async fn post_program(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
-    let (id, program) = state.dispatch.create_program(json_body(&headers, &body)?, unix_now()).await?;
-    Ok((StatusCode::CREATED, Json(program_json(&id, &program))).into_response())
-}
-
-/// OpenADR 3 list parameters this server does not implement yet are refused (400
-/// `bad_query`), not ignored: a client asking for one page or one target must not get
-/// everything and believe it is what it asked for. Unknown parameters are refused too.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventsQuery {
-    #[serde(rename = "programID")]
-    program_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoQuery {}
-
-async fn get_events(State(state): State<AppState>, Query(q): Query<EventsQuery>) -> Response {
-    let now = unix_now();
-    let events: Vec<_> = state
-        .dispatch
-        .events()
-        .await
-        .iter()
-        .filter(|e| q.program_id.as_ref().is_none_or(|p| *p == e.program_id))
-        .map(|e| e.to_wire(now))
-        .collect();
-    Json(events).into_response()
-}
-
-async fn post_event(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
-    let wire: WireEvent = json_body(&headers, &body)?;
-    let now = unix_now();
-    let event = state.dispatch.put_event(&wire, None, now).await?;
-    Ok((StatusCode::CREATED, Json(event.to_wire(now))).into_response())
-}
-
-async fn get_event(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let now = unix_now();
-    let event = state.dispatch.event(&id).await.ok_or_else(|| ApiError::from(DispatchError::UnknownEvent(id.clone())))?;
-    let mut body = event.to_wire(now);
-    if let Some(plan) = state.dispatch.plan(&id).await {
-        body["plan"] = json!(plan);
-    }
-    Ok(Json(body).into_response())
-}
-
-async fn put_event(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
-    let wire: WireEvent = json_body(&headers, &body)?;
-    let now = unix_now();
-    let event = state.dispatch.put_event(&wire, Some(&id), now).await?;
-    Ok(Json(event.to_wire(now)).into_response())
-}
-
-/// OpenADR deletes; an OVPP event is kept, cancelled, so its history and report remain.
-async fn delete_event(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
-    let now = unix_now();
-    let event = state.dispatch.cancel_event(&id, now).await?;
-    Ok(Json(event.to_wire(now)).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReportsQuery {
-    #[serde(rename = "eventID")]
-    event_id: String,
-}
-
-/// Grid operators and the oracle set see every device's delivery; everyone else the event's
-/// totals and intervals (a device's delivery tells whether its household was at home).
-async fn get_reports(State(state): State<AppState>, Query(q): Query<ReportsQuery>, caller: Caller) -> Result<Response, ApiError> {
+/// The OVPP performance report of a measured event (`DISPATCHING.md`, report). Grid
+/// operators and the oracle set see every device's delivery; everyone else the event's
+/// totals and intervals (a device's delivery tells whether its household was at home). The
+/// same measurement in OpenADR form is `/openadr3/reports/mv-{id}`.
+async fn get_report(State(state): State<AppState>, Path(id): Path<String>, caller: Caller) -> Result<Response, ApiError> {
     let trusted = operator_or_oracle(&state, caller).await?;
-    let mut report = state.dispatch.report(&q.event_id).await.map_err(DispatchError::from)?;
+    let mut report = state.dispatch.report(&id).await.map_err(DispatchError::from)?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_measured",
+            format!("event {id} is unknown or not measured yet (measured after its end plus the measurement delay)"),
+        )
+    })?;
     if !trusted {
-        if let Some(report) = report.as_mut() {
-            report.devices.clear();
-        }
+        report.devices.clear();
     }
-    Ok(Json(report.into_iter().collect::<Vec<_>>()).into_response())
+    Ok(Json(report).into_response())
 }
 
 /// A grid operator (token), or a request signed by a member of the on-chain oracle set.

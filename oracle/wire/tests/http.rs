@@ -8,8 +8,8 @@ use ovpp::protocol::RewardLeaf;
 use ovpp_wire::dispatch::command::Command;
 use ovpp_wire::dispatch::event::Status;
 use ovpp_wire::dispatch::view::{
-    AckAnswer, AckBody, CommandsAnswer, DeviceCommands, DeviceDelivery, EventReport, EventView, ForecastPoint, IntervalDelivery, Plan,
-    ReportTotals,
+    AckAnswer, AckBody, CommandsAnswer, DeviceCommands, DeviceDelivery, DeviceInterval, EventReport, EventView, ForecastPoint,
+    IntervalDelivery, Plan, ReportTotals,
 };
 use ovpp_wire::http::{
     BatchResult, BatchStatus, DeviceReadings, DeviceView, EpochSignature, EpochView, ErrorBody, FleetGroup, FleetSummary, FleetView,
@@ -173,8 +173,15 @@ fn dispatch_answers_and_reports() {
         delivered_wh: 8,
         paid_wh: 8,
         delivery_ratio: 0.8,
+        intervals: vec![],
     };
-    let full = DeviceDelivery { note: Some("n".into()), baseline_days: vec![20_000], adjustment: Some(1.1), ..bare.clone() };
+    let full = DeviceDelivery {
+        note: Some("n".into()),
+        baseline_days: vec![20_000],
+        adjustment: Some(1.1),
+        intervals: vec![DeviceInterval { id: 0, baseline_wh: 20, metered_wh: 12, delivered_wh: 8 }],
+        ..bare.clone()
+    };
     let report = EventReport {
         event_id: "evt-1".into(),
         program_id: "p".into(),

@@ -58,12 +58,21 @@ impl Signal {
     }
 }
 
-/// OpenADR 3 `intervalPeriod`: RFC 3339 start, ISO 8601 duration.
+/// OpenADR 3 `intervalPeriod`: RFC 3339 start, ISO 8601 duration (default `PT0S`, which
+/// an event interval may not have). `randomizeStart` is kept and not applied: the oracle
+/// spreads load by allocation, not by random start.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IntervalPeriod {
     pub start: String,
+    #[serde(default = "zero_duration")]
     pub duration: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub randomize_start: Option<String>,
+}
+
+fn zero_duration() -> String {
+    "PT0S".into()
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -102,22 +111,62 @@ pub struct WireEvent {
     pub event_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub targets: Vec<ValuesMap>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Reports the event asks of VENs: kept and served as posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_descriptors: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
     pub payload_descriptors: Vec<PayloadDescriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_period: Option<IntervalPeriod>,
     pub intervals: Vec<WireInterval>,
 }
 
-/// An OpenADR 3 program (only what dispatch uses; other fields are kept as posted).
+/// OpenADR 3 writes absent lists as `null`.
+fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A program's description link (`programDescriptions`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProgramDescription {
+    #[serde(rename = "URL")]
+    pub url: String,
+}
+
+/// An OpenADR 3.0.1 program, every field of the spec's schema (the VTN-provisioned `id`,
+/// times and `objectType` are added when served), plus the `baseline` extension.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WireProgram {
     pub program_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program_long_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retailer_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retailer_long_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_subdivision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone_offset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_period: Option<IntervalPeriod>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_descriptions: Option<Vec<ProgramDescription>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding_events: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_price: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_descriptors: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<ValuesMap>>,
     /// Which customer baseline measures loads and meters in this program's events:
     /// `CAISO_10_IN_10`, `PJM_HIGH_4_OF_5` or `NYISO_CBL` [default: CAISO_10_IN_10]
     /// (an OVPP extension; batteries and EVs are always metered before/after).
@@ -147,6 +196,12 @@ pub struct GridEvent {
     pub created: i64,
     pub modified: i64,
     pub cancelled: bool,
+    /// As posted (OpenADR: 0 is the highest priority); not used in planning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    /// As posted; served back to VENs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_descriptors: Option<Vec<serde_json::Value>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,6 +267,8 @@ impl GridEvent {
             "modificationDateTime": rfc3339(self.modified),
             "programID": self.program_id,
             "eventName": self.event_name,
+            "priority": self.priority,
+            "reportDescriptors": self.report_descriptors,
             "targets": [{"type": "REGION", "values": [self.region]}],
             "payloadDescriptors": [{"payloadType": self.signal.name(), "units": if self.signal == Signal::Price { "KWH" } else { "KW" }}],
             "intervalPeriod": {"start": rfc3339(self.start()), "duration": iso_duration(self.end() - self.start())},
@@ -284,6 +341,9 @@ impl WireEvent {
         };
         if !ctx.regions.contains(&region) {
             return Err(EventError::UnknownRegion(region));
+        }
+        if self.priority.is_some_and(|p| p < 0) {
+            return Err(EventError::Invalid("priority must be 0 or more".into()));
         }
         if self.intervals.is_empty() {
             return Err(EventError::Invalid("no intervals".into()));
@@ -358,6 +418,8 @@ impl WireEvent {
             created: ctx.now,
             modified: ctx.now,
             cancelled: false,
+            priority: self.priority,
+            report_descriptors: self.report_descriptors.clone(),
         };
         if event.end() - event.start() > MAX_EVENT_SECS {
             return Err(EventError::Invalid(format!("longer than {} days", MAX_EVENT_SECS / 86_400)));

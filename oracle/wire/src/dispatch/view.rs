@@ -43,6 +43,18 @@ pub struct DeviceDelivery {
     pub paid_wh: u64,
     /// delivered / commanded, 0 when nothing was commanded.
     pub delivery_ratio: f64,
+    /// Per event interval: baseline, metered net import and delivery, Wh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intervals: Vec<DeviceInterval>,
+}
+
+/// One device's measurement in one event interval (Wh; metered is net import).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInterval {
+    pub id: i64,
+    pub baseline_wh: i64,
+    pub metered_wh: i64,
+    pub delivered_wh: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

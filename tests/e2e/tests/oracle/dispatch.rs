@@ -178,10 +178,40 @@ async fn a_shed_event_is_dispatched_followed_and_measured() {
     let inputs: u64 = oracle.state.store.demand_response_wh(start + 2100, start + 2101).await.unwrap().values().sum();
     assert_eq!(inputs, paid);
     assert!(paid > 0);
-    // The report is served in OpenADR's reports collection.
-    let served: Value =
-        oracle.http.get(format!("{}/openadr3/reports?eventID={}", oracle.base, event.id)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(served[0]["delivered_wh"], report.delivered_wh);
+    // The report is served, and in OpenADR's reports collection as a report object whose
+    // per-resource intervals add up to the same delivery.
+    let served: Value = oracle
+        .http
+        .get(format!("{}/v1/events/{}/report", oracle.base, event.id))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served["delivered_wh"], report.delivered_wh);
+    let reports: Value = oracle
+        .http
+        .get(format!("{}/openadr3/reports?eventID={}", oracle.base, event.id))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let [openadr] = reports.as_array().unwrap().as_slice() else { panic!("one report: {reports}") };
+    assert_eq!((openadr["objectType"].as_str(), openadr["clientName"].as_str()), (Some("REPORT"), Some("ovpp-oracle")));
+    let resources = openadr["resources"].as_array().unwrap();
+    assert_eq!(resources.len(), report.devices.len() + 1, "one per device and the aggregate");
+    let delta_kwh = |resource: &Value| -> f64 {
+        resource["intervals"].as_array().unwrap().iter().map(|i| i["payloads"][2]["values"][0].as_f64().unwrap()).sum()
+    };
+    let aggregate = resources.iter().find(|r| r["resourceName"] == "AGGREGATED_REPORT").unwrap();
+    let per_device: f64 = resources.iter().filter(|r| r["resourceName"] != "AGGREGATED_REPORT").map(delta_kwh).sum();
+    assert!((delta_kwh(aggregate) - per_device).abs() < 1e-9);
+    assert!((delta_kwh(aggregate) * 1000.0 - report.delivered_wh as f64).abs() <= report.devices.len() as f64, "{openadr}");
 }
 
 /// The grid API: authentication, the refusals an operator can cause, and the lifecycle.
@@ -195,17 +225,17 @@ async fn grid_api_refuses_bad_events_and_runs_the_lifecycle() {
     assert_eq!(post(&oracle, "/openadr3/programs", None, &program).await.0, 401);
     assert_eq!(post(&oracle, "/openadr3/programs", Some("wrong"), &program).await.0, 401);
     assert_eq!(post(&oracle, "/openadr3/programs", Some(TOKEN), &program).await.0, 201);
-    assert_eq!(post(&oracle, "/openadr3/programs", Some(TOKEN), &program).await.1["error"]["code"], "program_exists");
+    assert_eq!(post(&oracle, "/openadr3/programs", Some(TOKEN), &program).await.1["type"], "urn:ovpp:problem:program_exists");
     let bad_baseline = json!({"programName": "other", "baseline": "MADE_UP"});
-    assert_eq!(post(&oracle, "/openadr3/programs", Some(TOKEN), &bad_baseline).await.1["error"]["code"], "invalid_program");
+    assert_eq!(post(&oracle, "/openadr3/programs", Some(TOKEN), &bad_baseline).await.1["type"], "urn:ovpp:problem:invalid_program");
 
     let soon = unix_now() + 3600;
     let refused = |body: Value, code: &'static str| {
         let oracle = &oracle;
         async move {
             let (status, answer) = post(oracle, "/openadr3/events", Some(TOKEN), &body).await;
-            assert_eq!(answer["error"]["code"], code, "{status} {answer}");
-            assert!(answer["error"]["message"].as_str().unwrap().len() > 10);
+            assert_eq!(answer["type"], format!("urn:ovpp:problem:{code}"), "{status} {answer}");
+            assert!(answer["detail"].as_str().unwrap().len() > 10);
         }
     };
     refused(event_json("peak-relief", "DE-BY", "DISPATCH_SETPOINT", soon, "PT0S", &[100.0]), "end_before_start").await;
@@ -250,7 +280,8 @@ async fn grid_api_refuses_bad_events_and_runs_the_lifecycle() {
     assert_eq!(again.status().as_u16(), 409);
     // Now the overlapping absorb event is accepted: the cancelled one no longer conflicts.
     assert_eq!(post(&oracle, "/openadr3/events", Some(TOKEN), &overlapping).await.0, 201);
-    let listed: Value = oracle.http.get(format!("{}/openadr3/events", oracle.base)).send().await.unwrap().json().await.unwrap();
+    let listed: Value =
+        oracle.http.get(format!("{}/openadr3/events", oracle.base)).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 4);
 }
 
@@ -391,17 +422,9 @@ async fn a_cosigner_remeasures_the_primarys_events_and_signs_the_same_report() {
     let records: Vec<ovpp_oracle::dispatch::EventRecord> =
         net.primary.http.get(&url).header("authorization", signed_by(&oracle)).send().await.unwrap().json().await.unwrap();
     // The public report has the totals, not who delivered what.
-    let public: Value = net
-        .primary
-        .http
-        .get(format!("{}/openadr3/reports?eventID={}", net.primary.base, event.id))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(public[0]["delivered_wh"].as_i64().unwrap() > 0 && public[0].get("devices").is_none(), "{public}");
+    let public: Value =
+        net.primary.http.get(format!("{}/v1/events/{}/report", net.primary.base, event.id)).send().await.unwrap().json().await.unwrap();
+    assert!(public["delivered_wh"].as_i64().unwrap() > 0 && public.get("devices").is_none(), "{public}");
     assert_eq!(records.len(), 1);
     net.cosigner.state.dispatch.remeasure(&records[0], unix_now()).await.unwrap();
     let mine = net.cosign(1).await.expect("identical after re-measuring");

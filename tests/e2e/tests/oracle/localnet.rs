@@ -122,9 +122,9 @@ async fn a_local_network_runs_pays_and_continues_after_a_restart() {
     let id = event["id"].as_str().unwrap();
     // Who delivered what is for the grid operator (the local network's token).
     let token = std::fs::read_to_string(dir.join("grid-token")).unwrap();
-    let reports = format!("{api}/openadr3/reports?eventID={id}");
-    let full: Value = reqwest::Client::new().get(&reports).bearer_auth(token.trim()).send().await.unwrap().json().await.unwrap();
-    let full = &full[0];
+    let report = format!("{api}/v1/events/{id}/report");
+    let full: Value = reqwest::Client::new().get(&report).bearer_auth(token.trim()).send().await.unwrap().json().await.unwrap();
+    let full = &full;
     assert!(full["commanded_wh"].as_u64().unwrap() > 0, "{full}");
     assert!(full["delivered_wh"].as_i64().unwrap() > 0, "{full}");
     assert!(full["devices"].as_array().unwrap().iter().all(|d| d["baseline"] != "NONE"), "{full}");

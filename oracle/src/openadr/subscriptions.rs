@@ -1,0 +1,133 @@
+//! `/subscriptions`: webhooks on programs, events, reports, subscriptions, VENs and
+//! resources ([`super::notify`] delivers them). Business logic sees every subscription; a
+//! VEN its own.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::auth::{Principal, Scope};
+use super::notify::Change;
+use super::objects::{Filter, Kind, Object};
+use super::query::Search;
+use super::{check_name, invalid, json_body, not_found, without_provisioned, write_error};
+use crate::dispatch::DispatchError;
+use crate::server::{ApiError, AppState};
+use ovpp_wire::clock::unix_now;
+use ovpp_wire::openadr::{WireSubscription, OBJECT_TYPES, OPERATIONS};
+
+async fn check(state: &AppState, s: &WireSubscription) -> Result<serde_json::Value, ApiError> {
+    check_name("clientName", &s.client_name)?;
+    if !state.dispatch.programs().await.iter().any(|(id, _)| *id == s.program_id) {
+        return Err(not_found("unknown_program", "program", &s.program_id));
+    }
+    if s.object_operations.is_empty() {
+        return Err(invalid("subscription", "objectOperations is empty"));
+    }
+    for op in &s.object_operations {
+        if let Some(o) = op.objects.iter().find(|o| !OBJECT_TYPES.contains(&o.as_str())) {
+            return Err(invalid("subscription", format!("object type {o:?} (one of {})", OBJECT_TYPES.join(", "))));
+        }
+        if let Some(o) = op.operations.iter().find(|o| !OPERATIONS.contains(&o.as_str())) {
+            return Err(invalid("subscription", format!("operation {o:?} (one of {})", OPERATIONS.join(", "))));
+        }
+        match reqwest::Url::parse(&op.callback_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            _ => return Err(invalid("subscription", format!("callbackUrl {:?} is not an http(s) URL", op.callback_url))),
+        }
+    }
+    serde_json::to_value(s).map(without_provisioned).map_err(|e| invalid("subscription", e))
+}
+
+fn notify(state: &AppState, operation: &'static str, s: &Object) {
+    let change = Change {
+        object_type: "SUBSCRIPTION",
+        operation,
+        object: s.to_json(),
+        program_id: s.program_id.clone(),
+        readable_by: Some(s.owner.clone()),
+    };
+    state.openadr.notifier.notify(&state.store, change);
+}
+
+pub async fn search(State(state): State<AppState>, principal: Principal, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    principal.require(Scope::ReadAll)?;
+    let search = Search::parse(raw.as_deref(), &["programID", "clientName", "targetType", "targetValues", "objects", "skip", "limit"])?;
+    let filter = Filter {
+        owner: (!principal.is_business()).then_some(principal.client.as_str()),
+        name: search.client_name.as_deref(),
+        program_id: search.program_id.as_deref(),
+        ..Filter::default()
+    };
+    let all = state.store.objects(Kind::Subscription, &filter).await.map_err(DispatchError::from)?;
+    let matching = all.iter().map(Object::to_json).filter(|s| search.targets_match(s)).filter(|s| {
+        search.objects.is_empty()
+            || s["objectOperations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|op| op["objects"].as_array().into_iter().flatten().any(|o| search.objects.iter().any(|w| o.as_str() == Some(w))))
+    });
+    Ok(Json(search.page(matching)).into_response())
+}
+
+pub async fn create(State(state): State<AppState>, principal: Principal, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    principal.require(Scope::WriteSubscriptions)?;
+    let subscription: WireSubscription = json_body(&headers, &body)?;
+    let body = check(&state, &subscription).await?;
+    let now = unix_now();
+    let object = Object {
+        id: Object::new_id(Kind::Subscription),
+        kind: Kind::Subscription,
+        owner: principal.client.clone(),
+        parent: None,
+        name: subscription.client_name.clone(),
+        program_id: Some(subscription.program_id.clone()),
+        event_id: None,
+        body,
+        created: now,
+        modified: now,
+    };
+    state.store.insert_object(&object).await.map_err(write_error)?;
+    notify(&state, "POST", &object);
+    Ok((StatusCode::CREATED, Json(object.to_json())).into_response())
+}
+
+async fn find(state: &AppState, principal: &Principal, id: &str) -> Result<Object, ApiError> {
+    let object = state.store.object(Kind::Subscription, id).await.map_err(DispatchError::from)?;
+    object.filter(|o| principal.may_see(&o.owner)).ok_or_else(|| not_found("unknown_subscription", "subscription", id))
+}
+
+pub async fn read(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
+    principal.require(Scope::ReadAll)?;
+    Ok(Json(find(&state, &principal, &id).await?.to_json()).into_response())
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    principal.require(Scope::WriteSubscriptions)?;
+    let mut object = find(&state, &principal, &id).await?;
+    let subscription: WireSubscription = json_body(&headers, &body)?;
+    object.body = check(&state, &subscription).await?;
+    object.name = subscription.client_name;
+    object.program_id = Some(subscription.program_id);
+    object.modified = unix_now();
+    state.store.update_object(&object).await.map_err(write_error)?;
+    notify(&state, "PUT", &object);
+    Ok(Json(object.to_json()).into_response())
+}
+
+pub async fn delete(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
+    principal.require(Scope::WriteSubscriptions)?;
+    let object = find(&state, &principal, &id).await?;
+    state.store.delete_object(&object.id).await.map_err(DispatchError::from)?;
+    notify(&state, "DELETE", &object);
+    Ok(Json(object.to_json()).into_response())
+}

@@ -191,7 +191,9 @@ struct TokenAnswer {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
-    scope: String,
+    /// Only when the client asked for scopes (then exactly those); otherwise its role's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
 }
 
 fn auth_error(status: StatusCode, error: &'static str, description: impl Into<String>) -> Response {
@@ -238,7 +240,8 @@ pub async fn token(state: axum::extract::State<AppState>, headers: HeaderMap, bo
         return auth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client id or wrong secret");
     };
     let allowed = client.role.scopes();
-    let scopes = match scope.filter(|s| !s.trim().is_empty()) {
+    let requested = scope.filter(|s| !s.trim().is_empty());
+    let scopes = match requested {
         None => allowed,
         Some(requested) => {
             let mut bits = 0u8;
@@ -257,7 +260,8 @@ pub async fn token(state: axum::extract::State<AppState>, headers: HeaderMap, bo
             bits
         }
     };
-    let scope = SCOPES.iter().enumerate().filter(|(i, _)| scopes & (1 << i) != 0).map(|(_, s)| *s).collect::<Vec<_>>().join(" ");
+    let scope =
+        requested.map(|_| SCOPES.iter().enumerate().filter(|(i, _)| scopes & (1 << i) != 0).map(|(_, s)| *s).collect::<Vec<_>>().join(" "));
     let answer =
         TokenAnswer { access_token: mint(client, scopes, unix_now() + TOKEN_SECS), token_type: "Bearer", expires_in: TOKEN_SECS, scope };
     let mut response = Json(answer).into_response();

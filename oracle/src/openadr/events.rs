@@ -10,8 +10,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::auth::{Principal, Scope};
-use super::json_body;
 use super::notify::Change;
+use super::object_body;
 use super::query::Search;
 use crate::dispatch::DispatchError;
 use crate::server::{ApiError, AppState};
@@ -39,7 +39,7 @@ pub async fn search(State(state): State<AppState>, principal: Principal, RawQuer
 
 pub async fn create(State(state): State<AppState>, principal: Principal, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     principal.require(Scope::WriteEvents)?;
-    let wire: WireEvent = json_body(&headers, &body)?;
+    let wire: WireEvent = object_body(&headers, &body)?;
     let now = unix_now();
     let event = state.dispatch.put_event(&wire, None, now).await?;
     let object = event.to_wire(now);
@@ -65,7 +65,7 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     principal.require(Scope::WriteEvents)?;
-    let wire: WireEvent = json_body(&headers, &body)?;
+    let wire: WireEvent = object_body(&headers, &body)?;
     let now = unix_now();
     let event = state.dispatch.put_event(&wire, Some(&id), now).await?;
     let object = event.to_wire(now);

@@ -102,6 +102,26 @@ pub(crate) fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -
     serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", format!("JSON body: {e}")))
 }
 
+/// An OpenADR object in a request body: JSON, with `null` fields dropped first (the spec's
+/// optional fields are "nullable, default null", and clients write every unset one as
+/// `null`; dropped, they are served as absent instead of echoed).
+fn object_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    let mut value: Value = json_body(headers, body)?;
+    strip_nulls(&mut value);
+    serde_json::from_value(value).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", format!("JSON body: {e}")))
+}
+
+fn strip_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
 /// An object's body as posted, without what the VTN provisions (ignored on input).
 fn without_provisioned(mut body: Value) -> Value {
     if let Some(map) = body.as_object_mut() {

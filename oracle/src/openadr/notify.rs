@@ -24,7 +24,8 @@ pub struct Change {
 }
 
 impl Change {
-    /// The subscription operation (`CREATE`, `UPDATE`, `DELETE`) this one is.
+    /// The subscription operation this one is, in 3.0.1's name (`CREATE`, `UPDATE`,
+    /// `DELETE`); 3.0.0's HTTP verb is the notification's own operation.
     fn subscribed_as(&self) -> &'static str {
         match self.operation {
             "POST" => "CREATE",
@@ -69,7 +70,8 @@ impl Notifier {
                     let names = |field: &str, wanted: &str| {
                         operation[field].as_array().is_some_and(|a| a.iter().any(|v| v.as_str() == Some(wanted)))
                     };
-                    if !names("objects", change.object_type) || !names("operations", change.subscribed_as()) {
+                    let operation_named = names("operations", change.subscribed_as()) || names("operations", change.operation);
+                    if !names("objects", change.object_type) || !operation_named {
                         continue;
                     }
                     let Some(url) = operation["callbackUrl"].as_str() else { continue };

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::auth::{Principal, Scope};
 use super::notify::Change;
 use super::query::Search;
-use super::{json_body, not_found};
+use super::{not_found, object_body};
 use crate::dispatch::records::ProgramRow;
 use crate::server::{ApiError, AppState};
 use ovpp_wire::clock::unix_now;
@@ -51,7 +51,7 @@ pub async fn search(State(state): State<AppState>, principal: Principal, RawQuer
 pub async fn create(State(state): State<AppState>, principal: Principal, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     principal.require(Scope::WritePrograms)?;
     let now = unix_now();
-    let (id, program) = state.dispatch.create_program(json_body(&headers, &body)?, now).await?;
+    let (id, program) = state.dispatch.create_program(object_body(&headers, &body)?, now).await?;
     let object = to_json(&id, &program, now, now);
     notify(&state, "POST", object.clone());
     Ok((StatusCode::CREATED, Json(object)).into_response())
@@ -72,7 +72,7 @@ pub async fn update(
     principal.require(Scope::WritePrograms)?;
     let created = find(&state, &id).await?.created;
     let now = unix_now();
-    let program = state.dispatch.update_program(&id, json_body(&headers, &body)?, now).await?;
+    let program = state.dispatch.update_program(&id, object_body(&headers, &body)?, now).await?;
     let object = to_json(&id, &program, created, now);
     notify(&state, "PUT", object.clone());
     Ok(Json(object).into_response())

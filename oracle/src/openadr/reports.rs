@@ -15,7 +15,7 @@ use super::auth::{Principal, Scope};
 use super::notify::Change;
 use super::objects::{Filter, Kind, Object};
 use super::query::Search;
-use super::{check_name, invalid, is_object_id, json_body, not_found, without_provisioned};
+use super::{check_name, invalid, is_object_id, not_found, object_body, without_provisioned};
 use crate::dispatch::DispatchError;
 use crate::server::{ApiError, AppState};
 use ovpp_wire::clock::unix_now;
@@ -154,7 +154,7 @@ fn report_object(report: &WireReport) -> Result<Value, ApiError> {
 
 pub async fn create(State(state): State<AppState>, principal: Principal, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     principal.require(Scope::WriteReports)?;
-    let report: WireReport = json_body(&headers, &body)?;
+    let report: WireReport = object_body(&headers, &body)?;
     check(&state, &report).await?;
     let now = unix_now();
     let object = Object {
@@ -208,7 +208,7 @@ pub async fn update(
     principal.require(Scope::WriteReports)?;
     read_only(&id)?;
     let mut object = find(&state, &principal, &id).await?;
-    let report: WireReport = json_body(&headers, &body)?;
+    let report: WireReport = object_body(&headers, &body)?;
     check(&state, &report).await?;
     object.name = report.client_name.clone();
     object.program_id = Some(report.program_id.clone());

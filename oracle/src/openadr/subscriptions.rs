@@ -12,7 +12,7 @@ use super::auth::{Principal, Scope};
 use super::notify::Change;
 use super::objects::{Filter, Kind, Object};
 use super::query::Search;
-use super::{check_name, invalid, json_body, not_found, without_provisioned, write_error};
+use super::{check_name, invalid, not_found, object_body, without_provisioned, write_error};
 use crate::dispatch::DispatchError;
 use crate::server::{ApiError, AppState};
 use ovpp_wire::clock::unix_now;
@@ -75,7 +75,7 @@ pub async fn search(State(state): State<AppState>, principal: Principal, RawQuer
 
 pub async fn create(State(state): State<AppState>, principal: Principal, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     principal.require(Scope::WriteSubscriptions)?;
-    let subscription: WireSubscription = json_body(&headers, &body)?;
+    let subscription: WireSubscription = object_body(&headers, &body)?;
     let body = check(&state, &subscription).await?;
     let now = unix_now();
     let object = Object {
@@ -114,7 +114,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::WriteSubscriptions)?;
     let mut object = find(&state, &principal, &id).await?;
-    let subscription: WireSubscription = json_body(&headers, &body)?;
+    let subscription: WireSubscription = object_body(&headers, &body)?;
     object.body = check(&state, &subscription).await?;
     object.name = subscription.client_name;
     object.program_id = Some(subscription.program_id);

@@ -12,7 +12,7 @@ use super::auth::{Principal, Scope};
 use super::notify::Change;
 use super::objects::{Filter, Kind, Object};
 use super::query::Search;
-use super::{check_name, invalid, json_body, not_found, without_provisioned, write_error};
+use super::{check_name, invalid, not_found, object_body, without_provisioned, write_error};
 use crate::dispatch::DispatchError;
 use crate::server::{ApiError, AppState};
 use ovpp_wire::clock::unix_now;
@@ -65,7 +65,7 @@ fn new_object(kind: Kind, principal: &Principal, parent: Option<String>, name: S
 /// Registers a VEN; resources in its body become resource objects of their own.
 pub async fn create(State(state): State<AppState>, principal: Principal, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     principal.require(Scope::WriteVens)?;
-    let ven: WireVen = json_body(&headers, &body)?;
+    let ven: WireVen = object_body(&headers, &body)?;
     check_name("venName", &ven.ven_name)?;
     let resources = ven.resources.as_deref().unwrap_or_default();
     for (i, r) in resources.iter().enumerate() {
@@ -99,7 +99,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::WriteVens)?;
     let mut object = find(&state, &principal, Kind::Ven, &id).await?;
-    let ven: WireVen = json_body(&headers, &body)?;
+    let ven: WireVen = object_body(&headers, &body)?;
     check_name("venName", &ven.ven_name)?;
     object.body = body_of("ven", &ven)?;
     object.name = ven.ven_name;
@@ -140,7 +140,7 @@ pub async fn create_resource(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::WriteVens)?;
     let ven = find(&state, &principal, Kind::Ven, &ven).await?;
-    let resource: WireResource = json_body(&headers, &body)?;
+    let resource: WireResource = object_body(&headers, &body)?;
     check_name("resourceName", &resource.resource_name)?;
     let mut object = new_object(Kind::Resource, &principal, Some(ven.id), resource.resource_name.clone(), body_of("resource", &resource)?);
     // A resource belongs to whoever owns its VEN, so that VEN's client sees it.
@@ -178,7 +178,7 @@ pub async fn update_resource(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::WriteVens)?;
     let mut object = find_resource(&state, &principal, &ven, &id).await?;
-    let resource: WireResource = json_body(&headers, &body)?;
+    let resource: WireResource = object_body(&headers, &body)?;
     check_name("resourceName", &resource.resource_name)?;
     object.body = body_of("resource", &resource)?;
     object.name = resource.resource_name;

@@ -100,5 +100,6 @@ pub struct WireResource {
 
 /// The object types a subscription may name.
 pub const OBJECT_TYPES: [&str; 6] = ["PROGRAM", "EVENT", "REPORT", "SUBSCRIPTION", "VEN", "RESOURCE"];
-/// The operations a subscription may name.
-pub const OPERATIONS: [&str; 4] = ["READ", "CREATE", "UPDATE", "DELETE"];
+/// The operations a subscription may name: 3.0.1's, and 3.0.0's HTTP verbs (which clients
+/// built on 3.0.0's models, such as `openadr3-client` 2.4, still write).
+pub const OPERATIONS: [&str; 7] = ["READ", "CREATE", "UPDATE", "DELETE", "GET", "POST", "PUT"];

@@ -23,41 +23,15 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::dispatch::{event_json, TOKEN};
-use crate::free_port;
+use crate::{free_port, repo};
 
 const PASSWORD: &str = "correct-horse-battery";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-/// The venv with the pinned `ocpp` library, made once per machine (about 10 s) and kept
-/// in `~/.cache/ovpp-python-ocpp` while the requirements stay the same.
+/// The venv with the pinned `ocpp` library and the meter and Modbus libraries, made once per
+/// machine (about 10 s).
 fn python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let requirements = repo().join("tests/gateway/requirements.txt");
-            let wanted = std::fs::read_to_string(&requirements).unwrap();
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-            let venv = home.join(".cache/ovpp-python-ocpp");
-            let marker = venv.join("requirements.txt");
-            let python = venv.join("bin/python");
-            if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
-                let _ = std::fs::remove_dir_all(&venv);
-                let made = Command::new("python3").arg("-m").arg("venv").arg(&venv).status();
-                assert!(made.is_ok_and(|s| s.success()), "python3 -m venv {} failed (is Python 3 with venv installed?)", venv.display());
-                let installed = Command::new(&python)
-                    .args(["-m", "pip", "install", "--disable-pip-version-check", "-q", "-r"])
-                    .arg(&requirements)
-                    .status()
-                    .unwrap();
-                assert!(installed.success(), "pip install -r {} failed", requirements.display());
-                std::fs::write(&marker, wanted).unwrap();
-            }
-            python
-        })
-        .clone()
+    PYTHON.get_or_init(|| crate::python_venv("ovpp-python-ocpp", "tests/gateway/requirements.txt", Path::new("python3"))).clone()
 }
 
 /// A charge point process; its JSON event lines collected as they come.

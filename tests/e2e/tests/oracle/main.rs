@@ -17,6 +17,7 @@ mod epochs;
 mod gateway;
 mod ingest;
 mod localnet;
+mod openadr;
 mod shared;
 mod simulate;
 
@@ -63,8 +64,13 @@ pub async fn test_database(name: &str) -> String {
 
 /// An oracle service on the database at `url` (several may share a PostgreSQL one).
 pub async fn start_oracle_on(chain: &TestChain, url: &str, dispatch: ovpp_oracle::dispatch::DispatchSettings) -> Oracle {
-    let banks = Arc::new(BanksChain::new(chain.ctx.banks_client.clone()));
     let options = ovpp_oracle::service::Options { registry_refresh: Duration::from_secs(3600), dispatch, ..Default::default() };
+    start_oracle_options(chain, url, options).await
+}
+
+/// An oracle service on the database at `url`, with `options`.
+pub async fn start_oracle_options(chain: &TestChain, url: &str, options: ovpp_oracle::service::Options) -> Oracle {
+    let banks = Arc::new(BanksChain::new(chain.ctx.banks_client.clone()));
     let state = ovpp_oracle::service::start(url, banks, options).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -72,4 +78,39 @@ pub async fn start_oracle_on(chain: &TestChain, url: &str, dispatch: ovpp_oracle
     let limits = ovpp_oracle::server::listen::Limits::default();
     tokio::spawn(ovpp_oracle::server::listen::serve(listener, app, limits, None, std::future::pending()));
     Oracle { state, base, http: reqwest::Client::new() }
+}
+
+/// The repository's root.
+pub fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// A venv of `interpreter` with `requirements` (a file in the repository) installed, made once
+/// per machine and kept in `~/.cache/<cache>` while the requirements stay the same.
+pub fn python_venv(cache: &str, requirements: &str, interpreter: &std::path::Path) -> std::path::PathBuf {
+    use std::process::Command;
+    let requirements = repo().join(requirements);
+    let wanted = std::fs::read_to_string(&requirements).unwrap();
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let venv = home.join(".cache").join(cache);
+    let marker = venv.join("requirements.txt");
+    let python = venv.join("bin/python");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
+        let _ = std::fs::remove_dir_all(&venv);
+        let made = Command::new(interpreter).arg("-m").arg("venv").arg(&venv).status();
+        assert!(
+            made.is_ok_and(|s| s.success()),
+            "{} -m venv {} failed (is Python with venv installed?)",
+            interpreter.display(),
+            venv.display()
+        );
+        let installed = Command::new(&python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check", "-q", "-r"])
+            .arg(&requirements)
+            .status()
+            .unwrap();
+        assert!(installed.success(), "pip install -r {} failed", requirements.display());
+        std::fs::write(&marker, wanted).unwrap();
+    }
+    python
 }

@@ -135,6 +135,8 @@ struct FileSettings {
     auto_claim_owners: Option<Vec<String>>,
     grid_tokens: Option<Vec<String>>,
     openadr_clients: Option<Vec<String>>,
+    /// `[[vtns]]`: the utilities' VTNs this oracle is a VEN of (settings file only).
+    vtns: Option<Vec<crate::openadr::ven::VtnSettings>>,
     dispatch_reserve_pct: Option<u32>,
     measure_delay_secs: Option<i64>,
     tls_cert: Option<PathBuf>,
@@ -155,6 +157,7 @@ pub struct Settings {
     pub epochs: EpochRole,
     pub dispatch: DispatchSettings,
     pub openadr_clients: Vec<crate::openadr::Client>,
+    pub vtns: Vec<crate::openadr::ven::VtnSettings>,
     /// Certificate chain and key files, for HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub limits: crate::server::listen::Limits,
@@ -246,6 +249,16 @@ impl Settings {
         if let Some(dup) = openadr_clients.iter().enumerate().find(|(i, c)| openadr_clients[..*i].iter().any(|o| o.id == c.id)) {
             anyhow::bail!("--openadr-client: client id {} is given twice", dup.1.id);
         }
+        let vtns = file.vtns.unwrap_or_default();
+        for (i, v) in vtns.iter().enumerate() {
+            if v.name.is_empty() || v.name.len() > 32 || !v.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                anyhow::bail!("[[vtns]] name {:?}: 1-32 characters of A-Z a-z 0-9 - _ (it prefixes the ids of its events)", v.name);
+            }
+            if vtns[..i].iter().any(|o| o.name == v.name) {
+                anyhow::bail!("[[vtns]] name {} is given twice", v.name);
+            }
+            reqwest::Url::parse(&v.url).with_context(|| format!("[[vtns]] {}: url {:?}", v.name, v.url))?;
+        }
         let tls = match (args.tls_cert.clone().or(file.tls_cert), args.tls_key.clone().or(file.tls_key)) {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
@@ -271,6 +284,7 @@ impl Settings {
         };
         Ok(Self {
             openadr_clients,
+            vtns,
             tls,
             limits,
             dispatch,

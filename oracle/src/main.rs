@@ -122,6 +122,7 @@ async fn start_service(settings: &Settings, chain: Arc<dyn ovpp_chain::Chain>) -
         stress_hours_utc: settings.epochs.settings.rules.stress_hours_utc,
         keep_readings_days: settings.keep_readings_days,
         openadr_clients: settings.openadr_clients.clone(),
+        vtns: settings.vtns.clone(),
     };
     ovpp_oracle::service::start(&settings.database_url, chain, options).await
 }

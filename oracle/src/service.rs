@@ -32,6 +32,8 @@ pub struct Options {
     pub keep_readings_days: Option<i64>,
     /// OAuth2 clients of the OpenADR 3 VTN.
     pub openadr_clients: Vec<crate::openadr::Client>,
+    /// The VTNs this oracle is a VEN of.
+    pub vtns: Vec<crate::openadr::ven::VtnSettings>,
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
             stress_hours_utc: ovpp_wire::score::ScoringRules::default().stress_hours_utc,
             keep_readings_days: None,
             openadr_clients: vec![],
+            vtns: vec![],
         }
     }
 }
@@ -84,7 +87,10 @@ pub async fn start(database_url: &str, chain: Arc<dyn Chain>, options: Options) 
     }
     let dispatch = Arc::new(Dispatcher::load(store.clone(), registry.clone(), fleet.clone(), options.dispatch, unix_now()).await?);
     tasks.spawn("dispatch", run_dispatch(dispatch.clone(), leader.clone(), store.is_shared()));
-    let openadr = Arc::new(crate::openadr::Vtn::new(options.openadr_clients.clone()));
+    let openadr = Arc::new(crate::openadr::Vtn::new(options.openadr_clients.clone(), options.vtns.clone()));
+    for ven in &openadr.vens {
+        tasks.spawn("openadr_ven", crate::openadr::ven::run(ven.clone(), dispatch.clone(), store.clone(), leader.clone()));
+    }
     Ok(AppState { ingestor, registry, fleet, store, metrics, proofs: Default::default(), chain, dispatch, tasks, leader, openadr })
 }
 

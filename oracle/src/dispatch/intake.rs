@@ -55,19 +55,30 @@ impl Dispatcher {
 
     /// Validates and stores a new event (or, with `id`, replaces a pending or active one).
     pub async fn put_event(&self, wire: &WireEvent, id: Option<&str>, now: i64) -> Result<GridEvent, DispatchError> {
+        match id {
+            Some(id) => self.store_event(wire, id, false, now).await,
+            None => self.store_event(wire, &format!("evt-{:016x}", rand::random::<u64>()), true, now).await,
+        }
+    }
+
+    /// Creates the event `id`, or replaces it while pending or active: events taken from
+    /// another VTN keep ids made from theirs.
+    pub async fn import_event(&self, wire: &WireEvent, id: &str, now: i64) -> Result<GridEvent, DispatchError> {
+        self.store_event(wire, id, true, now).await
+    }
+
+    async fn store_event(&self, wire: &WireEvent, id: &str, may_create: bool, now: i64) -> Result<GridEvent, DispatchError> {
         let regions = self.regions().await;
         let mut state = self.state.lock().await;
-        let created = match id {
-            Some(id) => {
-                let old = state.events.get(id).ok_or_else(|| DispatchError::UnknownEvent(id.to_string()))?;
-                match old.status(now) {
-                    s @ (Status::Completed | Status::Cancelled) => return Err(EventError::Final(id.to_string(), s).into()),
-                    _ => Some(old.created),
-                }
-            }
-            None => None,
+        let created = match state.events.get(id) {
+            Some(old) => match old.status(now) {
+                s @ (Status::Completed | Status::Cancelled) => return Err(EventError::Final(id.to_string(), s).into()),
+                _ => Some(old.created),
+            },
+            None if may_create => None,
+            None => return Err(DispatchError::UnknownEvent(id.to_string())),
         };
-        let id = id.map_or_else(|| format!("evt-{:016x}", rand::random::<u64>()), str::to_string);
+        let id = id.to_string();
         let programs: Vec<String> = state.programs.keys().cloned().collect();
         let others: Vec<GridEvent> = state.events.values().filter(|e| !e.cancelled && e.end() > now).cloned().collect();
         let mut event = wire.validate(&id, &Context { programs: &programs, regions: &regions, others: &others, now })?;

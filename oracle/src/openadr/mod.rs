@@ -2,7 +2,9 @@
 //! events (planned and dispatched by `crate::dispatch`), reports (posted by VENs, and the
 //! oracle's own measurement of each event), subscriptions with webhook notifications, VENs
 //! and their resources, OAuth2 client credentials ([`auth`]), the spec's searches and paging
-//! ([`query`]) and its `problem` errors. `DISPATCHING.md` has the conformance table.
+//! ([`query`]) and its `problem` errors. As a **VEN** of utilities' VTNs ([`ven`]): their
+//! events dispatched to the fleet, the measured delivery reported back. `DISPATCHING.md` has
+//! the conformance table.
 
 pub mod auth;
 mod events;
@@ -12,6 +14,7 @@ mod programs;
 pub mod query;
 mod reports;
 mod subscriptions;
+pub mod ven;
 mod vens;
 
 use axum::extract::Request;
@@ -27,15 +30,17 @@ use crate::server::{ApiError, AppState};
 pub use auth::Client;
 pub use notify::Notifier;
 
-/// What the VTN needs beside the dispatcher and the store.
+/// What the VTN needs beside the dispatcher and the store, and the VENs of other VTNs.
 pub struct Vtn {
     pub clients: Vec<Client>,
     pub notifier: Notifier,
+    pub vens: Vec<std::sync::Arc<ven::Ven>>,
 }
 
 impl Vtn {
-    pub fn new(clients: Vec<Client>) -> Self {
-        Self { notifier: Notifier::new(&clients), clients }
+    pub fn new(clients: Vec<Client>, vtns: Vec<ven::VtnSettings>) -> Self {
+        let vens = vtns.into_iter().map(|v| std::sync::Arc::new(ven::Ven::new(v))).collect();
+        Self { notifier: Notifier::new(&clients), clients, vens }
     }
 }
 

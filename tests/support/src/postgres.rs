@@ -24,13 +24,20 @@ pub fn server() -> &'static Server {
 
 /// A new empty database on the test server, as a URL. `name`: letters, digits, `_`.
 pub async fn database(name: &str) -> String {
-    let server = server();
-    let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", server.port);
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL");
-    let db = format!("t_{name}_{}", std::process::id());
-    conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))).await.expect("drop test database");
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).await.expect("create test database");
-    format!("postgres://postgres@127.0.0.1:{}/{db}", server.port)
+    server().database(name).await
+}
+
+impl Server {
+    /// A new empty database on this server, as a URL. `name`: letters, digits, `_`.
+    pub async fn database(&self, name: &str) -> String {
+        let server = self;
+        let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", server.port);
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL");
+        let db = format!("t_{name}_{}", std::process::id());
+        conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))).await.expect("drop test database");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).await.expect("create test database");
+        format!("postgres://postgres@127.0.0.1:{}/{db}", server.port)
+    }
 }
 
 /// The directory of `initdb`, `pg_ctl` and `postgres`: the newest under
@@ -72,8 +79,14 @@ fn start() -> Result<Server, String> {
         "PostgreSQL server binaries (initdb, pg_ctl) not found: run the suite with `tests/run`, which installs them, \
          or install Debian's `postgresql` package",
     )?;
+    start_from(&bin, "default")
+}
+
+/// A server of its own from the binaries in `bin` (another PostgreSQL version than the
+/// machine's), stopped like the test server when the test process exits.
+pub fn start_from(bin: &Path, name: &str) -> Result<Server, String> {
     let root = is_root();
-    let data_dir = std::env::temp_dir().join(format!("ovpp-test-postgres-{}", std::process::id()));
+    let data_dir = std::env::temp_dir().join(format!("ovpp-test-postgres-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     std::fs::create_dir_all(&data_dir).map_err(|e| e.to_string())?;
     if root {

@@ -137,7 +137,7 @@ pub struct ProgramDescription {
 
 /// An OpenADR 3.0.1 program, every field of the spec's schema (the VTN-provisioned `id`,
 /// times and `objectType` are added when served), plus the `baseline` extension.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WireProgram {
     pub program_name: String,
@@ -468,7 +468,8 @@ fn parse_period(p: &IntervalPeriod, id: i64, now: i64) -> Result<(i64, i64), Eve
 }
 
 /// ISO 8601 duration in seconds: `[-]P[nW][nD][T[nH][nM][nS]]` (years and months have no
-/// fixed length and are refused). A leading `-` gives a negative duration.
+/// fixed length and are refused, except as zero: VTNs such as OpenLEADR write `P0Y0M0DT1H0M0S`).
+/// A leading `-` gives a negative duration.
 pub fn parse_iso_duration(text: &str) -> Option<i64> {
     let (sign, rest) = match text.strip_prefix('-') {
         Some(rest) => (-1, rest),
@@ -499,11 +500,21 @@ pub fn parse_iso_duration(text: &str) -> Option<i64> {
         }
         number.is_empty().then_some(())
     };
+    let date = zero_unit(zero_unit(date, 'Y')?, 'M')?;
     add(date, &[('W', 7 * 86_400), ('D', 86_400)])?;
     if let Some(time) = time {
         add(time, &[('H', 3600), ('M', 60), ('S', 1)])?;
     }
     any.then_some(sign * total)
+}
+
+/// `part` without a leading `<n><unit>` whose number is zero; `None` when it is not zero.
+fn zero_unit(part: &str, unit: char) -> Option<&str> {
+    let digits = part.len() - part.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    match part[digits..].strip_prefix(unit) {
+        Some(rest) if digits > 0 => part[..digits].bytes().all(|b| b == b'0').then_some(rest),
+        _ => Some(part),
+    }
 }
 
 pub fn iso_duration(secs: i64) -> String {
@@ -537,7 +548,10 @@ mod tests {
         assert_eq!(parse_iso_duration("P1DT1S"), Some(86_401));
         assert_eq!(parse_iso_duration("-PT1H"), Some(-3600));
         assert_eq!(parse_iso_duration("PT0S"), Some(0));
-        for bad in ["", "P", "PT", "15M", "PT15", "PT1M1H", "P1M", "P1Y", "PTxM"] {
+        // Zero years and months, as OpenLEADR writes them.
+        assert_eq!(parse_iso_duration("P0Y0M0DT1H0M0S"), Some(3600));
+        assert_eq!(parse_iso_duration("P0Y0M1D"), Some(86_400));
+        for bad in ["", "P", "PT", "15M", "PT15", "PT1M1H", "P1M", "P1Y", "PTxM", "P0Y1M", "P0M0Y", "P0Y"] {
             assert_eq!(parse_iso_duration(bad), None, "{bad}");
         }
         for secs in [0, 1, 59, 60, 900, 3600, 5400, 86_399] {

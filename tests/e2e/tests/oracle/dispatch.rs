@@ -57,7 +57,7 @@ async fn planned_event(name: &str, seed: u64) -> (TestChain, Oracle, Fleet, Stri
 }
 
 /// The most recent 11:00 UTC at least three hours ago (ingest takes the past, not the future).
-fn recent_11_utc() -> i64 {
+pub fn recent_11_utc() -> i64 {
     let latest = unix_now() - 3 * 3600;
     let t = latest.div_euclid(86_400) * 86_400 + 11 * 3600;
     if t > latest {
@@ -108,28 +108,13 @@ async fn a_shed_event_is_dispatched_followed_and_measured() {
     let (status, _) = post(&oracle, "/openadr3/programs", Some(TOKEN), &json!({"programName": "peak-relief"})).await;
     assert_eq!(status, 201);
 
-    // Target: 70 % of what the region's devices could give for the half hour (with the
-    // reserve, most of each device: its flexibility while following is less than its set point).
-    let devices = oracle.state.registry.all().await;
-    let mut capable = 0;
-    for d in devices.iter().filter(|d| d.region == "DE-BY") {
-        let latest = oracle.state.fleet.latest(&d.key).await.map(|l| l.reading);
-        capable += capability(d, latest.as_ref(), &Preferences::default(), Direction::Up, start - 60, start + 1800, 0);
-    }
-    let target_kw = (capable as f64 * 0.7 / 1000.0).round();
-    assert!(target_kw > 10.0, "the region can give {capable} W");
+    let target_kw = feasible_target_kw(&oracle, start).await;
     let wire: WireEvent =
         serde_json::from_value(event_json("peak-relief", "DE-BY", "DISPATCH_SETPOINT", start, "PT5M", &[target_kw; 6])).unwrap();
     let event = oracle.state.dispatch.put_event(&wire, None, start - 120).await.unwrap();
 
     for t in (start..start + 2100).step_by(300) {
-        oracle.state.dispatch.tick(t).await.unwrap();
-        for device in &mut fleet.devices {
-            let commands = oracle.state.dispatch.commands_for(&device.device_key(), t).await;
-            device.dispatch = commands.current.map(|c| (c.setpoint_w, c.valid_until));
-        }
-        let sent = sender.send(&fleet.tick(t, 300)).await.unwrap();
-        assert_eq!(sent.rejected, 0, "{:?}", sent.reasons);
+        dispatch_round(&oracle, &mut fleet, &sender, t).await;
         // A round late in the interval, with the devices' telemetry showing them following
         // (their flexibility now on top of their set points): the plan holds, no churn.
         if t < start + 1800 {
@@ -212,6 +197,33 @@ async fn a_shed_event_is_dispatched_followed_and_measured() {
     let per_device: f64 = resources.iter().filter(|r| r["resourceName"] != "AGGREGATED_REPORT").map(delta_kwh).sum();
     assert!((delta_kwh(aggregate) - per_device).abs() < 1e-9);
     assert!((delta_kwh(aggregate) * 1000.0 - report.delivered_wh as f64).abs() <= report.devices.len() as f64, "{openadr}");
+}
+
+/// A shed target for a half-hour event in DE-BY starting at `start`: 70 % of what the
+/// region's devices could give (with the reserve, most of each device: its flexibility while
+/// following is less than its set point).
+pub async fn feasible_target_kw(oracle: &Oracle, start: i64) -> f64 {
+    let devices = oracle.state.registry.all().await;
+    let mut capable = 0;
+    for d in devices.iter().filter(|d| d.region == "DE-BY") {
+        let latest = oracle.state.fleet.latest(&d.key).await.map(|l| l.reading);
+        capable += capability(d, latest.as_ref(), &Preferences::default(), Direction::Up, start - 60, start + 1800, 0);
+    }
+    let target_kw = (capable as f64 * 0.7 / 1000.0).round();
+    assert!(target_kw > 10.0, "the region can give {capable} W");
+    target_kw
+}
+
+/// One 5-minute step of simulated time: a dispatch round at `t`, the devices take their
+/// commands and send their telemetry of the step.
+pub async fn dispatch_round(oracle: &Oracle, fleet: &mut Fleet, sender: &Sender, t: i64) {
+    oracle.state.dispatch.tick(t).await.unwrap();
+    for device in &mut fleet.devices {
+        let commands = oracle.state.dispatch.commands_for(&device.device_key(), t).await;
+        device.dispatch = commands.current.map(|c| (c.setpoint_w, c.valid_until));
+    }
+    let sent = sender.send(&fleet.tick(t, 300)).await.unwrap();
+    assert_eq!(sent.rejected, 0, "{:?}", sent.reasons);
 }
 
 /// The grid API: authentication, the refusals an operator can cause, and the lifecycle.

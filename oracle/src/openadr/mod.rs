@@ -167,3 +167,33 @@ fn write_error(e: objects::WriteError) -> ApiError {
         objects::WriteError::Store(e) => crate::dispatch::DispatchError::from(e).into(),
     }
 }
+
+/// A stored object the caller may see (404 otherwise: others' objects are not disclosed).
+async fn find(state: &AppState, principal: &auth::Principal, kind: objects::Kind, id: &str) -> Result<objects::Object, ApiError> {
+    let object = state.store.object(kind, id).await.map_err(crate::dispatch::DispatchError::from)?;
+    let code = match kind {
+        objects::Kind::Report => "unknown_report",
+        objects::Kind::Subscription => "unknown_subscription",
+        objects::Kind::Ven => "unknown_ven",
+        objects::Kind::Resource => "unknown_resource",
+    };
+    object.filter(|o| principal.may_see(&o.owner)).ok_or_else(|| not_found(code, &kind.name().to_lowercase(), id))
+}
+
+/// Stores a new (`POST`) or changed (`PUT`) object, then notifies its subscribers.
+async fn save(state: &AppState, object: &objects::Object, operation: &'static str) -> Result<(), ApiError> {
+    match operation {
+        "POST" => state.store.insert_object(object).await,
+        _ => state.store.update_object(object).await,
+    }
+    .map_err(write_error)?;
+    state.openadr.notifier.notify(&state.store, notify::Change::of(object, operation));
+    Ok(())
+}
+
+/// Deletes an object (and a VEN's resources), notifies, and answers the deleted object.
+async fn remove(state: &AppState, object: objects::Object) -> Result<Response, ApiError> {
+    state.store.delete_object(&object.id).await.map_err(crate::dispatch::DispatchError::from)?;
+    state.openadr.notifier.notify(&state.store, notify::Change::of(&object, "DELETE"));
+    Ok(Json(object.to_json()).into_response())
+}

@@ -24,6 +24,17 @@ pub struct Change {
 }
 
 impl Change {
+    /// The change of a stored object: readable by its owner (and business logic).
+    pub fn of(object: &super::objects::Object, operation: &'static str) -> Self {
+        Change {
+            object_type: object.kind.name(),
+            operation,
+            object: object.to_json(),
+            program_id: object.program_id.clone(),
+            readable_by: Some(object.owner.clone()),
+        }
+    }
+
     /// The subscription operation this one is, in 3.0.1's name (`CREATE`, `UPDATE`,
     /// `DELETE`); 3.0.0's HTTP verb is the notification's own operation.
     fn subscribed_as(&self) -> &'static str {

@@ -12,7 +12,6 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::auth::{Principal, Scope};
-use super::notify::Change;
 use super::objects::{Filter, Kind, Object};
 use super::query::Search;
 use super::{check_name, invalid, is_object_id, not_found, object_body, without_provisioned};
@@ -102,17 +101,6 @@ async fn measurements(state: &AppState, search: &Search) -> Result<Vec<(i64, Val
     Ok(out)
 }
 
-fn notify(state: &AppState, operation: &'static str, report: &Object) {
-    let change = Change {
-        object_type: "REPORT",
-        operation,
-        object: report.to_json(),
-        program_id: report.program_id.clone(),
-        readable_by: Some(report.owner.clone()),
-    };
-    state.openadr.notifier.notify(&state.store, change);
-}
-
 pub async fn search(State(state): State<AppState>, principal: Principal, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     principal.require(Scope::ReadAll)?;
     let search = Search::parse(raw.as_deref(), &["programID", "eventID", "clientName", "skip", "limit"])?;
@@ -169,15 +157,8 @@ pub async fn create(State(state): State<AppState>, principal: Principal, headers
         created: now,
         modified: now,
     };
-    state.store.insert_object(&object).await.map_err(super::write_error)?;
-    notify(&state, "POST", &object);
+    super::save(&state, &object, "POST").await?;
     Ok((StatusCode::CREATED, Json(object.to_json())).into_response())
-}
-
-/// A posted report the caller may see (404 otherwise: others' reports are not disclosed).
-async fn find(state: &AppState, principal: &Principal, id: &str) -> Result<Object, ApiError> {
-    let object = state.store.object(Kind::Report, id).await.map_err(DispatchError::from)?;
-    object.filter(|o| principal.may_see(&o.owner)).ok_or_else(|| not_found("unknown_report", "report", id))
 }
 
 pub async fn read(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -188,7 +169,7 @@ pub async fn read(State(state): State<AppState>, principal: Principal, Path(id):
             return Ok(Json(report).into_response());
         }
     }
-    Ok(Json(find(&state, &principal, &id).await?.to_json()).into_response())
+    Ok(Json(super::find(&state, &principal, Kind::Report, &id).await?.to_json()).into_response())
 }
 
 fn read_only(id: &str) -> Result<(), ApiError> {
@@ -207,7 +188,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::WriteReports)?;
     read_only(&id)?;
-    let mut object = find(&state, &principal, &id).await?;
+    let mut object = super::find(&state, &principal, Kind::Report, &id).await?;
     let report: WireReport = object_body(&headers, &body)?;
     check(&state, &report).await?;
     object.name = report.client_name.clone();
@@ -215,16 +196,13 @@ pub async fn update(
     object.event_id = Some(report.event_id.clone());
     object.body = report_object(&report)?;
     object.modified = unix_now();
-    state.store.update_object(&object).await.map_err(super::write_error)?;
-    notify(&state, "PUT", &object);
+    super::save(&state, &object, "PUT").await?;
     Ok(Json(object.to_json()).into_response())
 }
 
 pub async fn delete(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
     principal.require(Scope::WriteReports)?;
     read_only(&id)?;
-    let object = find(&state, &principal, &id).await?;
-    state.store.delete_object(&object.id).await.map_err(DispatchError::from)?;
-    notify(&state, "DELETE", &object);
-    Ok(Json(object.to_json()).into_response())
+    let object = super::find(&state, &principal, Kind::Report, &id).await?;
+    super::remove(&state, object).await
 }

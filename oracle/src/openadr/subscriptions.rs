@@ -9,10 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::auth::{Principal, Scope};
-use super::notify::Change;
 use super::objects::{Filter, Kind, Object};
 use super::query::Search;
-use super::{check_name, invalid, not_found, object_body, without_provisioned, write_error};
+use super::{check_name, invalid, not_found, object_body, without_provisioned};
 use crate::dispatch::DispatchError;
 use crate::server::{ApiError, AppState};
 use ovpp_wire::clock::unix_now;
@@ -39,17 +38,6 @@ async fn check(state: &AppState, s: &WireSubscription) -> Result<serde_json::Val
         }
     }
     serde_json::to_value(s).map(without_provisioned).map_err(|e| invalid("subscription", e))
-}
-
-fn notify(state: &AppState, operation: &'static str, s: &Object) {
-    let change = Change {
-        object_type: "SUBSCRIPTION",
-        operation,
-        object: s.to_json(),
-        program_id: s.program_id.clone(),
-        readable_by: Some(s.owner.clone()),
-    };
-    state.openadr.notifier.notify(&state.store, change);
 }
 
 pub async fn search(State(state): State<AppState>, principal: Principal, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
@@ -90,19 +78,13 @@ pub async fn create(State(state): State<AppState>, principal: Principal, headers
         created: now,
         modified: now,
     };
-    state.store.insert_object(&object).await.map_err(write_error)?;
-    notify(&state, "POST", &object);
+    super::save(&state, &object, "POST").await?;
     Ok((StatusCode::CREATED, Json(object.to_json())).into_response())
-}
-
-async fn find(state: &AppState, principal: &Principal, id: &str) -> Result<Object, ApiError> {
-    let object = state.store.object(Kind::Subscription, id).await.map_err(DispatchError::from)?;
-    object.filter(|o| principal.may_see(&o.owner)).ok_or_else(|| not_found("unknown_subscription", "subscription", id))
 }
 
 pub async fn read(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
     principal.require(Scope::ReadAll)?;
-    Ok(Json(find(&state, &principal, &id).await?.to_json()).into_response())
+    Ok(Json(super::find(&state, &principal, Kind::Subscription, &id).await?.to_json()).into_response())
 }
 
 pub async fn update(
@@ -113,21 +95,18 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     principal.require(Scope::WriteSubscriptions)?;
-    let mut object = find(&state, &principal, &id).await?;
+    let mut object = super::find(&state, &principal, Kind::Subscription, &id).await?;
     let subscription: WireSubscription = object_body(&headers, &body)?;
     object.body = check(&state, &subscription).await?;
     object.name = subscription.client_name;
     object.program_id = Some(subscription.program_id);
     object.modified = unix_now();
-    state.store.update_object(&object).await.map_err(write_error)?;
-    notify(&state, "PUT", &object);
+    super::save(&state, &object, "PUT").await?;
     Ok(Json(object.to_json()).into_response())
 }
 
 pub async fn delete(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
     principal.require(Scope::WriteSubscriptions)?;
-    let object = find(&state, &principal, &id).await?;
-    state.store.delete_object(&object.id).await.map_err(DispatchError::from)?;
-    notify(&state, "DELETE", &object);
-    Ok(Json(object.to_json()).into_response())
+    let object = super::find(&state, &principal, Kind::Subscription, &id).await?;
+    super::remove(&state, object).await
 }

@@ -9,29 +9,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::auth::{Principal, Scope};
-use super::notify::Change;
 use super::objects::{Filter, Kind, Object};
 use super::query::Search;
-use super::{check_name, invalid, not_found, object_body, without_provisioned, write_error};
+use super::{check_name, find, invalid, not_found, object_body, without_provisioned};
 use crate::dispatch::DispatchError;
 use crate::server::{ApiError, AppState};
 use ovpp_wire::clock::unix_now;
 use ovpp_wire::openadr::{WireResource, WireVen};
 
-fn notify(state: &AppState, operation: &'static str, o: &Object) {
-    let change =
-        Change { object_type: o.kind.name(), operation, object: o.to_json(), program_id: None, readable_by: Some(o.owner.clone()) };
-    state.openadr.notifier.notify(&state.store, change);
-}
-
 fn body_of<T: serde::Serialize>(what: &str, value: &T) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(value).map(without_provisioned).map_err(|e| invalid(what, e))
-}
-
-async fn find(state: &AppState, principal: &Principal, kind: Kind, id: &str) -> Result<Object, ApiError> {
-    let object = state.store.object(kind, id).await.map_err(DispatchError::from)?;
-    let (code, what) = if kind == Kind::Ven { ("unknown_ven", "VEN") } else { ("unknown_resource", "resource") };
-    object.filter(|o| principal.may_see(&o.owner)).ok_or_else(|| not_found(code, what, id))
 }
 
 pub async fn search(State(state): State<AppState>, principal: Principal, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
@@ -75,12 +62,10 @@ pub async fn create(State(state): State<AppState>, principal: Principal, headers
         }
     }
     let object = new_object(Kind::Ven, &principal, None, ven.ven_name.clone(), body_of("ven", &ven)?);
-    state.store.insert_object(&object).await.map_err(write_error)?;
-    notify(&state, "POST", &object);
+    super::save(&state, &object, "POST").await?;
     for r in ven.resources.iter().flatten() {
         let resource = new_object(Kind::Resource, &principal, Some(object.id.clone()), r.resource_name.clone(), body_of("resource", r)?);
-        state.store.insert_object(&resource).await.map_err(write_error)?;
-        notify(&state, "POST", &resource);
+        super::save(&state, &resource, "POST").await?;
     }
     Ok((StatusCode::CREATED, Json(object.to_json())).into_response())
 }
@@ -104,17 +89,14 @@ pub async fn update(
     object.body = body_of("ven", &ven)?;
     object.name = ven.ven_name;
     object.modified = unix_now();
-    state.store.update_object(&object).await.map_err(write_error)?;
-    notify(&state, "PUT", &object);
+    super::save(&state, &object, "PUT").await?;
     Ok(Json(object.to_json()).into_response())
 }
 
 pub async fn delete(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
     principal.require(Scope::WriteVens)?;
     let object = find(&state, &principal, Kind::Ven, &id).await?;
-    state.store.delete_object(&object.id).await.map_err(DispatchError::from)?;
-    notify(&state, "DELETE", &object);
-    Ok(Json(object.to_json()).into_response())
+    super::remove(&state, object).await
 }
 
 pub async fn search_resources(
@@ -145,8 +127,7 @@ pub async fn create_resource(
     let mut object = new_object(Kind::Resource, &principal, Some(ven.id), resource.resource_name.clone(), body_of("resource", &resource)?);
     // A resource belongs to whoever owns its VEN, so that VEN's client sees it.
     object.owner = ven.owner;
-    state.store.insert_object(&object).await.map_err(write_error)?;
-    notify(&state, "POST", &object);
+    super::save(&state, &object, "POST").await?;
     Ok((StatusCode::CREATED, Json(object.to_json())).into_response())
 }
 
@@ -183,8 +164,7 @@ pub async fn update_resource(
     object.body = body_of("resource", &resource)?;
     object.name = resource.resource_name;
     object.modified = unix_now();
-    state.store.update_object(&object).await.map_err(write_error)?;
-    notify(&state, "PUT", &object);
+    super::save(&state, &object, "PUT").await?;
     Ok(Json(object.to_json()).into_response())
 }
 
@@ -195,7 +175,5 @@ pub async fn delete_resource(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::WriteVens)?;
     let object = find_resource(&state, &principal, &ven, &id).await?;
-    state.store.delete_object(&object.id).await.map_err(DispatchError::from)?;
-    notify(&state, "DELETE", &object);
-    Ok(Json(object.to_json()).into_response())
+    super::remove(&state, object).await
 }

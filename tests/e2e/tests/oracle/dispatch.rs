@@ -165,27 +165,13 @@ async fn a_shed_event_is_dispatched_followed_and_measured() {
     assert!(paid > 0);
     // The report is served, and in OpenADR's reports collection as a report object whose
     // per-resource intervals add up to the same delivery.
-    let served: Value = oracle
-        .http
-        .get(format!("{}/v1/events/{}/report", oracle.base, event.id))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let oracle = &oracle;
+    let operator_get = |path: String| async move {
+        oracle.http.get(format!("{}{path}", oracle.base)).bearer_auth(TOKEN).send().await.unwrap().json::<Value>().await.unwrap()
+    };
+    let served = operator_get(format!("/v1/events/{}/report", event.id)).await;
     assert_eq!(served["delivered_wh"], report.delivered_wh);
-    let reports: Value = oracle
-        .http
-        .get(format!("{}/openadr3/reports?eventID={}", oracle.base, event.id))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reports = operator_get(format!("/openadr3/reports?eventID={}", event.id)).await;
     let [openadr] = reports.as_array().unwrap().as_slice() else { panic!("one report: {reports}") };
     assert_eq!((openadr["objectType"].as_str(), openadr["clientName"].as_str()), (Some("REPORT"), Some("ovpp-oracle")));
     let resources = openadr["resources"].as_array().unwrap();

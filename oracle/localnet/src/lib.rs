@@ -82,6 +82,18 @@ pub struct LocalnetArgs {
     /// (`ovpp-gateway status --url http://127.0.0.1:PORT`).
     #[arg(long, default_value_t = 9101)]
     pub gateway_port: u16,
+    /// Make the local oracle a VEN of the utilities' VTNs in this TOML file (`[[vtns]]`
+    /// tables, as in the oracle's settings file): their events dispatch the fleet, the
+    /// measured delivery is reported back (README "OpenADR 3").
+    #[arg(long, value_name = "FILE")]
+    pub vtn_config: Option<PathBuf>,
+}
+
+/// The `--vtn-config` file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VtnFile {
+    vtns: Vec<ovpp_oracle::openadr::ven::VtnSettings>,
 }
 
 /// What a first start decides, kept for restarts.
@@ -328,12 +340,24 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         measure_delay_secs: 2 * i64::from(args.interval_secs) + 5,
         ..DispatchSettings::default()
     };
-    let state = ovpp_oracle::service::start(
-        &database,
-        chain.clone(),
-        ovpp_oracle::service::Options { registry_refresh: Duration::from_secs(30), dispatch, ..Default::default() },
-    )
-    .await?;
+    // The OpenADR 3 VTN's OAuth2 clients: a utility's business logic and a VEN.
+    let openadr_clients = vec![
+        format!("bl:localnet-utility:{}", load_or_create_token(&dir.join("openadr-bl-secret"))?),
+        format!("ven:localnet-ven:{}", load_or_create_token(&dir.join("openadr-ven-secret"))?),
+    ]
+    .iter()
+    .map(|c| c.parse().map_err(|e: String| anyhow::anyhow!(e)))
+    .collect::<anyhow::Result<Vec<_>>>()?;
+    let vtns = match &args.vtn_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<VtnFile>(&text).with_context(|| format!("parsing {}", path.display()))?.vtns
+        }
+        None => Vec::new(),
+    };
+    let options =
+        ovpp_oracle::service::Options { registry_refresh: Duration::from_secs(30), dispatch, openadr_clients, vtns, ..Default::default() };
+    let state = ovpp_oracle::service::start(&database, chain.clone(), options).await?;
     let chain_epoch = ovpp_oracle::relay::read_config(chain.as_ref()).await?.last_epoch;
     if let Some(latest) = state.store.epochs(1).await?.first().filter(|e| e.epoch > chain_epoch + 1) {
         bail!(
@@ -382,6 +406,11 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     println!("try: ovpp -k {} --oracle-url {api_url} rewards show", owner_keypair_path(dir, 0).display());
     let (event_id, price_id) = grid_events(&state, now_aligned, &args).await?;
     println!("grid operator token: {grid_token} (POST {api_url}/openadr3/events); live events: {api_url}/v1/events");
+    println!(
+        "OpenADR 3 VTN: {api_url}/openadr3 (OAuth2 token: POST {api_url}/openadr3/auth/token; clients localnet-utility and \
+         localnet-ven, secrets in {})",
+        dir.join("openadr-*-secret").display()
+    );
 
     // The fleet, in real time from here, through the gateway: the path real devices take
     // (signed and buffered on disk, sent to every oracle, set points back through it).

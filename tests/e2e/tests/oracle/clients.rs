@@ -71,6 +71,7 @@ async fn standard_solana_clients_register_claim_simulate_and_subscribe_on_the_lo
         event_secs: 60,
         cosigner_urls: vec![],
         gateway_port: free_port(),
+        vtn_config: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let network = tokio::spawn(localnet::run(args, async {

@@ -38,6 +38,7 @@ async fn a_local_network_runs_pays_and_continues_after_a_restart() {
         event_secs: 30,
         cosigner_urls: vec![],
         gateway_port: free_port(),
+        vtn_config: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let network = tokio::spawn(localnet::run(args.clone(), async {
@@ -128,6 +129,17 @@ async fn a_local_network_runs_pays_and_continues_after_a_restart() {
     assert!(full["commanded_wh"].as_u64().unwrap() > 0, "{full}");
     assert!(full["delivered_wh"].as_i64().unwrap() > 0, "{full}");
     assert!(full["devices"].as_array().unwrap().iter().all(|d| d["baseline"] != "NONE"), "{full}");
+    // The same event through the OpenADR 3 VTN, as the local network's business-logic client.
+    let secret = std::fs::read_to_string(dir.join("openadr-bl-secret")).unwrap();
+    let http = reqwest::Client::new();
+    let form = [("grant_type", "client_credentials"), ("client_id", "localnet-utility"), ("client_secret", secret.trim())];
+    let token: Value = http.post(format!("{api}/openadr3/auth/token")).form(&form).send().await.unwrap().json().await.unwrap();
+    let access = token["access_token"].as_str().expect("a token");
+    let listed: Value = http.get(format!("{api}/openadr3/events/{id}")).bearer_auth(access).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["objectType"], "EVENT", "{listed}");
+    let measured: Value =
+        http.get(format!("{api}/openadr3/reports/mv-{id}")).bearer_auth(access).send().await.unwrap().json().await.unwrap();
+    assert_eq!(measured["eventID"].as_str(), Some(id), "{measured}");
 
     // Stop; the state is saved; a restart continues with the same chain.
     stop.send(()).unwrap();

@@ -16,9 +16,10 @@ CREATE TABLE openadr_objects (
     created_at  BIGINT NOT NULL,
     modified_at BIGINT NOT NULL
 );
--- venName is unique in the VTN, resourceName within its VEN.
+-- venName is unique among a client's VENs (not across clients: no client can take
+-- another's name, or learn it exists), resourceName within its VEN.
 CREATE UNIQUE INDEX openadr_unique_names ON openadr_objects (object_type, parent, name) WHERE object_type = 'RESOURCE';
-CREATE UNIQUE INDEX openadr_unique_vens ON openadr_objects (object_type, name) WHERE object_type = 'VEN';
+CREATE UNIQUE INDEX openadr_unique_vens ON openadr_objects (object_type, owner, name) WHERE object_type = 'VEN';
 CREATE INDEX openadr_by_type ON openadr_objects (object_type, created_at, id);
 
 ALTER TABLE grid_programs ADD COLUMN modified_at BIGINT;

@@ -88,11 +88,15 @@ pub struct ServeArgs {
     /// one the grid API refuses writes).
     #[arg(long = "grid-token", env = "OVPP_GRID_TOKENS", value_delimiter = ',')]
     pub grid_tokens: Vec<String>,
-    /// Planned above each dispatch target for non-delivery, percent [default: 10].
     /// An OAuth2 client of the OpenADR 3 VTN, `ROLE:ID:SECRET` with ROLE `bl` (business
     /// logic) or `ven`; repeatable (env: comma-separated). Tokens from POST /openadr3/auth/token.
     #[arg(long = "openadr-client", env = "OVPP_OPENADR_CLIENTS", value_delimiter = ',')]
     pub openadr_clients: Vec<String>,
+    /// Deliver OpenADR webhook notifications to loopback and private addresses too (a VTN
+    /// on a private network); off, a subscriber cannot make the oracle call internal services.
+    #[arg(long, env = "OVPP_OPENADR_PRIVATE_CALLBACKS")]
+    pub openadr_private_callbacks: bool,
+    /// Planned above each dispatch target for non-delivery, percent [default: 10].
     #[arg(long, env = "OVPP_DISPATCH_RESERVE_PCT")]
     pub dispatch_reserve_pct: Option<u32>,
     /// Seconds after an event's end before it is measured (late telemetry) [default: 300].
@@ -157,6 +161,7 @@ pub struct Settings {
     pub epochs: EpochRole,
     pub dispatch: DispatchSettings,
     pub openadr_clients: Vec<crate::openadr::Client>,
+    pub openadr_private_callbacks: bool,
     pub vtns: Vec<crate::openadr::ven::VtnSettings>,
     /// Certificate chain and key files, for HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -251,9 +256,7 @@ impl Settings {
         }
         let vtns = file.vtns.unwrap_or_default();
         for (i, v) in vtns.iter().enumerate() {
-            if v.name.is_empty() || v.name.len() > 32 || !v.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                anyhow::bail!("[[vtns]] name {:?}: 1-32 characters of A-Z a-z 0-9 - _ (it prefixes the ids of its events)", v.name);
-            }
+            v.check_name().map_err(anyhow::Error::msg)?;
             if vtns[..i].iter().any(|o| o.name == v.name) {
                 anyhow::bail!("[[vtns]] name {} is given twice", v.name);
             }
@@ -284,6 +287,7 @@ impl Settings {
         };
         Ok(Self {
             openadr_clients,
+            openadr_private_callbacks: args.openadr_private_callbacks,
             vtns,
             tls,
             limits,

@@ -123,6 +123,7 @@ async fn start_service(settings: &Settings, chain: Arc<dyn ovpp_chain::Chain>) -
         keep_readings_days: settings.keep_readings_days,
         openadr_clients: settings.openadr_clients.clone(),
         vtns: settings.vtns.clone(),
+        openadr_private_callbacks: settings.openadr_private_callbacks,
     };
     ovpp_oracle::service::start(&settings.database_url, chain, options).await
 }

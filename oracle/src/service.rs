@@ -34,6 +34,8 @@ pub struct Options {
     pub openadr_clients: Vec<crate::openadr::Client>,
     /// The VTNs this oracle is a VEN of.
     pub vtns: Vec<crate::openadr::ven::VtnSettings>,
+    /// Webhook notifications may go to loopback and private addresses.
+    pub openadr_private_callbacks: bool,
 }
 
 impl Default for Options {
@@ -46,6 +48,7 @@ impl Default for Options {
             keep_readings_days: None,
             openadr_clients: vec![],
             vtns: vec![],
+            openadr_private_callbacks: false,
         }
     }
 }
@@ -87,7 +90,12 @@ pub async fn start(database_url: &str, chain: Arc<dyn Chain>, options: Options) 
     }
     let dispatch = Arc::new(Dispatcher::load(store.clone(), registry.clone(), fleet.clone(), options.dispatch, unix_now()).await?);
     tasks.spawn("dispatch", run_dispatch(dispatch.clone(), leader.clone(), store.is_shared()));
-    let openadr = Arc::new(crate::openadr::Vtn::new(options.openadr_clients.clone(), options.vtns.clone()));
+    let openadr = Arc::new(crate::openadr::Vtn::new(
+        store.clone(),
+        options.openadr_clients.clone(),
+        options.vtns.clone(),
+        options.openadr_private_callbacks,
+    ));
     for ven in &openadr.vens {
         tasks.spawn("openadr_ven", crate::openadr::ven::run(ven.clone(), dispatch.clone(), store.clone(), leader.clone()));
     }

@@ -222,9 +222,21 @@ def main() -> None:
         try:
             call()
         except requests.HTTPError as e:
-            check(e.response.status_code in (403, 404, 409), f"{what}: {e.response.status_code}")
+            check(e.response.status_code == (409 if "409" in what else 404), f"{what}: {e.response.status_code}")
         else:
             raise AssertionError(f"{what}: accepted")
+
+    # Another VEN sees none of this VEN's objects, and no measurement (business logic only).
+    other = {"Authorization": f"Bearer {token(os.environ['OTHER_VEN_ID'], os.environ['OTHER_VEN_SECRET'])}"}
+    for path in [f"/reports/{report.id}", f"/vens/{ven_object.id}", f"/vens/{ven_object.id}/resources/{resource.id}", f"/reports/mv-{event.id}"]:
+        answer = requests.get(f"{VTN}{path}", headers=other, timeout=10)
+        check(answer.status_code == 404, f"another VEN gets 404 for {path}")
+    for path in ["/reports", "/vens", "/subscriptions"]:
+        check(requests.get(f"{VTN}{path}", headers=other, timeout=10).json() == [], f"another VEN lists no {path[1:]} of others")
+    answer = requests.put(f"{VTN}/vens/{ven_object.id}", headers=other, json={"venName": "stolen"}, timeout=10)
+    check(answer.status_code == 404, "another VEN cannot rename this VEN")
+    answer = requests.post(f"{VTN}/vens", headers=other, json={"venName": "interop-ven"}, timeout=10)
+    check(answer.status_code == 201, "venName is unique per client: another VEN's name is not taken from it")
 
     # Deletes answer the deleted object.
     check(ven.reports.delete_report_by_id(report_id=report.id).id == report.id, "VEN deletes its report")
@@ -233,6 +245,8 @@ def main() -> None:
     gone = requests.delete(f"{VTN}/subscriptions/{subscription['id']}", headers=bl_auth, timeout=10)
     check(gone.status_code == 200 and gone.json()["id"] == subscription["id"], "BL unsubscribes")
     check(bl.events.delete_event_by_id(event_id=second.id).id == second.id, "BL deletes (cancels) an event")
+    check(requests.get(f"{VTN}/events/{second.id}", headers={"Authorization": f"Bearer {token(os.environ['VEN_CLIENT_ID'], os.environ['VEN_SECRET'])}"}, timeout=10).status_code == 404, "a deleted event is gone for VENs")
+    check(all(e.id != second.id for e in ven.events.get_events(target=None, pagination=None, program_id=None)), "and from their lists")
     check(bl.programs.delete_program_by_id(program_id=programs[2].id).id == programs[2].id, "BL deletes a program without events")
 
     refusals()

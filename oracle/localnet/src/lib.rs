@@ -355,8 +355,15 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         }
         None => Vec::new(),
     };
-    let options =
-        ovpp_oracle::service::Options { registry_refresh: Duration::from_secs(30), dispatch, openadr_clients, vtns, ..Default::default() };
+    let options = ovpp_oracle::service::Options {
+        registry_refresh: Duration::from_secs(30),
+        dispatch,
+        openadr_clients,
+        vtns,
+        // Everything of a local network is on this machine.
+        openadr_private_callbacks: true,
+        ..Default::default()
+    };
     let state = ovpp_oracle::service::start(&database, chain.clone(), options).await?;
     let chain_epoch = ovpp_oracle::relay::read_config(chain.as_ref()).await?.last_epoch;
     if let Some(latest) = state.store.epochs(1).await?.first().filter(|e| e.epoch > chain_epoch + 1) {

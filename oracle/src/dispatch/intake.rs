@@ -1,7 +1,7 @@
 //! Grid intake: programs and events from grid operators, validated and stored.
 
 use super::{baseline, drop_commands, DispatchError, Dispatcher};
-use ovpp_wire::dispatch::event::{Context, EventError, GridEvent, Status, WireEvent, WireProgram};
+use ovpp_wire::dispatch::event::{Context, EventError, EventSource, GridEvent, Status, WireEvent, WireProgram};
 
 impl Dispatcher {
     pub async fn create_program(&self, program: WireProgram, now: i64) -> Result<(String, WireProgram), DispatchError> {
@@ -21,6 +21,12 @@ impl Dispatcher {
             return Err(DispatchError::InvalidProgram(format!("programName is the program's id ({id}) and cannot change")));
         }
         let mut state = self.state.lock().await;
+        let old_baseline = state.programs.get(id).map(|p| p.baseline.clone());
+        if old_baseline.as_ref().is_some_and(|b| *b != program.baseline) && state.events.values().any(|e| e.program_id == id) {
+            // Events measure with the program's baseline: one measured and re-measured by a
+            // co-signer must see the same.
+            return Err(DispatchError::ProgramInUse(id.to_string()));
+        }
         if !self.store.update_program(id, &program, now).await? {
             return Err(DispatchError::UnknownProgram(id.to_string()));
         }
@@ -56,26 +62,44 @@ impl Dispatcher {
     /// Validates and stores a new event (or, with `id`, replaces a pending or active one).
     pub async fn put_event(&self, wire: &WireEvent, id: Option<&str>, now: i64) -> Result<GridEvent, DispatchError> {
         match id {
-            Some(id) => self.store_event(wire, id, false, now).await,
-            None => self.store_event(wire, &format!("evt-{:016x}", rand::random::<u64>()), true, now).await,
+            Some(id) => self.store_event(wire, id, None, now).await,
+            None => {
+                let id = format!("evt-{:016x}", rand::random::<u64>());
+                self.store_event(wire, &id, Some(None), now).await
+            }
         }
     }
 
-    /// Creates the event `id`, or replaces it while pending or active: events taken from
-    /// another VTN keep ids made from theirs.
-    pub async fn import_event(&self, wire: &WireEvent, id: &str, now: i64) -> Result<GridEvent, DispatchError> {
-        self.store_event(wire, id, true, now).await
+    /// Creates the event `id`, or replaces it while pending or active: an event another VTN
+    /// sent, with where it came from.
+    pub async fn import_event(&self, wire: &WireEvent, id: &str, source: EventSource, now: i64) -> Result<GridEvent, DispatchError> {
+        self.store_event(wire, id, Some(Some(source)), now).await
     }
 
-    async fn store_event(&self, wire: &WireEvent, id: &str, may_create: bool, now: i64) -> Result<GridEvent, DispatchError> {
+    /// `create`: `None` to modify an existing event only; `Some(source)` to create it too.
+    async fn store_event(
+        &self,
+        wire: &WireEvent,
+        id: &str,
+        create: Option<Option<EventSource>>,
+        now: i64,
+    ) -> Result<GridEvent, DispatchError> {
         let regions = self.regions().await;
         let mut state = self.state.lock().await;
         let created = match state.events.get(id) {
-            Some(old) => match old.status(now) {
-                s @ (Status::Completed | Status::Cancelled) => return Err(EventError::Final(id.to_string(), s).into()),
-                _ => Some(old.created),
-            },
-            None if may_create => None,
+            Some(old) => {
+                if let s @ (Status::Completed | Status::Cancelled) = old.status(now) {
+                    return Err(EventError::Final(id.to_string(), s).into());
+                }
+                if old.program_id != wire.program_id {
+                    return Err(EventError::Invalid(format!("programID cannot change (the event is in {})", old.program_id)).into());
+                }
+                if old.source.as_ref().map(|s| &s.vtn) != create.as_ref().and_then(|c| c.as_ref()).map(|s| &s.vtn) {
+                    return Err(EventError::Invalid(format!("event {id} came from another VTN, which alone changes it")).into());
+                }
+                Some(old.created)
+            }
+            None if create.is_some() => None,
             None => return Err(DispatchError::UnknownEvent(id.to_string())),
         };
         let id = id.to_string();
@@ -85,6 +109,7 @@ impl Dispatcher {
         if let Some(created) = created {
             event.created = created;
         }
+        event.source = create.flatten();
         self.store.save_event(&event).await?;
         // A modified event is planned (or scheduled) afresh on the next tick.
         state.plans.remove(&id);

@@ -70,7 +70,7 @@ pub enum DispatchError {
     ProgramExists(String),
     #[error("no program {0}")]
     UnknownProgram(String),
-    #[error("program {0} has events: cancel them instead (events are kept for their measurement)")]
+    #[error("program {0} has events, kept for their measurement with its baseline: it can be neither deleted nor given another baseline")]
     ProgramInUse(String),
     #[error("invalid program: {0}")]
     InvalidProgram(String),

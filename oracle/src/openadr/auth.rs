@@ -88,6 +88,9 @@ impl std::str::FromStr for Client {
         if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
             return Err(format!("OpenADR client id {id:?}: 1-128 characters of A-Z a-z 0-9 - _ ."));
         }
+        if id == GRID_OPERATOR {
+            return Err(format!("OpenADR client id {GRID_OPERATOR} is reserved (the owner of what grid operator tokens create)"));
+        }
         if secret.len() < 16 {
             return Err(format!("the secret of OpenADR client {id} is shorter than 16 characters"));
         }
@@ -316,7 +319,14 @@ mod tests {
     fn clients_parse_from_role_id_secret() {
         let c: Client = "ven:site-17:0123456789abcdef:with:colons".parse().unwrap();
         assert_eq!((c.role, c.id.as_str(), c.secret.as_str()), (Role::Ven, "site-17", "0123456789abcdef:with:colons"));
-        for bad in ["ven:site", "admin:x:0123456789abcdef", "bl::0123456789abcdef", "bl:a b:0123456789abcdef", "bl:x:short"] {
+        for bad in [
+            "ven:site",
+            "admin:x:0123456789abcdef",
+            "bl::0123456789abcdef",
+            "bl:a b:0123456789abcdef",
+            "bl:x:short",
+            "ven:grid-operator:0123456789abcdef",
+        ] {
             assert!(bad.parse::<Client>().is_err(), "{bad}");
         }
     }

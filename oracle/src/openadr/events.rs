@@ -20,7 +20,13 @@ use ovpp_wire::dispatch::event::{GridEvent, WireEvent};
 
 fn notify(state: &AppState, operation: &'static str, event: &GridEvent, object: Value) {
     let change = Change { object_type: "EVENT", operation, object, program_id: Some(event.program_id.clone()), readable_by: None };
-    state.openadr.notifier.notify(&state.store, change);
+    state.openadr.notifier.notify(change);
+}
+
+/// A cancelled (OpenADR: deleted) event is gone for VENs, which know no `status` and would
+/// otherwise go on following it; business logic still sees it, `status: cancelled`.
+fn visible(principal: &Principal, event: &GridEvent) -> bool {
+    principal.is_business() || !event.cancelled
 }
 
 pub async fn search(State(state): State<AppState>, principal: Principal, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
@@ -31,6 +37,7 @@ pub async fn search(State(state): State<AppState>, principal: Principal, RawQuer
     events.sort_by_key(|e| (e.created, e.id.clone()));
     let matching = events
         .iter()
+        .filter(|e| visible(&principal, e))
         .filter(|e| search.program_id.as_ref().is_none_or(|p| *p == e.program_id))
         .map(|e| e.to_wire(now))
         .filter(|e| search.targets_match(e));
@@ -49,7 +56,8 @@ pub async fn create(State(state): State<AppState>, principal: Principal, headers
 
 pub async fn read(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
     principal.require(Scope::ReadAll)?;
-    let event = state.dispatch.event(&id).await.ok_or_else(|| ApiError::from(DispatchError::UnknownEvent(id.clone())))?;
+    let event = state.dispatch.event(&id).await.filter(|e| visible(&principal, e));
+    let event = event.ok_or_else(|| ApiError::from(DispatchError::UnknownEvent(id.clone())))?;
     let mut body = event.to_wire(unix_now());
     if let Some(plan) = state.dispatch.plan(&id).await {
         body["plan"] = json!(plan);

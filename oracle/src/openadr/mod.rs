@@ -38,11 +38,16 @@ pub struct Vtn {
 }
 
 impl Vtn {
-    pub fn new(clients: Vec<Client>, vtns: Vec<ven::VtnSettings>) -> Self {
+    /// `private_callbacks`: webhooks may call loopback and private addresses.
+    pub fn new(store: crate::store::Store, clients: Vec<Client>, vtns: Vec<ven::VtnSettings>, private_callbacks: bool) -> Self {
         let vens = vtns.into_iter().map(|v| std::sync::Arc::new(ven::Ven::new(v))).collect();
-        Self { notifier: Notifier::new(&clients), clients, vens }
+        Self { notifier: Notifier::new(store, &clients, private_callbacks), clients, vens }
     }
 }
+
+/// Largest OpenADR request body: objects are small; a large body is an attack on memory
+/// (subscriptions and reports are kept).
+const MAX_OBJECT_BYTES: usize = 1 << 20;
 
 pub fn routes() -> Router<AppState> {
     let vtn = Router::new()
@@ -59,7 +64,8 @@ pub fn routes() -> Router<AppState> {
         .route("/vens/{id}", get(vens::read).put(vens::update).delete(vens::delete))
         .route("/vens/{id}/resources", get(vens::search_resources).post(vens::create_resource))
         .route("/vens/{id}/resources/{resource}", get(vens::read_resource).put(vens::update_resource).delete(vens::delete_resource))
-        .fallback(crate::server::unknown_route);
+        .fallback(crate::server::unknown_route)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_OBJECT_BYTES));
     // Outside the nest, so that error messages name the whole path.
     Router::new().nest("/openadr3", vtn).layer(axum::middleware::from_fn(problems))
 }
@@ -164,6 +170,7 @@ fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
 fn write_error(e: objects::WriteError) -> ApiError {
     match e {
         objects::WriteError::NameTaken => ApiError::new(StatusCode::CONFLICT, "name_taken", "the name is already taken"),
+        objects::WriteError::Gone => ApiError::new(StatusCode::NOT_FOUND, "not_found", "the object was deleted meanwhile"),
         objects::WriteError::Store(e) => crate::dispatch::DispatchError::from(e).into(),
     }
 }
@@ -187,13 +194,13 @@ async fn save(state: &AppState, object: &objects::Object, operation: &'static st
         _ => state.store.update_object(object).await,
     }
     .map_err(write_error)?;
-    state.openadr.notifier.notify(&state.store, notify::Change::of(object, operation));
+    state.openadr.notifier.notify(notify::Change::of(object, operation));
     Ok(())
 }
 
 /// Deletes an object (and a VEN's resources), notifies, and answers the deleted object.
 async fn remove(state: &AppState, object: objects::Object) -> Result<Response, ApiError> {
     state.store.delete_object(&object.id).await.map_err(crate::dispatch::DispatchError::from)?;
-    state.openadr.notifier.notify(&state.store, notify::Change::of(&object, "DELETE"));
+    state.openadr.notifier.notify(notify::Change::of(&object, "DELETE"));
     Ok(Json(object.to_json()).into_response())
 }

@@ -79,6 +79,8 @@ impl Object {
 pub enum WriteError {
     #[error("the name is taken")]
     NameTaken,
+    #[error("the object is gone")]
+    Gone,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -149,16 +151,21 @@ impl Store {
 
     /// Rewrites an object's body, name and references (its id, kind, owner and parent stay).
     pub async fn update_object(&self, o: &Object) -> Result<(), WriteError> {
-        sqlx::query("UPDATE openadr_objects SET name = $1, program_id = $2, event_id = $3, body = $4, modified_at = $5 WHERE id = $6")
-            .bind(&o.name)
-            .bind(&o.program_id)
-            .bind(&o.event_id)
-            .bind(o.body.to_string())
-            .bind(o.modified)
-            .bind(&o.id)
-            .execute(&self.writes)
-            .await
-            .map_err(write_error)?;
+        let done =
+            sqlx::query("UPDATE openadr_objects SET name = $1, program_id = $2, event_id = $3, body = $4, modified_at = $5 WHERE id = $6")
+                .bind(&o.name)
+                .bind(&o.program_id)
+                .bind(&o.event_id)
+                .bind(o.body.to_string())
+                .bind(o.modified)
+                .bind(&o.id)
+                .execute(&self.writes)
+                .await
+                .map_err(write_error)?;
+        // Deleted by another request meanwhile.
+        if done.rows_affected() == 0 {
+            return Err(WriteError::Gone);
+        }
         Ok(())
     }
 

@@ -37,7 +37,7 @@ async fn find(state: &AppState, id: &str) -> Result<ProgramRow, ApiError> {
 
 fn notify(state: &AppState, operation: &'static str, object: Value) {
     let program_id = object["id"].as_str().map(str::to_string);
-    state.openadr.notifier.notify(&state.store, Change { object_type: "PROGRAM", operation, object, program_id, readable_by: None });
+    state.openadr.notifier.notify(Change { object_type: "PROGRAM", operation, object, program_id, readable_by: None });
 }
 
 pub async fn search(State(state): State<AppState>, principal: Principal, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {

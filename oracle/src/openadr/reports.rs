@@ -22,6 +22,8 @@ use ovpp_wire::dispatch::event::{iso_duration, rfc3339, GridEvent};
 use ovpp_wire::dispatch::view::EventReport;
 use ovpp_wire::openadr::WireReport;
 
+/// The resource of a measurement report that sums the fleet.
+pub const AGGREGATE: &str = "AGGREGATED_REPORT";
 /// The `clientName` of the oracle's measurement reports.
 pub const MEASUREMENT_CLIENT: &str = "ovpp-oracle";
 const MEASUREMENT_PREFIX: &str = "mv-";
@@ -64,7 +66,7 @@ pub fn measurement_report(report: &EventReport, event: &GridEvent, measured_at: 
         };
         interval(i.id, sum(|d| d.baseline_wh), sum(|d| d.metered_wh), sum(|d| d.delivered_wh))
     });
-    resources.push(json!({"resourceName": "AGGREGATED_REPORT", "intervals": totals.collect::<Vec<_>>()}));
+    resources.push(json!({"resourceName": AGGREGATE, "intervals": totals.collect::<Vec<_>>()}));
     json!({
         "id": format!("{MEASUREMENT_PREFIX}{}", event.id),
         "objectType": "REPORT",

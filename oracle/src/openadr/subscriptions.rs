@@ -17,13 +17,17 @@ use crate::server::{ApiError, AppState};
 use ovpp_wire::clock::unix_now;
 use ovpp_wire::openadr::{WireSubscription, OBJECT_TYPES, OPERATIONS};
 
+/// Bounds on what one client may ask to be notified of (each notification is work).
+const MAX_OPERATIONS: usize = 10;
+const MAX_PER_CLIENT: usize = 100;
+
 async fn check(state: &AppState, s: &WireSubscription) -> Result<serde_json::Value, ApiError> {
     check_name("clientName", &s.client_name)?;
     if !state.dispatch.programs().await.iter().any(|(id, _)| *id == s.program_id) {
         return Err(not_found("unknown_program", "program", &s.program_id));
     }
-    if s.object_operations.is_empty() {
-        return Err(invalid("subscription", "objectOperations is empty"));
+    if s.object_operations.is_empty() || s.object_operations.len() > MAX_OPERATIONS {
+        return Err(invalid("subscription", format!("objectOperations: 1 to {MAX_OPERATIONS}")));
     }
     for op in &s.object_operations {
         if let Some(o) = op.objects.iter().find(|o| !OBJECT_TYPES.contains(&o.as_str())) {
@@ -65,6 +69,14 @@ pub async fn create(State(state): State<AppState>, principal: Principal, headers
     principal.require(Scope::WriteSubscriptions)?;
     let subscription: WireSubscription = object_body(&headers, &body)?;
     let body = check(&state, &subscription).await?;
+    let theirs = Filter { owner: Some(principal.client.as_str()), ..Filter::default() };
+    if state.store.objects(Kind::Subscription, &theirs).await.map_err(DispatchError::from)?.len() >= MAX_PER_CLIENT {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "too_many_subscriptions",
+            format!("a client has at most {MAX_PER_CLIENT} subscriptions: delete one first"),
+        ));
+    }
     let now = unix_now();
     let object = Object {
         id: Object::new_id(Kind::Subscription),

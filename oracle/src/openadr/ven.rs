@@ -2,10 +2,10 @@
 //! Each sync, on the leader: fetch an OAuth2 token (client credentials), read the VTN's events
 //! (paged), and turn each into an event of the fleet: program `<vtn>-<program id>`, event
 //! `<vtn>-<event id>`, in the event's `REGION` target or else the region configured for the VTN.
-//! A changed event is planned afresh, one gone from the VTN is cancelled. Once the oracle has
-//! measured an event, the VEN posts the measurement back as an OpenADR report: per device
-//! (resource) and interval the baseline, the metered net import and the delivery (kWh), and
-//! the fleet's sums as `AGGREGATED_REPORT`. VTNs do not all send webhooks (OpenLEADR does
+//! A changed event is planned afresh, one gone from the VTN (404, or cancelled) is cancelled.
+//! Once the oracle has measured an event, the VEN posts the measurement back as an OpenADR
+//! report: per interval the baseline, the metered net import and the delivery (kWh) of the
+//! fleet (`AGGREGATED_REPORT`) and, where `report_devices` allows, of each device. VTNs do not all send webhooks (OpenLEADR does
 //! not), so the VEN polls.
 
 use std::collections::{HashMap, HashSet};
@@ -20,13 +20,13 @@ use crate::dispatch::{DispatchError, Dispatcher};
 use crate::leader::Leadership;
 use crate::store::Store;
 use ovpp_wire::clock::unix_now;
-use ovpp_wire::dispatch::event::{EventError, Status, ValuesMap, WireEvent, WireProgram};
+use ovpp_wire::dispatch::event::{EventError, EventSource, GridEvent, Status, ValuesMap, WireEvent, WireProgram};
 
 /// One VTN this oracle is a VEN of.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VtnSettings {
-    /// Short name; prefixes the ids of the programs and events taken from it (A-Z a-z 0-9 - _).
+    /// Short name; prefixes the ids of the programs and events taken from it (A-Z a-z 0-9 _).
     pub name: String,
     /// The VTN's base URL (its `/events` is `<url>/events`).
     pub url: String,
@@ -42,6 +42,33 @@ pub struct VtnSettings {
     /// Seconds between syncs [default 10].
     #[serde(default = "default_poll")]
     pub poll_secs: u64,
+    /// Report each device's delivery as a resource of its own [default: false, only the
+    /// fleet's sum]: a device's delivery tells whether its household was at home, so it goes
+    /// to a utility only where the owners agreed.
+    #[serde(default)]
+    pub report_devices: bool,
+}
+
+impl std::fmt::Debug for VtnSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VtnSettings")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VtnSettings {
+    /// The name checks of the settings file: `_` not `-`, so that `<name>-` prefixes are
+    /// unambiguous, and not `evt`, the prefix of the oracle's own event ids.
+    pub fn check_name(&self) -> Result<(), String> {
+        let ok = (1..=32).contains(&self.name.len()) && self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok || self.name == "evt" {
+            return Err(format!("[[vtns]] name {:?}: 1-32 characters of A-Z a-z 0-9 _, not `evt`", self.name));
+        }
+        Ok(())
+    }
 }
 
 fn default_poll() -> u64 {
@@ -64,7 +91,8 @@ pub struct Synced {
     pub imported: Vec<String>,
     pub cancelled: Vec<String>,
     pub reported: Vec<String>,
-    /// Events the fleet cannot answer (an unsupported payload type, a region without devices), with why.
+    /// VTN events the fleet does not answer (an unsupported payload type, a region without
+    /// devices, targeted at another VEN), with why; and reports the VTN refused.
     pub skipped: Vec<(String, String)>,
 }
 
@@ -74,6 +102,9 @@ struct ServedEvent {
     id: String,
     #[serde(rename = "modificationDateTime", default)]
     modified: Option<String>,
+    /// An OVPP VTN's extension: a cancelled event stays listed.
+    #[serde(default)]
+    status: Option<String>,
     #[serde(flatten)]
     event: WireEvent,
 }
@@ -82,8 +113,8 @@ pub struct Ven {
     pub settings: VtnSettings,
     http: reqwest::Client,
     token: Mutex<Option<(String, i64)>>,
-    /// VTN event id -> the modification time last imported.
-    seen: Mutex<HashMap<String, Option<String>>>,
+    /// VTN events not taken in, with the version and why (said once per version).
+    skipped: Mutex<HashMap<String, Option<String>>>,
     /// Local events whose report the VTN has.
     reported: Mutex<HashSet<String>>,
 }
@@ -96,7 +127,7 @@ fn local_id(vtn: &str, id: &str) -> String {
 impl Ven {
     pub fn new(settings: VtnSettings) -> Self {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("a plain HTTP client builds");
-        Self { settings, http, token: Mutex::new(None), seen: Mutex::default(), reported: Mutex::default() }
+        Self { settings, http, token: Mutex::new(None), skipped: Mutex::default(), reported: Mutex::default() }
     }
 
     fn url(&self, path: &str) -> String {
@@ -111,6 +142,10 @@ impl Ven {
         let response = response.map_err(|e| self.http_error(what, e))?;
         let status = response.status();
         let body = response.text().await.map_err(|e| self.http_error(what, e))?;
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            // The token was revoked or the VTN restarted with another key: a new one next time.
+            *self.token.lock().await = None;
+        }
         if !status.is_success() {
             return Err(VenError::Refused { vtn: self.settings.name.clone(), what: what.into(), status: status.as_u16(), body });
         }
@@ -141,17 +176,30 @@ impl Ven {
         self.checked(what, self.http.get(self.url(path)).bearer_auth(token).query(query).send().await).await
     }
 
-    /// Every event of the VTN, page by page.
+    /// Every event of the VTN, page by page; an answer that is not a list fails the sync
+    /// (nothing is cancelled on a listing that may be incomplete).
     async fn events(&self) -> Result<Vec<Value>, VenError> {
         let mut all = Vec::new();
         loop {
             let page = self.get("events", "events", &[("skip", all.len().to_string()), ("limit", "50".into())]).await?;
-            let page = page.as_array().cloned().unwrap_or_default();
-            let done = page.len() < 50;
+            let Value::Array(page) = page else { return Err(self.http_error("events", "the answer is not a list of events")) };
+            let done = page.is_empty();
             all.extend(page);
-            if done || all.len() >= 10_000 {
+            if done {
                 return Ok(all);
             }
+            if all.len() > 10_000 {
+                return Err(self.http_error("events", "more than 10000 events listed"));
+            }
+        }
+    }
+
+    /// Whether the VTN answers 404 for its event `id` (it is gone, not just missing from a page).
+    async fn gone(&self, id: &str) -> Result<bool, VenError> {
+        match self.get("event", &format!("events/{id}"), &[]).await {
+            Ok(event) => Ok(event["status"] == "cancelled"),
+            Err(VenError::Refused { status: 404, .. }) => Ok(true),
+            Err(e) => Err(e),
         }
     }
 
@@ -159,20 +207,35 @@ impl Ven {
     pub async fn sync(&self, dispatch: &Dispatcher, store: &Store, now: i64) -> Result<Synced, VenError> {
         let mut synced = Synced::default();
         let served = self.events().await?;
-        let prefix = format!("{}-", self.settings.name);
-        let mut listed: HashMap<String, (String, String)> = HashMap::new();
+        let mine: HashMap<String, GridEvent> = dispatch
+            .events()
+            .await
+            .into_iter()
+            .filter(|e| e.source.as_ref().is_some_and(|s| s.vtn == self.settings.name))
+            .map(|e| (e.source.as_ref().map(|s| s.event_id.clone()).unwrap_or_default(), e))
+            .collect();
+        let mut listed: HashSet<String> = HashSet::new();
         let programs: HashSet<String> = dispatch.programs().await.into_iter().map(|(id, _)| id).collect();
         for raw in served {
-            let served: ServedEvent = match serde_json::from_value(raw.clone()) {
+            let remote = raw["id"].as_str().unwrap_or_default().to_string();
+            listed.insert(remote.clone());
+            let served: ServedEvent = match serde_json::from_value(raw) {
                 Ok(e) => e,
                 Err(e) => {
-                    synced.skipped.push((raw["id"].as_str().unwrap_or("?").to_string(), format!("not an OpenADR 3.0.1 event: {e}")));
+                    self.skip(&mut synced, &remote, None, format!("not an OpenADR 3.0.1 event: {e}")).await;
                     continue;
                 }
             };
-            let id = local_id(&self.settings.name, &served.id);
-            listed.insert(id.clone(), (served.event.program_id.clone(), served.id.clone()));
-            if self.seen.lock().await.get(&served.id) == Some(&served.modified) {
+            if served.status.as_deref() == Some("cancelled") {
+                listed.remove(&remote);
+                continue;
+            }
+            let local = mine.get(&served.id);
+            if local.is_some_and(|e| e.source.as_ref().is_some_and(|s| s.modified == served.modified)) {
+                continue;
+            }
+            if let Some(why) = self.not_for_us(&served.event) {
+                self.skip(&mut synced, &served.id, served.modified.clone(), why).await;
                 continue;
             }
             let program = local_id(&self.settings.name, &served.event.program_id);
@@ -189,46 +252,77 @@ impl Ven {
             }
             let mut event = served.event.clone();
             event.program_id = program;
-            if !event.targets.iter().any(|t| t.kind == "REGION") {
+            event.targets.retain(|t| t.kind == "REGION");
+            if event.targets.is_empty() {
                 event.targets = vec![ValuesMap { kind: "REGION".into(), values: vec![json!(self.settings.region)] }];
             }
-            event.targets.retain(|t| t.kind == "REGION");
-            match dispatch.import_event(&event, &id, now).await {
+            let id = local.map_or_else(|| local_id(&self.settings.name, &served.id), |e| e.id.clone());
+            if local.is_none() && dispatch.event(&id).await.is_some() {
+                // Two of its ids made the same local id (characters an objectID cannot hold).
+                self.skip(&mut synced, &served.id, served.modified.clone(), format!("its local id {id} is taken")).await;
+                continue;
+            }
+            let source = EventSource {
+                vtn: self.settings.name.clone(),
+                program_id: served.event.program_id.clone(),
+                event_id: served.id.clone(),
+                modified: served.modified.clone(),
+            };
+            match dispatch.import_event(&event, &id, source, now).await {
                 Ok(_) => synced.imported.push(id),
                 // The VTN's changes to an event that is over change nothing here.
                 Err(DispatchError::Event(EventError::Final(..) | EventError::InThePast)) => {}
-                Err(DispatchError::Event(e)) => synced.skipped.push((served.id.clone(), e.to_string())),
+                // Retried each sync: a region gets devices, a conflicting event ends.
+                Err(DispatchError::Event(e)) => self.skip(&mut synced, &served.id, served.modified.clone(), e.to_string()).await,
                 Err(e) => return Err(e.into()),
             }
-            self.seen.lock().await.insert(served.id, served.modified);
         }
-        for event in dispatch.events().await {
-            if event.id.starts_with(&prefix)
-                && !listed.contains_key(&event.id)
-                && matches!(event.status(now), Status::Pending | Status::Active)
-            {
+        for (remote, event) in &mine {
+            let live = matches!(event.status(now), Status::Pending | Status::Active);
+            if live && !listed.contains(remote) && self.gone(remote).await? {
                 dispatch.cancel_event(&event.id, now).await?;
-                synced.cancelled.push(event.id);
+                synced.cancelled.push(event.id.clone());
             }
         }
-        for (id, (program_id, event_id)) in listed {
-            if self.reported.lock().await.contains(&id) {
+        let measured: HashSet<String> = store.measured_events().await.map_err(DispatchError::from)?.into_iter().collect();
+        for event in mine.values().filter(|e| measured.contains(&e.id)) {
+            if self.reported.lock().await.contains(&event.id) {
                 continue;
             }
-            if self.report(dispatch, store, &id, &program_id, &event_id).await? {
-                synced.reported.push(id.clone());
+            match self.report(dispatch, store, event).await {
+                Ok(true) => synced.reported.push(event.id.clone()),
+                Ok(false) => {}
+                // One refused report does not hold back the others; tried again next sync.
+                Err(e) => synced.skipped.push((event.id.clone(), e.to_string())),
             }
         }
         Ok(synced)
     }
 
-    /// Posts the measurement of local event `id` as this VEN's report on the VTN's event, once:
-    /// true when posted now.
-    async fn report(&self, dispatch: &Dispatcher, store: &Store, id: &str, program_id: &str, event_id: &str) -> Result<bool, VenError> {
+    /// Why the fleet does not answer `event`, if it does not: it names other VENs.
+    fn not_for_us(&self, event: &WireEvent) -> Option<String> {
+        let names: Vec<&str> =
+            event.targets.iter().filter(|t| t.kind == "VEN_NAME").flat_map(|t| t.values.iter().filter_map(|v| v.as_str())).collect();
+        (!names.is_empty() && !names.contains(&self.settings.ven_name.as_str()))
+            .then(|| format!("targeted at the VENs {names:?}, not {}", self.settings.ven_name))
+    }
+
+    /// Records a VTN event not taken in: said once per version of it.
+    async fn skip(&self, synced: &mut Synced, remote: &str, version: Option<String>, why: String) {
+        if self.skipped.lock().await.insert(remote.to_string(), version.clone()) != Some(version) {
+            synced.skipped.push((remote.to_string(), why));
+        }
+    }
+
+    /// Posts the measurement of `event` as this VEN's report on the VTN's event, once: true
+    /// when posted now.
+    async fn report(&self, dispatch: &Dispatcher, store: &Store, event: &GridEvent) -> Result<bool, VenError> {
+        let (id, source) = (&event.id, event.source.as_ref().expect("the VEN's events have their source"));
         let Some((report, measured_at)) = store.event_reports(Some(id)).await.map_err(DispatchError::from)?.pop() else {
             return Ok(false);
         };
         let Some(event) = dispatch.event(id).await else { return Ok(false) };
+        let (program_id, event_id) = (&source.program_id, &source.event_id);
         let query = [("eventID", event_id.to_string()), ("clientName", self.settings.ven_name.clone())];
         let already = self.get("reports", "reports", &query).await?;
         if already.as_array().is_some_and(|a| !a.is_empty()) {
@@ -236,11 +330,13 @@ impl Ven {
             return Ok(false);
         }
         let measured = super::reports::measurement_report(&report, &event, measured_at);
-        // Resources with the spec's fields only: the VTN's report schema need not take ours.
+        // Resources with the spec's fields only (the VTN's report schema need not take ours),
+        // the devices only where the settings say so.
         let resources: Vec<Value> = measured["resources"]
             .as_array()
             .into_iter()
             .flatten()
+            .filter(|r| self.settings.report_devices || r["resourceName"] == super::reports::AGGREGATE)
             .map(|r| json!({"resourceName": r["resourceName"], "intervals": r["intervals"]}))
             .collect();
         let body = json!({

@@ -202,6 +202,20 @@ pub struct GridEvent {
     /// As posted; served back to VENs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_descriptors: Option<Vec<serde_json::Value>>,
+    /// Where the event came from when the oracle took it from another VTN as its VEN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<EventSource>,
+}
+
+/// An event of another VTN, as the oracle's VEN took it in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventSource {
+    /// The VTN's name in the oracle's settings.
+    pub vtn: String,
+    pub program_id: String,
+    pub event_id: String,
+    /// The VTN's `modificationDateTime` of the version taken in.
+    pub modified: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -420,6 +434,7 @@ impl WireEvent {
             cancelled: false,
             priority: self.priority,
             report_descriptors: self.report_descriptors.clone(),
+            source: None,
         };
         if event.end() - event.start() > MAX_EVENT_SECS {
             return Err(EventError::Invalid(format!("longer than {} days", MAX_EVENT_SECS / 86_400)));

@@ -18,6 +18,7 @@ use crate::{repo, start_oracle_options, test_database};
 
 const BL: (&str, &str) = ("utility-ops", "bl-secret-0123456789");
 const VEN: (&str, &str) = ("interop-ven", "ven-secret-0123456789");
+const OTHER_VEN: (&str, &str) = ("other-ven", "other-secret-0123456789");
 
 /// A Python of at least 3.12 (what `openadr3-client` needs): on the PATH, or pyenv's.
 fn python312() -> PathBuf {
@@ -50,11 +51,16 @@ fn python() -> PathBuf {
 #[tokio::test]
 async fn openadr3_client_drives_the_vtn_and_every_answer_matches_the_spec() {
     let (chain, mut fleet) = registered_fleet(6, 31).await;
-    let clients = vec![format!("bl:{}:{}", BL.0, BL.1).parse().unwrap(), format!("ven:{}:{}", VEN.0, VEN.1).parse().unwrap()];
+    let clients = [format!("bl:{}:{}", BL.0, BL.1), format!("ven:{}:{}", VEN.0, VEN.1), format!("ven:{}:{}", OTHER_VEN.0, OTHER_VEN.1)]
+        .iter()
+        .map(|c| c.parse().unwrap())
+        .collect();
     let options = ovpp_oracle::service::Options {
         registry_refresh: Duration::from_secs(3600),
         dispatch: DispatchSettings { grid_tokens: vec![TOKEN.into()], ..DispatchSettings::default() },
         openadr_clients: clients,
+        // The test's webhook listens on loopback.
+        openadr_private_callbacks: true,
         ..Default::default()
     };
     let oracle = start_oracle_options(&chain, &test_database("openadr-client").await, options).await;
@@ -75,6 +81,8 @@ async fn openadr3_client_drives_the_vtn_and_every_answer_matches_the_spec() {
             .env("BL_SECRET", BL.1)
             .env("VEN_CLIENT_ID", VEN.0)
             .env("VEN_SECRET", VEN.1)
+            .env("OTHER_VEN_ID", OTHER_VEN.0)
+            .env("OTHER_VEN_SECRET", OTHER_VEN.1)
             .output()
             .unwrap()
     });
@@ -179,6 +187,7 @@ async fn the_oracle_as_a_ven_of_openleadrs_vtn_dispatches_its_event_and_reports_
         region: "DE-BY".into(),
         // Synced by the test, in simulated time.
         poll_secs: 3600,
+        report_devices: true,
     };
     let options = ovpp_oracle::service::Options {
         registry_refresh: Duration::from_secs(3600),
@@ -239,6 +248,16 @@ async fn the_oracle_as_a_ven_of_openleadrs_vtn_dispatches_its_event_and_reports_
     assert!((total * 1000.0 - report.delivered_wh as f64).abs() <= report.devices.len() as f64, "{total} kWh vs {report:?}");
     let device = &report.devices[0];
     assert!((delivered_kwh(&device.device) * 1000.0 - device.delivered_wh as f64).abs() <= 6.0);
+
+    // A later event, taken in, then deleted at the VTN: cancelled here.
+    let later = openleadr_bl(&vtn, &["event".into(), "utility-evening".into(), rfc3339(start + 7200), "PT5M".into(), "5".into()]).await;
+    let later = later["event"].as_str().unwrap().to_string();
+    let synced = ven.sync(&dispatch, &store, start + 2600).await.unwrap();
+    assert_eq!(synced.imported, [format!("utility-{later}")], "{synced:?}");
+    openleadr_bl(&vtn, &["delete".into(), later.clone()]).await;
+    let synced = ven.sync(&dispatch, &store, start + 2700).await.unwrap();
+    assert_eq!(synced.cancelled, [format!("utility-{later}")], "{synced:?}");
+    assert!(dispatch.event(&format!("utility-{later}")).await.unwrap().cancelled);
     drop(server);
     drop(postgres);
 }

@@ -5,6 +5,8 @@
 //! openleadr-bl event <program name> <start RFC 3339> <interval duration> <kW>,<kW>,...
 //!     a program (targets GROUP ovpp-fleet) and a DISPATCH_SETPOINT event in it, one interval per value
 //!     -> {"program": id, "event": id}
+//! openleadr-bl delete <event id>
+//!     deletes the event -> {"deleted": id}
 //! openleadr-bl reports <event id>
 //!     the reports VENs posted on the event, as the client reads them -> [report, ...]
 //! ```
@@ -52,12 +54,16 @@ async fn main() -> Result<()> {
             let event = program.create_event(event).await?;
             println!("{}", serde_json::json!({"program": program.id(), "event": event.id()}));
         }
+        ["delete", event] => {
+            let deleted = bl.get_event_by_id(&event.parse()?).await?.delete().await?;
+            println!("{}", serde_json::json!({"deleted": deleted.id}));
+        }
         ["reports", event] => {
             let event = bl.get_event_by_id(&event.parse()?).await?;
             let reports: Vec<_> = event.get_report_list(None).await?.iter().map(|r| r.content().clone()).collect();
             println!("{}", serde_json::to_string(&reports)?);
         }
-        _ => return Err("usage: openleadr-bl event <program> <start> <duration> <kW,...> | reports <event id>".into()),
+        _ => return Err("usage: openleadr-bl event <program> <start> <duration> <kW,...> | delete <event id> | reports <event id>".into()),
     }
     Ok(())
 }

@@ -32,6 +32,7 @@ use ovpp_wire::telemetry::SignedBatch;
 pub mod auth;
 mod grid;
 pub mod listen;
+pub mod openadr;
 
 /// Most batches one request may carry.
 pub const MAX_BATCHES_PER_REQUEST: usize = 4096;
@@ -66,7 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/epochs/{epoch}/signatures", post(post_epoch_signature))
         .route("/v1/rewards/{key}", get(get_rewards))
         .merge(grid::routes())
-        .merge(crate::openadr::routes())
+        .merge(openadr::routes())
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(get_health))
         .fallback(unknown_route)
@@ -155,6 +156,19 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self.body())).into_response()
     }
+}
+
+/// A JSON request body: `Content-Type: application/json` (415 otherwise), then parsed.
+pub(crate) fn json_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()).unwrap_or_default();
+    if !content_type.starts_with(b"application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", format!("JSON body: {e}")))
 }
 
 impl From<IngestError> for ApiError {

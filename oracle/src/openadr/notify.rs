@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 
-use super::auth::{Client, Role, GRID_OPERATOR};
+use super::clients::{Client, Role, GRID_OPERATOR};
 use super::objects::{Filter, Kind};
 use crate::store::Store;
 

@@ -329,14 +329,14 @@ impl Ven {
             self.reported.lock().await.insert(id.to_string());
             return Ok(false);
         }
-        let measured = super::reports::measurement_report(&report, &event, measured_at);
+        let measured = super::measurement::measurement_report(&report, &event, measured_at);
         // Resources with the spec's fields only (the VTN's report schema need not take ours),
         // the devices only where the settings say so.
         let resources: Vec<Value> = measured["resources"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|r| self.settings.report_devices || r["resourceName"] == super::reports::AGGREGATE)
+            .filter(|r| self.settings.report_devices || r["resourceName"] == super::measurement::AGGREGATE)
             .map(|r| json!({"resourceName": r["resourceName"], "intervals": r["intervals"]}))
             .collect();
         let body = json!({

@@ -1,4 +1,4 @@
-//! Dispatch beyond OpenADR (`crate::openadr` is the VTN): the live events view, the OVPP
+//! Dispatch beyond OpenADR (`openadr` is the VTN): the live events view, the OVPP
 //! performance report and the records co-signers re-measure from, and the device side of
 //! dispatch: commands, signed acknowledgements and preferences.
 
@@ -10,9 +10,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::auth::{bearer_token, is_grid_operator, unauthorized, Caller};
-use super::{parse_key, ApiError, AppState};
+use super::{json_body, parse_key, ApiError, AppState};
 use crate::dispatch::DispatchError;
-use crate::openadr::json_body;
 use ovpp_wire::clock::unix_now;
 use ovpp_wire::dispatch::command::{Ack, CommandsQuery, CommandsRequest, Preferences};
 use ovpp_wire::dispatch::view::{AckAnswer, AckBody, CommandsAnswer};

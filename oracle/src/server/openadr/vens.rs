@@ -8,11 +8,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::auth::{Principal, Scope};
-use super::objects::{Filter, Kind, Object};
+use super::auth::{Principal, Require, Scope};
 use super::query::Search;
 use super::{check_name, find, invalid, not_found, object_body, without_provisioned};
 use crate::dispatch::DispatchError;
+use crate::openadr::objects::{Filter, Kind, Object};
 use crate::server::{ApiError, AppState};
 use ovpp_wire::clock::unix_now;
 use ovpp_wire::openadr::{WireResource, WireVen};

@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::auth::{Principal, Scope};
-use super::notify::Change;
+use super::auth::{Principal, Require, Scope};
 use super::query::Search;
 use super::{not_found, object_body};
 use crate::dispatch::records::ProgramRow;
+use crate::openadr::notify::Change;
 use crate::server::{ApiError, AppState};
 use ovpp_wire::clock::unix_now;
 use ovpp_wire::dispatch::event::{rfc3339, WireProgram};

@@ -9,81 +9,17 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::auth::{Principal, Scope};
-use super::objects::{Filter, Kind, Object};
+use super::auth::{Principal, Require, Scope};
 use super::query::Search;
 use super::{check_name, invalid, is_object_id, not_found, object_body, without_provisioned};
 use crate::dispatch::DispatchError;
+use crate::openadr::measurement::{measurement_report, MEASUREMENT_CLIENT, MEASUREMENT_PREFIX};
+use crate::openadr::objects::{Filter, Kind, Object};
 use crate::server::{ApiError, AppState};
 use ovpp_wire::clock::unix_now;
-use ovpp_wire::dispatch::event::{iso_duration, rfc3339, GridEvent};
-use ovpp_wire::dispatch::view::EventReport;
 use ovpp_wire::openadr::WireReport;
-
-/// The resource of a measurement report that sums the fleet.
-pub const AGGREGATE: &str = "AGGREGATED_REPORT";
-/// The `clientName` of the oracle's measurement reports.
-pub const MEASUREMENT_CLIENT: &str = "ovpp-oracle";
-const MEASUREMENT_PREFIX: &str = "mv-";
-
-/// The oracle's measurement of `event` as an OpenADR report.
-pub fn measurement_report(report: &EventReport, event: &GridEvent, measured_at: i64) -> Value {
-    let kwh = |wh: i64| wh as f64 / 1000.0;
-    let period = |id: i64| {
-        event.intervals.iter().find(|i| i.id == id).map(|i| json!({"start": rfc3339(i.start), "duration": iso_duration(i.end - i.start)}))
-    };
-    let interval = |id: i64, baseline: i64, metered: i64, delivered: i64| {
-        json!({
-            "id": id,
-            "intervalPeriod": period(id),
-            "payloads": [
-                {"type": "BASELINE", "values": [kwh(baseline)]},
-                {"type": "READING", "values": [kwh(metered)]},
-                {"type": "DELTA_USAGE", "values": [kwh(delivered)]},
-            ],
-        })
-    };
-    let mut resources: Vec<Value> = report
-        .devices
-        .iter()
-        .map(|d| {
-            json!({
-                "resourceName": d.device,
-                "intervals": d.intervals.iter().map(|i| interval(i.id, i.baseline_wh, i.metered_wh, i.delivered_wh)).collect::<Vec<_>>(),
-                // OVPP extensions: how this resource was measured.
-                "baselineMethod": d.baseline,
-                "baselineNote": d.note,
-                "deviceKind": d.kind,
-            })
-        })
-        .collect();
-    // The fleet's sums, per interval.
-    let totals = event.intervals.iter().map(|i| {
-        let sum = |f: fn(&ovpp_wire::dispatch::view::DeviceInterval) -> i64| {
-            report.devices.iter().flat_map(|d| d.intervals.iter().filter(|di| di.id == i.id)).map(f).sum::<i64>()
-        };
-        interval(i.id, sum(|d| d.baseline_wh), sum(|d| d.metered_wh), sum(|d| d.delivered_wh))
-    });
-    resources.push(json!({"resourceName": AGGREGATE, "intervals": totals.collect::<Vec<_>>()}));
-    json!({
-        "id": format!("{MEASUREMENT_PREFIX}{}", event.id),
-        "objectType": "REPORT",
-        "createdDateTime": rfc3339(measured_at),
-        "modificationDateTime": rfc3339(measured_at),
-        "programID": event.program_id,
-        "eventID": event.id,
-        "clientName": MEASUREMENT_CLIENT,
-        "reportName": "measurement and verification",
-        "payloadDescriptors": [
-            {"payloadType": "BASELINE", "readingType": "ESTIMATED", "units": "KWH"},
-            {"payloadType": "READING", "readingType": "SUMMED", "units": "KWH"},
-            {"payloadType": "DELTA_USAGE", "readingType": "SUMMED", "units": "KWH"},
-        ],
-        "resources": resources,
-    })
-}
 
 /// The measurement reports `search` selects, with their creation time.
 async fn measurements(state: &AppState, search: &Search) -> Result<Vec<(i64, Value)>, ApiError> {

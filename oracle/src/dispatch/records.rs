@@ -96,6 +96,12 @@ impl Store {
         Ok(())
     }
 
+    /// One event as stored (another process sharing the database may have written it).
+    pub async fn event(&self, id: &str) -> Result<Option<GridEvent>, StoreError> {
+        let row = sqlx::query("SELECT body FROM grid_events WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("grid_events", e))).transpose()
+    }
+
     pub async fn events(&self) -> Result<Vec<GridEvent>, StoreError> {
         let rows = sqlx::query("SELECT body FROM grid_events ORDER BY start_at, id").fetch_all(&self.pool).await?;
         rows.iter().map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("grid_events", e))).collect()

@@ -128,24 +128,29 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Object, StoreError> {
 }
 
 impl Store {
-    pub async fn insert_object(&self, o: &Object) -> Result<(), WriteError> {
-        sqlx::query(
-            "INSERT INTO openadr_objects (id, object_type, owner, parent, name, program_id, event_id, body, created_at, modified_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&o.id)
-        .bind(o.kind.name())
-        .bind(&o.owner)
-        .bind(&o.parent)
-        .bind(&o.name)
-        .bind(&o.program_id)
-        .bind(&o.event_id)
-        .bind(o.body.to_string())
-        .bind(o.created)
-        .bind(o.modified)
-        .execute(&self.writes)
-        .await
-        .map_err(write_error)?;
+    /// Inserts objects in one transaction: all or none (a VEN with its resources).
+    pub async fn insert_objects(&self, objects: &[Object]) -> Result<(), WriteError> {
+        let mut tx = self.writes.begin().await.map_err(write_error)?;
+        for o in objects {
+            sqlx::query(
+                "INSERT INTO openadr_objects (id, object_type, owner, parent, name, program_id, event_id, body, created_at, modified_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&o.id)
+            .bind(o.kind.name())
+            .bind(&o.owner)
+            .bind(&o.parent)
+            .bind(&o.name)
+            .bind(&o.program_id)
+            .bind(&o.event_id)
+            .bind(o.body.to_string())
+            .bind(o.created)
+            .bind(o.modified)
+            .execute(&mut *tx)
+            .await
+            .map_err(write_error)?;
+        }
+        tx.commit().await.map_err(write_error)?;
         Ok(())
     }
 

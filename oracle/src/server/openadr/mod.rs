@@ -158,11 +158,20 @@ async fn find(state: &AppState, principal: &auth::Principal, kind: objects::Kind
 /// Stores a new (`POST`) or changed (`PUT`) object, then notifies its subscribers.
 async fn save(state: &AppState, object: &objects::Object, operation: &'static str) -> Result<(), ApiError> {
     match operation {
-        "POST" => state.store.insert_object(object).await,
+        "POST" => state.store.insert_objects(std::slice::from_ref(object)).await,
         _ => state.store.update_object(object).await,
     }
     .map_err(write_error)?;
     state.openadr.notifier.notify(notify::Change::of(object, operation));
+    Ok(())
+}
+
+/// Stores new objects together (all or none), then notifies each.
+async fn create_all(state: &AppState, objects: &[objects::Object]) -> Result<(), ApiError> {
+    state.store.insert_objects(objects).await.map_err(write_error)?;
+    for object in objects {
+        state.openadr.notifier.notify(notify::Change::of(object, "POST"));
+    }
     Ok(())
 }
 

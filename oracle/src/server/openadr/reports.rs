@@ -67,7 +67,9 @@ async fn check(state: &AppState, report: &WireReport) -> Result<(), ApiError> {
     if !is_object_id(&report.program_id) || !is_object_id(&report.event_id) {
         return Err(invalid("report", "programID and eventID are objectIDs (1-128 of A-Z a-z 0-9 _ -)"));
     }
-    let event = state.dispatch.event(&report.event_id).await.ok_or_else(|| not_found("unknown_event", "event", &report.event_id))?;
+    // From the database: the event may have been created by another process a moment ago.
+    let event = state.store.event(&report.event_id).await.map_err(DispatchError::from)?;
+    let event = event.ok_or_else(|| not_found("unknown_event", "event", &report.event_id))?;
     if event.program_id != report.program_id {
         return Err(invalid("report", format!("event {} belongs to program {}, not {}", event.id, event.program_id, report.program_id)));
     }

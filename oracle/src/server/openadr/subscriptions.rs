@@ -23,7 +23,8 @@ const MAX_PER_CLIENT: usize = 100;
 
 async fn check(state: &AppState, s: &WireSubscription) -> Result<serde_json::Value, ApiError> {
     check_name("clientName", &s.client_name)?;
-    if !state.dispatch.programs().await.iter().any(|(id, _)| *id == s.program_id) {
+    // From the database: the program may have been created by another process a moment ago.
+    if !state.store.programs().await.map_err(DispatchError::from)?.iter().any(|p| p.id == s.program_id) {
         return Err(not_found("unknown_program", "program", &s.program_id));
     }
     if s.object_operations.is_empty() || s.object_operations.len() > MAX_OPERATIONS {

@@ -62,11 +62,11 @@ pub async fn create(State(state): State<AppState>, principal: Principal, headers
         }
     }
     let object = new_object(Kind::Ven, &principal, None, ven.ven_name.clone(), body_of("ven", &ven)?);
-    super::save(&state, &object, "POST").await?;
-    for r in ven.resources.iter().flatten() {
-        let resource = new_object(Kind::Resource, &principal, Some(object.id.clone()), r.resource_name.clone(), body_of("resource", r)?);
-        super::save(&state, &resource, "POST").await?;
+    let mut all = vec![object.clone()];
+    for r in resources {
+        all.push(new_object(Kind::Resource, &principal, Some(object.id.clone()), r.resource_name.clone(), body_of("resource", r)?));
     }
+    super::create_all(&state, &all).await?;
     Ok((StatusCode::CREATED, Json(object.to_json())).into_response())
 }
 

@@ -42,6 +42,9 @@ pub fn measure(
     method: &DayMatching,
     event_days: &BTreeSet<i64>,
 ) -> (EventReport, Vec<(DeviceKey, i64, u64)>) {
+    // A cancelled event is measured over the time it ran, not its planned span.
+    let active = event.active_part();
+    let event = &active;
     let sign = if event.signal == Signal::AbsorbSetpoint { -1.0 } else { 1.0 };
     // Commanded Wh per device and interval: each command over the part of the interval it was in force.
     let mut commanded: BTreeMap<DeviceKey, Vec<f64>> = BTreeMap::new();
@@ -76,7 +79,9 @@ pub fn measure(
                 loads.slots.insert(slot, f64::from(r.reading.energy_imported_wh) - f64::from(r.reading.energy_exported_wh));
             }
         }
-        let (baseline, note) = device_baseline(device.kind(), &loads, event, method, &excluded);
+        // On the device's slot grid (a cancellation may cut a slot: its part is not measured).
+        let end = event.start() + (event.end() - event.start()).div_euclid(slot_secs) * slot_secs;
+        let (baseline, note) = device_baseline(device.kind(), &loads, event.start(), end, method, &excluded);
         let mut delivered_wh = 0.0;
         let mut paid_total = 0u64;
         let mut device_intervals = Vec::new();
@@ -169,19 +174,104 @@ pub fn measure(
 fn device_baseline(
     kind: DeviceKind,
     loads: &LoadSeries,
-    event: &GridEvent,
+    start: i64,
+    end: i64,
     method: &DayMatching,
     excluded: &BTreeSet<i64>,
 ) -> (Option<Baseline>, Option<String>) {
     let mut note = None;
     if uses_day_matching(kind) {
-        match method.baseline(loads, event.start(), event.end(), excluded) {
+        match method.baseline(loads, start, end, excluded) {
             Ok(b) => return (Some(b), None),
             Err(e) => note = Some(format!("{e}; measured meter-before instead")),
         }
     }
-    match baseline::meter_before(loads, event.start(), event.end()) {
+    match baseline::meter_before(loads, start, end) {
         Ok(b) => (Some(b), note),
         Err(e) => (None, Some(note.map_or(e.to_string(), |n| format!("{n}, which failed too: {e}")))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ovpp::state::DeviceStatus;
+    use ovpp_wire::dispatch::event::EventInterval;
+    use ovpp_wire::telemetry::validate::DeviceProfile;
+    use ovpp_wire::telemetry::{GridResponse, Reading};
+    use solana_sdk::pubkey::Pubkey;
+
+    const KEY: DeviceKey = [7; 32];
+    const START: i64 = 1_795_600_800; // on the 5-minute grid
+
+    fn reading(start: i64, net_import_wh: i64) -> StoredReading {
+        let reading = Reading {
+            interval_start: start,
+            interval_secs: 300,
+            energy_generated_wh: 0,
+            energy_consumed_wh: 0,
+            energy_imported_wh: net_import_wh.max(0) as u32,
+            energy_exported_wh: (-net_import_wh).max(0) as u32,
+            average_power_w: 0,
+            state_of_charge_permille: Some(500),
+            storage_available_wh: Some(10_000),
+            flex_up_w: 0,
+            flex_down_w: 0,
+            grid_response: GridResponse::FollowingDispatch,
+            online: true,
+        };
+        StoredReading { device_key: KEY, reading, batch_sequence: 0, received_at: start + 300 }
+    }
+
+    /// A battery asked for 2 kW over three quarter hours, the event cancelled 20 minutes in:
+    /// measured over those 20 minutes (its target and delivery), not the planned 45.
+    #[test]
+    fn a_cancelled_event_is_measured_over_the_time_it_ran() {
+        let interval = |id: i64| EventInterval { id, start: START + id * 900, end: START + (id + 1) * 900, value: 2_000 };
+        let event = GridEvent {
+            id: "e".into(),
+            program_id: "p".into(),
+            event_name: None,
+            region: "DE-BY".into(),
+            signal: Signal::DispatchSetpoint,
+            intervals: (0..3).map(interval).collect(),
+            created: START - 3600,
+            modified: START + 1200,
+            cancelled: true,
+            priority: None,
+            report_descriptors: None,
+            source: None,
+        };
+        let command = Command {
+            id: "c".into(),
+            event_id: "e".into(),
+            device_key: KEY,
+            valid_from: START,
+            valid_until: START + 2700,
+            setpoint_w: 2_400,
+            issued_at: START - 60,
+        };
+        let profile =
+            DeviceProfile { kind: DeviceKind::HomeBattery, status: DeviceStatus::Active, rated_power_w: 5_000, energy_capacity_wh: 13_500 };
+        let device = RegisteredDevice { key: KEY, owner: Pubkey::new_from_array(KEY), profile, region: "DE-BY".into(), location_cell: 0 };
+        // 100 Wh imported per slot before; 100 Wh exported while it ran (200 Wh delivered a
+        // slot); importing again after the cancellation.
+        let readings: Vec<StoredReading> =
+            (-6..9).map(|slot| reading(START + slot * 300, if (0..4).contains(&slot) { -100 } else { 100 })).collect();
+        let (report, paid) = measure(
+            &event,
+            &[(command, Some(START + 1200))],
+            &HashMap::from([(KEY, device)]),
+            &readings,
+            &super::super::baseline::CAISO_10_IN_10,
+            &BTreeSet::new(),
+        );
+        assert_eq!(report.intervals.len(), 2, "the third quarter hour never ran");
+        assert_eq!((report.intervals[1].start, report.intervals[1].end), (START + 900, START + 1200));
+        // 2 kW for 15 minutes and for 5 minutes.
+        assert_eq!(report.target_wh, 667);
+        assert_eq!(report.delivered_wh, 800);
+        assert_eq!(report.end, START + 1200);
+        assert_eq!(paid.iter().map(|(_, _, wh)| wh).sum::<u64>(), 800);
     }
 }

@@ -248,6 +248,20 @@ impl GridEvent {
         }
     }
 
+    /// The part of the event that ran: a cancelled event's intervals up to its cancellation
+    /// (`modified`), the last one cut there; any other event whole. What is measured.
+    pub fn active_part(&self) -> GridEvent {
+        let mut event = self.clone();
+        if self.cancelled {
+            let until = self.modified;
+            event.intervals.retain(|i| i.start < until);
+            for interval in &mut event.intervals {
+                interval.end = interval.end.min(until);
+            }
+        }
+        event
+    }
+
     /// The interval running at `now`.
     pub fn interval_at(&self, now: i64) -> Option<&EventInterval> {
         self.intervals.iter().find(|i| i.start <= now && now < i.end)
@@ -555,6 +569,31 @@ pub fn rfc3339(t: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cancelled_event_is_measured_up_to_its_cancellation() {
+        let interval = |id, start| EventInterval { id, start, end: start + 900, value: 1000 };
+        let event = GridEvent {
+            id: "e".into(),
+            program_id: "p".into(),
+            event_name: None,
+            region: "DE-BY".into(),
+            signal: Signal::DispatchSetpoint,
+            intervals: vec![interval(0, 0), interval(1, 900), interval(2, 1800)],
+            created: -100,
+            modified: 1200,
+            cancelled: true,
+            priority: None,
+            report_descriptors: None,
+            source: None,
+        };
+        let active = event.active_part();
+        assert_eq!(active.intervals.iter().map(|i| (i.id, i.start, i.end)).collect::<Vec<_>>(), [(0, 0, 900), (1, 900, 1200)]);
+        let whole = GridEvent { cancelled: false, ..event.clone() };
+        assert_eq!(whole.active_part(), whole);
+        // Cancelled before it began: nothing ran.
+        assert!(GridEvent { modified: -1, ..event }.active_part().intervals.is_empty());
+    }
 
     #[test]
     fn iso_durations() {

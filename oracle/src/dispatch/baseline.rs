@@ -2,12 +2,13 @@
 //! event. Delivery is the difference between the baseline and the meter.
 //!
 //! Two families:
-//! - **Day matching** for loads and meters ([`DayMatching`]): the same time of day on
-//!   recent similar days (weekdays for a weekday event, weekend days for a weekend one),
-//!   optionally the highest of them, corrected by how the event day ran in the hours just
-//!   before the event. [`CAISO_10_IN_10`], [`PJM_HIGH_4_OF_5`] and [`NYISO_CBL`] are this
-//!   one algorithm with each ISO's parameters. `DISPATCHING.md` cites where each parameter
-//!   comes from and which of them could not be checked against the ISO's own text.
+//! - **Day matching** for loads and meters ([`DayMatching`]), as data: which days (like
+//!   days, all, weekdays, weekend days; the event day itself for prior-hours rules), how many
+//!   of the most recent, which of those (all, the highest, the middle), over which hours (the
+//!   event's, or a window before it, held), and a same-day adjustment (ratio within limits,
+//!   additive, additive up only). Every published method in [`DAY_MATCHING`] is this one
+//!   algorithm with its parameters, with its source and how far that source confirms it
+//!   ([`Status`]); `DISPATCHING.md` has the table.
 //! - **Meter before / meter after** for batteries and EVs ([`meter_before`]): the device's
 //!   average rate just before the event, held through it.
 //!
@@ -22,8 +23,40 @@ use serde::Serialize;
 pub struct Pool {
     /// How many most-recent eligible days form the window.
     pub days: usize,
-    /// How many of them, highest average load over the event hours, are averaged.
-    pub highest: usize,
+    /// Which of them are averaged, by their average load over the reference hours.
+    pub keep: Keep,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Keep {
+    All,
+    /// The highest `n`.
+    Highest(usize),
+    /// The middle `n`: as many highest and lowest dropped as balance (ERCOT "middle 8 of 10").
+    Middle(usize),
+}
+
+/// Which days may form the window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DayType {
+    /// Weekdays for a weekday event (the `weekday` pool), weekend days for a weekend one.
+    Like,
+    /// Any day (the `weekday` pool).
+    All,
+    /// Weekdays only, whatever the event day (the `weekday` pool).
+    Weekdays,
+    /// Weekend days only (the `weekend` pool).
+    Weekends,
+}
+
+/// The hours of each day that make the baseline.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Reference {
+    /// The event's hours: the baseline follows the days' shape through the event.
+    EventHours,
+    /// A window before the event (`[start - from, start - to)`): the days' average load
+    /// there, held through the event (a "prior hours" baseline).
+    Before { from_secs_before: i64, to_secs_before: i64 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -32,6 +65,8 @@ pub enum AdjustmentKind {
     Ratio { min: f64, max: f64 },
     /// Baseline plus the average difference (event day - baseline) in the window.
     Additive,
+    /// As `Additive`, never negative (an adjustment only ever raises the baseline).
+    AdditiveUpOnly,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,63 +77,207 @@ pub struct Adjustment {
     pub to_secs_before: i64,
 }
 
+/// How far a method's rule is confirmed by its published source (`DISPATCHING.md` cites them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Confirmed,
+    PartlyConfirmed,
+    Unverified,
+}
+
+/// A customer baseline by matching days, as data: which days, how many, which of them,
+/// which hours, and the same-day adjustment.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DayMatching {
     pub name: &'static str,
     /// Days before the event day searched for eligible days.
     pub lookback_days: i64,
+    pub day_type: DayType,
+    /// The event day itself is one of the days (CenterPoint's prior-hours rule).
+    pub include_event_day: bool,
     pub weekday: Pool,
     pub weekend: Pool,
-    /// Drop days whose average event-hours load is under this fraction of the window's
+    pub reference: Reference,
+    /// Drop days whose average reference-hours load is under this fraction of the window's
     /// average (low-usage days: outages, holidays at a business).
     pub low_usage_fraction: Option<f64>,
     pub adjustment: Option<Adjustment>,
+    pub status: Status,
+    /// Where the rule is published, and what of it could not be checked.
+    pub source: &'static str,
 }
 
 const HOUR: i64 = 3600;
 
+const LIKE_10_OF_10: DayMatching = DayMatching {
+    name: "",
+    lookback_days: 45,
+    day_type: DayType::Like,
+    include_event_day: false,
+    weekday: Pool { days: 10, keep: Keep::All },
+    weekend: Pool { days: 4, keep: Keep::All },
+    reference: Reference::EventHours,
+    low_usage_fraction: None,
+    adjustment: None,
+    status: Status::Unverified,
+    source: "",
+};
+
+/// The CAISO load point adjustment as this oracle applies it: a ratio over the three hours
+/// ending one hour before the event, within ±20 % (the window and the ratio form are
+/// unverified; the 20 % limit is confirmed).
+const CAISO_ADJUSTMENT: Adjustment =
+    Adjustment { kind: AdjustmentKind::Ratio { min: 0.8, max: 1.2 }, from_secs_before: 4 * HOUR, to_secs_before: HOUR };
+
 /// CAISO "10 in 10" customer load baseline: the 10 most recent eligible weekdays (4 in 4
-/// on weekends and holidays) in 45 days, with the load point adjustment over the three
-/// hours ending one hour before the event, limited to ±20 %.
+/// on weekends and holidays) in 45 days, with the load point adjustment limited to ±20 %.
 pub const CAISO_10_IN_10: DayMatching = DayMatching {
     name: "CAISO_10_IN_10",
-    lookback_days: 45,
-    weekday: Pool { days: 10, highest: 10 },
-    weekend: Pool { days: 4, highest: 4 },
-    low_usage_fraction: None,
-    adjustment: Some(Adjustment { kind: AdjustmentKind::Ratio { min: 0.8, max: 1.2 }, from_secs_before: 4 * HOUR, to_secs_before: HOUR }),
+    adjustment: Some(CAISO_ADJUSTMENT),
+    status: Status::PartlyConfirmed,
+    source: "CAISO Baseline Accuracy Work Group draft proposal (April 2017): 10 of the most recent 10 eligible days, \
+             same-day adjustment limited to 20 %. Unverified: weekend 4 of 4, 45-day lookback, adjustment window and form",
+    ..LIKE_10_OF_10
 };
 
-/// PJM "High 4 of 5" with the symmetric additive adjustment: the 4 highest of the 5 most
-/// recent eligible weekdays (High 2 of 3 on weekends), low-usage days (< 25 %) excluded,
-/// adjusted by the average difference over the three hours ending one hour before.
+/// PJM "High 4 of 5" with the symmetric additive adjustment.
 pub const PJM_HIGH_4_OF_5: DayMatching = DayMatching {
     name: "PJM_HIGH_4_OF_5",
-    lookback_days: 45,
-    weekday: Pool { days: 5, highest: 4 },
-    weekend: Pool { days: 3, highest: 2 },
+    weekday: Pool { days: 5, keep: Keep::Highest(4) },
+    weekend: Pool { days: 3, keep: Keep::Highest(2) },
     low_usage_fraction: Some(0.25),
     adjustment: Some(Adjustment { kind: AdjustmentKind::Additive, from_secs_before: 4 * HOUR, to_secs_before: HOUR }),
+    status: Status::Unverified,
+    source: "PJM Manual 11 (economic default CBL; its text was not reachable): every parameter from secondary descriptions",
+    ..LIKE_10_OF_10
 };
 
-/// NYISO customer baseline load (average-day CBL): the 5 highest of the 10 most recent
-/// eligible weekdays (2 of the 3 most recent like weekend days), low-usage days (< 25 %)
-/// excluded, with the weather-sensitive in-day adjustment over the two hours beginning four
-/// hours before the event, bounded to 0.8 ..= 1.2.
+/// NYISO customer baseline load (average-day CBL).
 pub const NYISO_CBL: DayMatching = DayMatching {
     name: "NYISO_CBL",
     lookback_days: 30,
-    weekday: Pool { days: 10, highest: 5 },
-    weekend: Pool { days: 3, highest: 2 },
+    weekday: Pool { days: 10, keep: Keep::Highest(5) },
+    weekend: Pool { days: 3, keep: Keep::Highest(2) },
     low_usage_fraction: Some(0.25),
     adjustment: Some(Adjustment {
         kind: AdjustmentKind::Ratio { min: 0.8, max: 1.2 },
         from_secs_before: 4 * HOUR,
         to_secs_before: 2 * HOUR,
     }),
+    status: Status::Unverified,
+    source: "NYISO Manual 7 / Con Edison CBL verification methodology (texts not reachable): 5 highest of 10, low-usage \
+             exclusion, weather adjustment within 0.8-1.2 from secondary descriptions",
+    ..LIKE_10_OF_10
 };
 
-pub const DAY_MATCHING: [DayMatching; 3] = [CAISO_10_IN_10, PJM_HIGH_4_OF_5, NYISO_CBL];
+const AEMO_SOURCE: &str = "AEMO WDR baseline methodology register: four methods on the CAISO 10-of-10 framework by day type \
+                           (confirmed). Unverified: the adjustment (CAISO's used here), window and caps";
+
+/// AEMO wholesale demand response, all days: the 10 most recent days of any type.
+pub const AEMO_ALL_DAYS: DayMatching = DayMatching {
+    name: "AEMO_ALL_DAYS",
+    day_type: DayType::All,
+    adjustment: Some(CAISO_ADJUSTMENT),
+    status: Status::PartlyConfirmed,
+    source: AEMO_SOURCE,
+    ..LIKE_10_OF_10
+};
+
+/// AEMO, business days: the 10 most recent business days (weekdays; no holiday calendar).
+pub const AEMO_BUSINESS_DAYS: DayMatching = DayMatching { name: "AEMO_BUSINESS_DAYS", day_type: DayType::Weekdays, ..AEMO_ALL_DAYS };
+
+/// AEMO, non-business days: the 10 most recent weekend days.
+pub const AEMO_NON_BUSINESS_DAYS: DayMatching = DayMatching {
+    name: "AEMO_NON_BUSINESS_DAYS",
+    lookback_days: 45,
+    day_type: DayType::Weekends,
+    weekend: Pool { days: 10, keep: Keep::All },
+    ..AEMO_ALL_DAYS
+};
+
+/// AEMO, composite: business days for a business-day event, non-business days otherwise.
+pub const AEMO_COMPOSITE: DayMatching =
+    DayMatching { name: "AEMO_COMPOSITE", day_type: DayType::Like, weekend: Pool { days: 10, keep: Keep::All }, ..AEMO_ALL_DAYS };
+
+/// PG&E PowerSaver: the 5 highest-usage of the 10 previous weekdays; on weekends the 3
+/// highest of the 5 previous weekend days. Averaged plainly: the FAQ gives neither its
+/// weights nor its weather adjustment's hours, so neither is applied.
+pub const PGE_5_OF_10: DayMatching = DayMatching {
+    name: "PGE_5_OF_10",
+    weekday: Pool { days: 10, keep: Keep::Highest(5) },
+    weekend: Pool { days: 5, keep: Keep::Highest(3) },
+    status: Status::PartlyConfirmed,
+    source: "PG&E PowerSaver FAQ: 5 highest of 10 previous weekdays, 3 highest of 5 weekend days/holidays, event and \
+             outage days excluded (confirmed). Not given: the weights and the weather adjustment's hours (not applied)",
+    ..LIKE_10_OF_10
+};
+
+/// UK ESO Demand Flexibility Service 2022/23: the same period on the previous 10 weekdays,
+/// plus the additive in-day adjustment over the 3 hours ending 1 hour before the event.
+pub const UK_DFS_2022: DayMatching = DayMatching {
+    name: "UK_DFS_2022",
+    day_type: DayType::Weekdays,
+    adjustment: Some(Adjustment { kind: AdjustmentKind::Additive, from_secs_before: 4 * HOUR, to_secs_before: HOUR }),
+    status: Status::PartlyConfirmed,
+    source: "UK ESO DFS 2022/23: 10 previous weekdays excluding event days plus the in-day additive adjustment over the \
+             six half-hours of the 3 h window ending 1 h before (rule: trade press; formula: a quote of the procurement \
+             rules). Removed for domestic sites in 2023/24",
+    ..LIKE_10_OF_10
+};
+
+/// ERCOT ERS "middle 8 of 10" like days: the highest and lowest of the 10 dropped.
+pub const ERCOT_MIDDLE_8_OF_10: DayMatching = DayMatching {
+    name: "ERCOT_MIDDLE_8_OF_10",
+    weekday: Pool { days: 10, keep: Keep::Middle(8) },
+    weekend: Pool { days: 10, keep: Keep::Middle(8) },
+    status: Status::PartlyConfirmed,
+    source: "ERCOT EILS default baseline methodology, DSWG slides (Dec 2016): the method is confirmed; \
+             dropping the highest and the lowest day is inferred from its name; its event-day adjustment unverified (none)",
+    ..LIKE_10_OF_10
+};
+
+/// A flexibility services standard agreement's positive-only adjustment on a 10-of-10
+/// baseline: the load in the hour starting 2 hours before the event minus the baseline
+/// there, never negative.
+pub const FLEX_10_OF_10_UP: DayMatching = DayMatching {
+    name: "FLEX_10_OF_10_UP",
+    adjustment: Some(Adjustment { kind: AdjustmentKind::AdditiveUpOnly, from_secs_before: 2 * HOUR, to_secs_before: HOUR }),
+    status: Status::PartlyConfirmed,
+    source: "A flexibility services standard agreement, \"Baseline Adjustment\" clause: positive-only, the hour starting 2 h \
+             before, none for batteries (confirmed, with its worked example). The 10-of-10 day selection is this oracle's choice",
+    ..LIKE_10_OF_10
+};
+
+/// CenterPoint Energy (Texas) C&I load management: the hour starting 2 hours before the
+/// event, on the event day and the 4 preceding business days, averaged and held.
+pub const CENTERPOINT_PRIOR_HOUR: DayMatching = DayMatching {
+    name: "CENTERPOINT_PRIOR_HOUR",
+    lookback_days: 14,
+    day_type: DayType::Weekdays,
+    include_event_day: true,
+    weekday: Pool { days: 5, keep: Keep::All },
+    reference: Reference::Before { from_secs_before: 2 * HOUR, to_secs_before: HOUR },
+    status: Status::Confirmed,
+    source: "CenterPoint Energy Texas C&I load management SOP, with its worked example (18 July 2008). Its performance \
+             rule (the highest four consecutive 15-minute intervals) is not this oracle's (delivery per interval)",
+    ..LIKE_10_OF_10
+};
+
+pub const DAY_MATCHING: [DayMatching; 12] = [
+    CAISO_10_IN_10,
+    PJM_HIGH_4_OF_5,
+    NYISO_CBL,
+    AEMO_ALL_DAYS,
+    AEMO_BUSINESS_DAYS,
+    AEMO_NON_BUSINESS_DAYS,
+    AEMO_COMPOSITE,
+    PGE_5_OF_10,
+    UK_DFS_2022,
+    ERCOT_MIDDLE_8_OF_10,
+    FLEX_10_OF_10_UP,
+    CENTERPOINT_PRIOR_HOUR,
+];
 
 pub fn day_matching(name: &str) -> Option<DayMatching> {
     DAY_MATCHING.into_iter().find(|m| m.name == name)
@@ -157,6 +336,26 @@ impl LoadSeries {
 }
 
 impl DayMatching {
+    /// Whether `day` is of the kind this method takes for an event on a weekend (or not).
+    fn takes(&self, day: i64, event_on_weekend: bool) -> bool {
+        match self.day_type {
+            DayType::Like => is_weekend(day) == event_on_weekend,
+            DayType::All => true,
+            DayType::Weekdays => !is_weekend(day),
+            DayType::Weekends => is_weekend(day),
+        }
+    }
+
+    /// The pool of days for an event on a weekend (or not), and what the days are called.
+    fn pool(&self, event_on_weekend: bool) -> (Pool, &'static str) {
+        match self.day_type {
+            DayType::Like if event_on_weekend => (self.weekend, "weekend"),
+            DayType::Like | DayType::Weekdays => (self.weekday, "weekday"),
+            DayType::All => (self.weekday, "like"),
+            DayType::Weekends => (self.weekend, "weekend"),
+        }
+    }
+
     /// The baseline for an event over `[start, end)`; `excluded` are days that do not count
     /// (event days, holidays, outages).
     pub fn baseline(&self, loads: &LoadSeries, start: i64, end: i64, excluded: &BTreeSet<i64>) -> Result<Baseline, BaselineError> {
@@ -171,15 +370,22 @@ impl DayMatching {
         let event_slots = first..last;
         let event_day = start.div_euclid(86_400);
         let weekend = is_weekend(event_day);
-        let pool = if weekend { self.weekend } else { self.weekday };
+        let (pool, kind) = self.pool(weekend);
+        let reference: Vec<i64> = match self.reference {
+            Reference::EventHours => event_slots.clone().collect(),
+            Reference::Before { from_secs_before, to_secs_before } => {
+                (first - from_secs_before.div_euclid(slot)..first - to_secs_before.div_euclid(slot)).collect()
+            }
+        };
         let shifted = |day: i64| {
             let shift = (event_day - day) * per_day;
-            event_slots.clone().map(move |s| s - shift)
+            reference.iter().map(move |s| s - shift)
         };
-        // Eligible days, most recent first, with their average load over the event hours.
-        let mut eligible: Vec<(i64, f64)> = (1..=self.lookback_days)
+        // Eligible days, most recent first, with their average load over the reference hours.
+        let first_back = if self.include_event_day { 0 } else { 1 };
+        let mut eligible: Vec<(i64, f64)> = (first_back..=self.lookback_days)
             .map(|back| event_day - back)
-            .filter(|d| is_weekend(*d) == weekend && !excluded.contains(d))
+            .filter(|d| *d == event_day || (self.takes(*d, weekend) && !excluded.contains(d)))
             .filter_map(|d| Some((d, loads.mean(shifted(d))?)))
             .collect();
         if let Some(fraction) = self.low_usage_fraction {
@@ -190,7 +396,7 @@ impl DayMatching {
         if eligible.len() < pool.days {
             return Err(BaselineError::InsufficientHistory {
                 method: self.name,
-                kind: if weekend { "weekend" } else { "weekday" },
+                kind,
                 needed: pool.days,
                 found: eligible.len(),
                 lookback: self.lookback_days,
@@ -199,12 +405,27 @@ impl DayMatching {
         let mut chosen = eligible[..pool.days].to_vec();
         // Highest average load first; the sort is stable, so ties keep the more recent day.
         chosen.sort_by(|a, b| b.1.total_cmp(&a.1));
-        chosen.truncate(pool.highest);
+        match pool.keep {
+            Keep::All => {}
+            Keep::Highest(n) => chosen.truncate(n),
+            Keep::Middle(n) => {
+                let drop_high = (chosen.len().saturating_sub(n)) / 2;
+                chosen = chosen.into_iter().skip(drop_high).take(n).collect();
+            }
+        }
         chosen.sort_by_key(|(d, _)| std::cmp::Reverse(*d));
         let days: Vec<i64> = chosen.iter().map(|(d, _)| *d).collect();
-        let average_at =
-            |offset: i64| days.iter().map(|d| loads.slots[&(offset - (event_day - d) * per_day)]).sum::<f64>() / days.len() as f64;
-        let mut slots_wh: Vec<f64> = event_slots.clone().map(average_at).collect();
+        let mut slots_wh: Vec<f64> = match self.reference {
+            // Every chosen day has every reference slot (its mean exists).
+            Reference::EventHours => event_slots
+                .clone()
+                .map(|offset| days.iter().map(|d| loads.slots[&(offset - (event_day - d) * per_day)]).sum::<f64>() / days.len() as f64)
+                .collect(),
+            Reference::Before { .. } => {
+                let held = chosen.iter().map(|(_, load)| load).sum::<f64>() / chosen.len() as f64;
+                vec![held; event_slots.clone().count()]
+            }
+        };
         let adjustment = self.adjustment.and_then(|adj| {
             let window = first - adj.from_secs_before.div_euclid(slot)..first - adj.to_secs_before.div_euclid(slot);
             let actual = loads.mean(window.clone())?;
@@ -222,8 +443,11 @@ impl DayMatching {
                     slots_wh.iter_mut().for_each(|b| *b *= factor);
                     factor
                 }
-                AdjustmentKind::Additive => {
-                    let delta = actual - typical;
+                AdjustmentKind::Additive | AdjustmentKind::AdditiveUpOnly => {
+                    let mut delta = actual - typical;
+                    if adj.kind == AdjustmentKind::AdditiveUpOnly {
+                        delta = delta.max(0.0);
+                    }
                     slots_wh.iter_mut().for_each(|b| *b += delta);
                     delta
                 }
@@ -363,6 +587,96 @@ mod tests {
         assert_eq!(b.adjustment, Some(0.8));
         let average = 100.0 + (15 + 14 + 13 + 12 + 8) as f64 / 5.0;
         assert!((b.slots_wh[0] - average * 0.8).abs() < 1e-9);
+    }
+
+    /// The published worked example of the positive-only adjustment (a flexibility services
+    /// standard agreement): baseline 500 kW and load 600 kW in the hour starting 2 hours
+    /// before the event -> +100 kW; load 400 kW -> 0 kW (never negative). Hourly slots, so
+    /// Wh per slot are the kW.
+    #[test]
+    fn worked_example_positive_only_adjustment() {
+        let (start, end) = (WEDNESDAY + 17 * H, WEDNESDAY + 18 * H);
+        for (load_before, expected) in [(600.0, 100.0), (400.0, 0.0)] {
+            let loads = series(|back, hour| {
+                Some(match (back, hour) {
+                    (0, 15) => load_before, // the hour starting 2 h before the event
+                    (0, _) => 0.0,
+                    _ => 500.0,
+                })
+            });
+            let b = FLEX_10_OF_10_UP.baseline(&loads, start, end, &BTreeSet::new()).unwrap();
+            assert_eq!(b.adjustment, Some(expected), "load {load_before} kW");
+            assert_eq!(b.slots_wh, vec![500.0 + expected]);
+        }
+        // "No baseline adjustment for batteries": storage is metered before/after, unadjusted.
+        assert!(!crate::dispatch::measure::uses_day_matching(ovpp::state::DeviceKind::HomeBattery));
+    }
+
+    /// CenterPoint Energy's worked example of its calendar: a curtailment on Friday 18 July
+    /// 2008 from 16:00 to 17:00 uses 14:00-15:00 (the 15-minute intervals ending 14:15 to
+    /// 15:00) of that day and of the four preceding business days, 14-17 July, averaged.
+    #[test]
+    fn worked_example_centerpoint_calendar() {
+        const FRIDAY_2008_07_18: i64 = 1_216_339_200;
+        let quarter = 900;
+        let mut slots = HashMap::new();
+        // Two weeks of 15-minute kWh, each day's 14:00-15:00 at its day of month (kW = kWh x 4),
+        // everything else at 1; the weekend before at 99 (it must not count).
+        for back in 0..14 {
+            let day_start = FRIDAY_2008_07_18 - back * 86_400;
+            let day_of_month = 18 - back as i64;
+            for q in 0..96 {
+                let t = day_start + q * quarter;
+                let hour = q / 4;
+                let kwh = if is_weekend(day(day_start)) {
+                    99.0
+                } else if hour == 14 {
+                    day_of_month as f64
+                } else {
+                    1.0
+                };
+                slots.insert(t / quarter, kwh);
+            }
+        }
+        let loads = LoadSeries { slot_secs: quarter, origin: 0, slots };
+        let (start, end) = (FRIDAY_2008_07_18 + 16 * H, FRIDAY_2008_07_18 + 17 * H);
+        assert!(!is_weekend(day(FRIDAY_2008_07_18)) && is_weekend(day(FRIDAY_2008_07_18) - 6));
+        let b = CENTERPOINT_PRIOR_HOUR.baseline(&loads, start, end, &BTreeSet::from([day(start)])).unwrap();
+        let d = day(FRIDAY_2008_07_18);
+        assert_eq!(b.days, vec![d, d - 1, d - 2, d - 3, d - 4], "18, 17, 16, 15, 14 July");
+        // (18 + 17 + 16 + 15 + 14) / 5 = 16 kWh a quarter hour (64 kW), held for the event's four.
+        assert_eq!(b.slots_wh, vec![16.0; 4]);
+        assert_eq!(b.adjustment, None);
+    }
+
+    #[test]
+    fn middle_8_of_10_drops_the_highest_and_the_lowest_day() {
+        let loads = series(|back, _| Some(100.0 + back as f64));
+        let b = ERCOT_MIDDLE_8_OF_10.baseline(&loads, WEDNESDAY + 16 * H, WEDNESDAY + 17 * H, &BTreeSet::new()).unwrap();
+        // The ten most recent weekdays: 1, 2, 5, 6, 7, 8, 9, 12, 13, 14; the highest load is
+        // the oldest (14), the lowest the newest (1): both dropped.
+        let d = day(WEDNESDAY);
+        assert_eq!(b.days, [2, 5, 6, 7, 8, 9, 12, 13].iter().map(|back| d - back).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn day_types_choose_the_days_they_name() {
+        let loads = series(|back, _| Some(100.0 + back as f64));
+        let d = day(WEDNESDAY);
+        let at = |m: &DayMatching| m.baseline(&loads, WEDNESDAY + 16 * H, WEDNESDAY + 17 * H, &BTreeSet::new()).unwrap().days;
+        assert_eq!(at(&AEMO_ALL_DAYS), (1..=10).map(|back| d - back).collect::<Vec<_>>(), "any day");
+        assert!(at(&AEMO_BUSINESS_DAYS).iter().all(|x| !is_weekend(*x)));
+        let weekend = at(&AEMO_NON_BUSINESS_DAYS);
+        assert!(weekend.len() == 10 && weekend.iter().all(|x| is_weekend(*x)), "a weekday event measured on weekend days");
+        // PG&E: the 5 highest of the 10 most recent weekdays (the oldest five here).
+        assert_eq!(at(&PGE_5_OF_10), [8, 9, 12, 13, 14].iter().map(|back| d - back).collect::<Vec<_>>());
+        // UK DFS: weekdays, with its additive in-day adjustment (the event morning matches: 0).
+        let b = UK_DFS_2022.baseline(&loads, WEDNESDAY + 16 * H, WEDNESDAY + 17 * H, &BTreeSet::new()).unwrap();
+        assert!(b.adjustment.is_some());
+        // Names are unique, and every method says where it comes from.
+        let names: BTreeSet<&str> = DAY_MATCHING.iter().map(|m| m.name).collect();
+        assert_eq!(names.len(), DAY_MATCHING.len());
+        assert!(DAY_MATCHING.iter().all(|m| m.source.len() > 40));
     }
 
     #[test]

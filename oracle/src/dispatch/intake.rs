@@ -153,7 +153,8 @@ fn check_program(program: &WireProgram) -> Result<(), DispatchError> {
     }
     if let Some(b) = &program.baseline {
         if baseline::day_matching(b).is_none() {
-            return Err(DispatchError::InvalidProgram(format!("unknown baseline {b:?} (CAISO_10_IN_10, PJM_HIGH_4_OF_5 or NYISO_CBL)")));
+            let names: Vec<&str> = baseline::DAY_MATCHING.iter().map(|m| m.name).collect();
+            return Err(DispatchError::InvalidProgram(format!("unknown baseline {b:?} (one of {})", names.join(", "))));
         }
     }
     Ok(())

@@ -167,9 +167,9 @@ pub struct WireProgram {
     pub payload_descriptors: Option<Vec<serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<Vec<ValuesMap>>,
-    /// Which customer baseline measures loads and meters in this program's events:
-    /// `CAISO_10_IN_10`, `PJM_HIGH_4_OF_5` or `NYISO_CBL` [default: CAISO_10_IN_10]
-    /// (an OVPP extension; batteries and EVs are always metered before/after).
+    /// Which customer baseline measures loads and meters in this program's events (one of
+    /// the oracle's published methods, `DISPATCHING.md`) [default: CAISO_10_IN_10] (an OVPP
+    /// extension; batteries and EVs are always metered before/after).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<String>,
 }

@@ -15,7 +15,7 @@ use ovpp_wire::clock::unix_now;
 /// The longest any baseline looks back before an event (day matching; the readings of the
 /// event itself are after its start).
 pub fn longest_lookback_secs() -> i64 {
-    baseline::DAY_MATCHING.iter().map(lookback_secs).max().unwrap_or(0)
+    lookback_secs(&baseline::LoadMethod::MostAccurate)
 }
 
 /// The fewest days `--keep-readings-days` may be: a new event's baseline needs that much.

@@ -283,6 +283,120 @@ pub fn day_matching(name: &str) -> Option<DayMatching> {
     DAY_MATCHING.into_iter().find(|m| m.name == name)
 }
 
+/// The program's choice for loads: one method, or the one most accurate for each device.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LoadMethod {
+    Fixed(DayMatching),
+    /// Per device, the method of [`DAY_MATCHING`] with the lowest relative RMSE on the
+    /// device's recent days like the event's, if it is within [`MAX_RRMSE`].
+    MostAccurate,
+}
+
+/// The program baseline name of [`LoadMethod::MostAccurate`].
+pub const MOST_ACCURATE: &str = "MOST_ACCURATE";
+/// The most relative RMSE a baseline may have on a device's test days to measure it (AEMO
+/// judges baselines this way; its threshold, around 20 %, from a secondary source).
+pub const MAX_RRMSE: f64 = 0.2;
+/// Days like the event's on which a baseline is tested, at most and at least.
+pub const TEST_DAYS: usize = 10;
+pub const MIN_TEST_DAYS: usize = 3;
+
+impl LoadMethod {
+    pub fn named(name: &str) -> Option<Self> {
+        if name == MOST_ACCURATE {
+            return Some(LoadMethod::MostAccurate);
+        }
+        day_matching(name).map(LoadMethod::Fixed)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            LoadMethod::Fixed(m) => m.name,
+            LoadMethod::MostAccurate => MOST_ACCURATE,
+        }
+    }
+
+    /// The days of history a measurement reads.
+    pub fn lookback_days(&self) -> i64 {
+        match self {
+            LoadMethod::Fixed(m) => m.lookback_days,
+            LoadMethod::MostAccurate => DAY_MATCHING.iter().map(|m| m.lookback_days).max().unwrap_or(0),
+        }
+    }
+
+    /// The baseline of a device for an event over `[start, end)`, with the accuracy of the
+    /// method on the device's recent days.
+    pub fn baseline(
+        &self,
+        loads: &LoadSeries,
+        start: i64,
+        end: i64,
+        excluded: &BTreeSet<i64>,
+    ) -> Result<(Baseline, Option<Accuracy>), BaselineError> {
+        match self {
+            LoadMethod::Fixed(m) => Ok((m.baseline(loads, start, end, excluded)?, accuracy(m, loads, start, end, excluded))),
+            LoadMethod::MostAccurate => {
+                let mut tested: Vec<(DayMatching, Accuracy)> =
+                    DAY_MATCHING.iter().filter_map(|m| Some((*m, accuracy(m, loads, start, end, excluded)?))).collect();
+                // Lowest RRMSE first; the sort is stable, so a tie keeps the table's order.
+                tested.sort_by(|a, b| a.1.rrmse.total_cmp(&b.1.rrmse));
+                let Some((best, best_accuracy)) = tested.first().copied() else { return Err(BaselineError::Untestable(MIN_TEST_DAYS)) };
+                if best_accuracy.rrmse > MAX_RRMSE {
+                    return Err(BaselineError::Inaccurate { best: best.name, rrmse: best_accuracy.rrmse, days: best_accuracy.days });
+                }
+                Ok((best.baseline(loads, start, end, excluded)?, Some(best_accuracy)))
+            }
+        }
+    }
+}
+
+/// How well a baseline method predicted a device's load on recent days like the event's
+/// (without events), over the event's hours: relative RMSE and relative bias (baseline
+/// minus metered, over the mean metered load).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Accuracy {
+    pub days: usize,
+    pub rrmse: f64,
+    pub bias: f64,
+}
+
+/// `method`'s accuracy for a device: on each of the [`TEST_DAYS`] most recent days before
+/// the event that are like the event day (weekday or weekend) and not excluded, the
+/// baseline as if the event had been then, against what was metered; `None` with fewer
+/// than [`MIN_TEST_DAYS`] such days (history missing, or the method cannot be computed).
+pub fn accuracy(method: &DayMatching, loads: &LoadSeries, start: i64, end: i64, excluded: &BTreeSet<i64>) -> Option<Accuracy> {
+    let event_day = start.div_euclid(86_400);
+    let slot = loads.slot_secs;
+    let (mut days, mut n, mut sum_error, mut sum_squared, mut sum_metered) = (0usize, 0usize, 0.0, 0.0, 0.0);
+    for back in 1..=method.lookback_days {
+        if days == TEST_DAYS {
+            break;
+        }
+        let day = event_day - back;
+        if is_weekend(day) != is_weekend(event_day) || excluded.contains(&day) {
+            continue;
+        }
+        let shift = back * 86_400;
+        let (Some(first), Some(last)) = (loads.slot_at(start - shift), loads.slot_at(end - shift)) else { return None };
+        let Some(metered) = (first..last).map(|s| loads.slots.get(&s).copied()).collect::<Option<Vec<f64>>>() else { continue };
+        let mut without = excluded.clone();
+        without.insert(day);
+        let Ok(baseline) = method.baseline(loads, start - shift, end - shift, &without) else { continue };
+        for (b, m) in baseline.slots_wh.iter().zip(&metered) {
+            sum_error += b - m;
+            sum_squared += (b - m) * (b - m);
+            sum_metered += m;
+            n += 1;
+        }
+        days += 1;
+    }
+    let mean = sum_metered / n.max(1) as f64;
+    if days < MIN_TEST_DAYS || n == 0 || mean.abs() < 1e-9 || slot <= 0 {
+        return None;
+    }
+    Some(Accuracy { days, rrmse: (sum_squared / n as f64).sqrt() / mean.abs(), bias: sum_error / n as f64 / mean.abs() })
+}
+
 /// Saturday and Sunday (1970-01-01, day 0, was a Thursday).
 pub fn is_weekend(day: i64) -> bool {
     matches!(day.rem_euclid(7), 2 | 3)
@@ -296,6 +410,10 @@ pub enum BaselineError {
     NoPreEventReading(i64),
     #[error("the event is not aligned to {0}-second slots")]
     Misaligned(i64),
+    #[error("no baseline method could be tested on {0} or more recent days like the event's")]
+    Untestable(usize),
+    #[error("the most accurate baseline, {best}, has a relative RMSE of {rrmse:.2} on {days} recent days, over the 0.20 allowed")]
+    Inaccurate { best: &'static str, rrmse: f64, days: usize },
 }
 
 /// A baseline over the event's slots (net import, Wh per slot).
@@ -677,6 +795,40 @@ mod tests {
         let names: BTreeSet<&str> = DAY_MATCHING.iter().map(|m| m.name).collect();
         assert_eq!(names.len(), DAY_MATCHING.len());
         assert!(DAY_MATCHING.iter().all(|m| m.source.len() > 40));
+    }
+
+    #[test]
+    fn accuracy_is_judged_on_recent_like_days_and_the_most_accurate_method_is_chosen() {
+        let (start, end) = (WEDNESDAY + 16 * H, WEDNESDAY + 18 * H);
+        // Weekdays steady at 100 in every hour (weekends at 500: they must not matter).
+        let steady = series(|back, _| Some(if is_weekend(day(WEDNESDAY) - back) { 500.0 } else { 100.0 }));
+        let a = accuracy(&CAISO_10_IN_10, &steady, start, end, &BTreeSet::new()).unwrap();
+        assert_eq!((a.days, a.rrmse, a.bias), (TEST_DAYS, 0.0, 0.0));
+        let (b, chosen) = LoadMethod::MostAccurate.baseline(&steady, start, end, &BTreeSet::new()).unwrap();
+        // Every like-day method is exact here; the first of the table wins the tie.
+        assert_eq!((b.method, chosen.map(|c| c.rrmse)), ("CAISO_10_IN_10", Some(0.0)));
+
+        // The event hours swing between 50 and 250 from one weekday to the next (the mornings
+        // steady, so no adjustment can follow): no method predicts a day within 20 %.
+        let weekday_index = |back: i64| (1..=back).filter(|b| !is_weekend(day(WEDNESDAY) - b)).count();
+        let erratic = series(|back, hour| {
+            Some(match hour {
+                16 | 17 if weekday_index(back) % 2 == 0 => 250.0,
+                16 | 17 => 50.0,
+                _ => 100.0,
+            })
+        });
+        let err = LoadMethod::MostAccurate.baseline(&erratic, start, end, &BTreeSet::new()).unwrap_err();
+        assert!(matches!(err, BaselineError::Inaccurate { rrmse, .. } if rrmse > MAX_RRMSE), "{err}");
+        // A fixed method still measures, and says how (in)accurate it is.
+        let (_, fixed) = LoadMethod::Fixed(CAISO_10_IN_10).baseline(&erratic, start, end, &BTreeSet::new()).unwrap();
+        assert!(fixed.unwrap().rrmse > MAX_RRMSE);
+        // Without history there is nothing to test on.
+        let none = series(|back, _| (back < 2).then_some(100.0));
+        assert_eq!(
+            LoadMethod::MostAccurate.baseline(&none, start, end, &BTreeSet::new()).unwrap_err(),
+            BaselineError::Untestable(MIN_TEST_DAYS)
+        );
     }
 
     #[test]

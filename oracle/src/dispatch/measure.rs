@@ -12,13 +12,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ovpp::state::DeviceKind;
 
-use super::baseline::{self, Baseline, DayMatching, LoadSeries};
+use super::baseline::{self, Baseline, LoadMethod, LoadSeries};
 use crate::readings::StoredReading;
 use ovpp_wire::device::kind_name;
 use ovpp_wire::device::{DeviceKey, RegisteredDevice};
 use ovpp_wire::dispatch::command::Command;
 use ovpp_wire::dispatch::event::{GridEvent, Signal};
-use ovpp_wire::dispatch::view::{DeviceDelivery, DeviceInterval, EventReport, IntervalDelivery};
+use ovpp_wire::dispatch::view::{BaselineAccuracy, DeviceDelivery, DeviceInterval, EventReport, IntervalDelivery};
 
 /// Loads and meters are measured with day matching; storage, EVs and PV with meter before.
 pub fn uses_day_matching(kind: DeviceKind) -> bool {
@@ -26,8 +26,8 @@ pub fn uses_day_matching(kind: DeviceKind) -> bool {
 }
 
 /// Most readings a day-matching baseline looks back over.
-pub fn lookback_secs(method: &DayMatching) -> i64 {
-    (method.lookback_days + 1) * 86_400
+pub fn lookback_secs(method: &LoadMethod) -> i64 {
+    (method.lookback_days() + 1) * 86_400
 }
 
 /// Measures `event` from the stored `readings` (covering the lookback before it) and the
@@ -39,7 +39,7 @@ pub fn measure(
     commands: &[(Command, Option<i64>)],
     devices: &HashMap<DeviceKey, RegisteredDevice>,
     readings: &[StoredReading],
-    method: &DayMatching,
+    method: &LoadMethod,
     event_days: &BTreeSet<i64>,
 ) -> (EventReport, Vec<(DeviceKey, i64, u64)>) {
     // A cancelled event is measured over the time it ran, not its planned span.
@@ -81,7 +81,7 @@ pub fn measure(
         }
         // On the device's slot grid (a cancellation may cut a slot: its part is not measured).
         let end = event.start() + (event.end() - event.start()).div_euclid(slot_secs) * slot_secs;
-        let (baseline, note) = device_baseline(device.kind(), &loads, event.start(), end, method, &excluded);
+        let (baseline, accuracy, note) = device_baseline(device.kind(), &loads, event.start(), end, method, &excluded);
         let mut delivered_wh = 0.0;
         let mut paid_total = 0u64;
         let mut device_intervals = Vec::new();
@@ -124,6 +124,7 @@ pub fn measure(
             paid_wh: paid_total,
             delivery_ratio: if commanded_total > 0.0 { delivered_wh / commanded_total } else { 0.0 },
             intervals: device_intervals,
+            accuracy: accuracy.map(|a| BaselineAccuracy { days: a.days as u32, rrmse: a.rrmse, bias: a.bias }),
         });
     }
     let commanded_per_interval: Vec<f64> = (0..event.intervals.len()).map(|i| commanded.values().map(|c| c[i]).sum()).collect();
@@ -156,7 +157,7 @@ pub fn measure(
         signal: event.signal.name().into(),
         start: event.start(),
         end: event.end(),
-        load_baseline: method.name.into(),
+        load_baseline: method.name().into(),
         target_wh: target_wh.round() as u64,
         commanded_wh: commanded_per_interval.iter().sum::<f64>().round() as u64,
         delivered_wh: delivered_wh.round() as i64,
@@ -169,26 +170,27 @@ pub fn measure(
     (report, paid)
 }
 
-/// The program's day-matching baseline for loads and meters (falling back to meter-before
-/// when there is not enough history, and saying so), meter-before for everything else.
+/// The program's baseline for loads and meters (falling back to meter-before when there is
+/// not enough history, or none accurate enough, and saying so), with its accuracy on the
+/// device's recent days; meter-before for everything else.
 fn device_baseline(
     kind: DeviceKind,
     loads: &LoadSeries,
     start: i64,
     end: i64,
-    method: &DayMatching,
+    method: &LoadMethod,
     excluded: &BTreeSet<i64>,
-) -> (Option<Baseline>, Option<String>) {
+) -> (Option<Baseline>, Option<baseline::Accuracy>, Option<String>) {
     let mut note = None;
     if uses_day_matching(kind) {
         match method.baseline(loads, start, end, excluded) {
-            Ok(b) => return (Some(b), None),
-            Err(e) => note = Some(format!("{e}; measured meter-before instead")),
+            Ok((b, accuracy)) => return (Some(b), accuracy, None),
+            Err(e) => note = Some(format!("{}: {e}; measured meter-before instead", method.name())),
         }
     }
     match baseline::meter_before(loads, start, end) {
-        Ok(b) => (Some(b), note),
-        Err(e) => (None, Some(note.map_or(e.to_string(), |n| format!("{n}, which failed too: {e}")))),
+        Ok(b) => (Some(b), None, note),
+        Err(e) => (None, None, Some(note.map_or(e.to_string(), |n| format!("{n}, which failed too: {e}")))),
     }
 }
 
@@ -263,7 +265,7 @@ mod tests {
             &[(command, Some(START + 1200))],
             &HashMap::from([(KEY, device)]),
             &readings,
-            &super::super::baseline::CAISO_10_IN_10,
+            &LoadMethod::Fixed(super::super::baseline::CAISO_10_IN_10),
             &BTreeSet::new(),
         );
         assert_eq!(report.intervals.len(), 2, "the third quarter hour never ran");

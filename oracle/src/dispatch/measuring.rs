@@ -47,8 +47,8 @@ impl Dispatcher {
                 .programs
                 .get(&event.program_id)
                 .and_then(|p| p.baseline.as_deref())
-                .and_then(baseline::day_matching)
-                .unwrap_or(baseline::CAISO_10_IN_10)
+                .and_then(baseline::LoadMethod::named)
+                .unwrap_or(baseline::LoadMethod::Fixed(baseline::CAISO_10_IN_10))
         };
         let commands = self.store.event_commands(&event.id).await?;
         let uses_days = commands.iter().any(|(c, _)| devices.get(&c.device_key).is_some_and(|d| measure::uses_day_matching(d.kind())));

@@ -39,6 +39,7 @@ pub fn measurement_report(report: &EventReport, event: &GridEvent, measured_at: 
                 // OVPP extensions: how this resource was measured.
                 "baselineMethod": d.baseline,
                 "baselineNote": d.note,
+                "baselineAccuracy": d.accuracy,
                 "deviceKind": d.kind,
             })
         })

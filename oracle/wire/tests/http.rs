@@ -8,8 +8,8 @@ use ovpp::protocol::RewardLeaf;
 use ovpp_wire::dispatch::command::Command;
 use ovpp_wire::dispatch::event::Status;
 use ovpp_wire::dispatch::view::{
-    AckAnswer, AckBody, CommandsAnswer, DeviceCommands, DeviceDelivery, DeviceInterval, EventReport, EventView, ForecastPoint,
-    IntervalDelivery, Plan, ReportTotals,
+    AckAnswer, AckBody, BaselineAccuracy, CommandsAnswer, DeviceCommands, DeviceDelivery, DeviceInterval, EventReport, EventView,
+    ForecastPoint, IntervalDelivery, Plan, ReportTotals,
 };
 use ovpp_wire::http::{
     BatchResult, BatchStatus, DeviceReadings, DeviceView, EpochSignature, EpochView, ErrorBody, FleetGroup, FleetSummary, FleetView,
@@ -174,12 +174,14 @@ fn dispatch_answers_and_reports() {
         paid_wh: 8,
         delivery_ratio: 0.8,
         intervals: vec![],
+        accuracy: None,
     };
     let full = DeviceDelivery {
         note: Some("n".into()),
         baseline_days: vec![20_000],
         adjustment: Some(1.1),
         intervals: vec![DeviceInterval { id: 0, baseline_wh: 20, metered_wh: 12, delivered_wh: 8 }],
+        accuracy: Some(BaselineAccuracy { days: 10, rrmse: 0.12, bias: -0.01 }),
         ..bare.clone()
     };
     let report = EventReport {

@@ -46,6 +46,18 @@ pub struct DeviceDelivery {
     /// Per event interval: baseline, metered net import and delivery, Wh.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub intervals: Vec<DeviceInterval>,
+    /// How well the day-matching baseline used predicted this device's recent days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<BaselineAccuracy>,
+}
+
+/// A baseline's accuracy on a device's recent days like the event's (no events): relative
+/// RMSE and relative bias (baseline minus metered, over the mean metered).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselineAccuracy {
+    pub days: u32,
+    pub rrmse: f64,
+    pub bias: f64,
 }
 
 /// One device's measurement in one event interval (Wh; metered is net import).

@@ -726,8 +726,7 @@ mod tests {
             assert_eq!(b.adjustment, Some(expected), "load {load_before} kW");
             assert_eq!(b.slots_wh, vec![500.0 + expected]);
         }
-        // "No baseline adjustment for batteries": storage is metered before/after, unadjusted.
-        assert!(!crate::dispatch::measure::uses_day_matching(ovpp::state::DeviceKind::HomeBattery));
+        // "No baseline adjustment for batteries": `measure` tests it (storage is metered before/after).
     }
 
     /// CenterPoint Energy's worked example of its calendar: a curtailment on Friday 18 July

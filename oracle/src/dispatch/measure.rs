@@ -225,6 +225,18 @@ mod tests {
         StoredReading { device_key: KEY, reading, batch_sequence: 0, received_at: start + 300 }
     }
 
+    /// The positive-only adjustment's worked example ends "no baseline adjustment for
+    /// batteries": whatever the program's method, storage is metered before/after, unadjusted.
+    #[test]
+    fn batteries_get_no_baseline_adjustment() {
+        let loads = LoadSeries { slot_secs: 300, origin: 0, slots: (-6..0).map(|s| (START / 300 + s, 100.0)).collect() };
+        let method = LoadMethod::Fixed(super::super::baseline::FLEX_10_OF_10_UP);
+        let (baseline, accuracy, note) = device_baseline(DeviceKind::HomeBattery, &loads, START, START + 900, &method, &BTreeSet::new());
+        let baseline = baseline.unwrap();
+        assert_eq!((baseline.method, baseline.adjustment, accuracy, note), ("METER_BEFORE_AFTER", None, None, None));
+        assert_eq!(baseline.slots_wh, vec![100.0; 3]);
+    }
+
     /// A battery asked for 2 kW over three quarter hours, the event cancelled 20 minutes in:
     /// measured over those 20 minutes (its target and delivery), not the planned 45.
     #[test]

@@ -325,7 +325,8 @@ impl LoadMethod {
     }
 
     /// The baseline of a device for an event over `[start, end)`, with the accuracy of the
-    /// method on the device's recent days.
+    /// method on the device's recent days (history no older than the method's lookback, as
+    /// a measurement loads it).
     pub fn baseline(
         &self,
         loads: &LoadSeries,
@@ -333,18 +334,31 @@ impl LoadMethod {
         end: i64,
         excluded: &BTreeSet<i64>,
     ) -> Result<(Baseline, Option<Accuracy>), BaselineError> {
+        let earliest = start.div_euclid(86_400) - self.lookback_days();
+        let days = test_days(loads, start, end, excluded, self.lookback_days());
         match self {
-            LoadMethod::Fixed(m) => Ok((m.baseline(loads, start, end, excluded)?, accuracy(m, loads, start, end, excluded))),
+            LoadMethod::Fixed(m) => {
+                let baseline = m.baseline_since(loads, start, end, excluded, earliest)?;
+                Ok((baseline, accuracy(m, loads, start, end, excluded, &days, earliest)))
+            }
             LoadMethod::MostAccurate => {
                 let mut tested: Vec<(DayMatching, Accuracy)> =
-                    DAY_MATCHING.iter().filter_map(|m| Some((*m, accuracy(m, loads, start, end, excluded)?))).collect();
+                    DAY_MATCHING.iter().filter_map(|m| Some((*m, accuracy(m, loads, start, end, excluded, &days, earliest)?))).collect();
                 // Lowest RRMSE first; the sort is stable, so a tie keeps the table's order.
                 tested.sort_by(|a, b| a.1.rrmse.total_cmp(&b.1.rrmse));
                 let Some((best, best_accuracy)) = tested.first().copied() else { return Err(BaselineError::Untestable(MIN_TEST_DAYS)) };
                 if best_accuracy.rrmse > MAX_RRMSE {
                     return Err(BaselineError::Inaccurate { best: best.name, rrmse: best_accuracy.rrmse, days: best_accuracy.days });
                 }
-                Ok((best.baseline(loads, start, end, excluded)?, Some(best_accuracy)))
+                // The best that computes for the event itself.
+                let mut last_error = None;
+                for (method, accuracy) in tested.into_iter().take_while(|(_, a)| a.rrmse <= MAX_RRMSE) {
+                    match method.baseline_since(loads, start, end, excluded, earliest) {
+                        Ok(b) => return Ok((b, Some(accuracy))),
+                        Err(e) => last_error = Some(e),
+                    }
+                }
+                Err(last_error.unwrap_or(BaselineError::Untestable(MIN_TEST_DAYS)))
             }
         }
     }
@@ -360,41 +374,61 @@ pub struct Accuracy {
     pub bias: f64,
 }
 
-/// `method`'s accuracy for a device: on each of the [`TEST_DAYS`] most recent days before
-/// the event that are like the event day (weekday or weekend) and not excluded, the
-/// baseline as if the event had been then, against what was metered; `None` with fewer
-/// than [`MIN_TEST_DAYS`] such days (history missing, or the method cannot be computed).
-pub fn accuracy(method: &DayMatching, loads: &LoadSeries, start: i64, end: i64, excluded: &BTreeSet<i64>) -> Option<Accuracy> {
+/// The days a device's baselines are tested on: the [`TEST_DAYS`] most recent days before
+/// the event day like it (weekday or weekend), not excluded, metered through the event's
+/// hours. Every method is tested on the same days.
+pub fn test_days(loads: &LoadSeries, start: i64, end: i64, excluded: &BTreeSet<i64>, lookback_days: i64) -> Vec<i64> {
     let event_day = start.div_euclid(86_400);
-    let slot = loads.slot_secs;
-    let (mut days, mut n, mut sum_error, mut sum_squared, mut sum_metered) = (0usize, 0usize, 0.0, 0.0, 0.0);
-    for back in 1..=method.lookback_days {
-        if days == TEST_DAYS {
-            break;
-        }
-        let day = event_day - back;
-        if is_weekend(day) != is_weekend(event_day) || excluded.contains(&day) {
-            continue;
-        }
-        let shift = back * 86_400;
-        let (Some(first), Some(last)) = (loads.slot_at(start - shift), loads.slot_at(end - shift)) else { return None };
-        let Some(metered) = (first..last).map(|s| loads.slots.get(&s).copied()).collect::<Option<Vec<f64>>>() else { continue };
-        let mut without = excluded.clone();
-        without.insert(day);
-        let Ok(baseline) = method.baseline(loads, start - shift, end - shift, &without) else { continue };
-        for (b, m) in baseline.slots_wh.iter().zip(&metered) {
+    let (Some(first), Some(last)) = (loads.slot_at(start), loads.slot_at(end)) else { return vec![] };
+    let per_day = 86_400 / loads.slot_secs.max(1);
+    (1..=lookback_days)
+        .map(|back| event_day - back)
+        .filter(|d| is_weekend(*d) == is_weekend(event_day) && !excluded.contains(d))
+        .filter(|d| (first..last).all(|s| loads.slots.contains_key(&(s - (event_day - d) * per_day))))
+        .take(TEST_DAYS)
+        .collect()
+}
+
+/// `method`'s accuracy for a device on `days` (from [`test_days`]): the baseline as if the
+/// event had been on each, from history no older than `earliest` (what the measurement
+/// loaded), against what was metered. `None` with fewer than [`MIN_TEST_DAYS`] days, or
+/// when the method cannot be computed on every one of them (it is then untested, not
+/// judged on the days that suit it).
+pub fn accuracy(
+    method: &DayMatching,
+    loads: &LoadSeries,
+    start: i64,
+    end: i64,
+    excluded: &BTreeSet<i64>,
+    days: &[i64],
+    earliest: i64,
+) -> Option<Accuracy> {
+    if days.len() < MIN_TEST_DAYS {
+        return None;
+    }
+    let event_day = start.div_euclid(86_400);
+    let (first, last) = (loads.slot_at(start)?, loads.slot_at(end)?);
+    let per_day = 86_400 / loads.slot_secs.max(1);
+    let (mut n, mut sum_error, mut sum_squared, mut sum_metered) = (0usize, 0.0, 0.0, 0.0);
+    let mut without = excluded.clone();
+    for day in days {
+        let shift = (event_day - day) * 86_400;
+        without.insert(*day);
+        let baseline = method.baseline_since(loads, start - shift, end - shift, &without, earliest).ok()?;
+        without.remove(day);
+        for (b, s) in baseline.slots_wh.iter().zip(first..last) {
+            let m = *loads.slots.get(&(s - (event_day - day) * per_day))?;
             sum_error += b - m;
             sum_squared += (b - m) * (b - m);
             sum_metered += m;
             n += 1;
         }
-        days += 1;
     }
     let mean = sum_metered / n.max(1) as f64;
-    if days < MIN_TEST_DAYS || n == 0 || mean.abs() < 1e-9 || slot <= 0 {
+    if n == 0 || mean.abs() < 1e-9 {
         return None;
     }
-    Some(Accuracy { days, rrmse: (sum_squared / n as f64).sqrt() / mean.abs(), bias: sum_error / n as f64 / mean.abs() })
+    Some(Accuracy { days: days.len(), rrmse: (sum_squared / n as f64).sqrt() / mean.abs(), bias: sum_error / n as f64 / mean.abs() })
 }
 
 /// Saturday and Sunday (1970-01-01, day 0, was a Thursday).
@@ -477,6 +511,18 @@ impl DayMatching {
     /// The baseline for an event over `[start, end)`; `excluded` are days that do not count
     /// (event days, holidays, outages).
     pub fn baseline(&self, loads: &LoadSeries, start: i64, end: i64, excluded: &BTreeSet<i64>) -> Result<Baseline, BaselineError> {
+        self.baseline_since(loads, start, end, excluded, i64::MIN)
+    }
+
+    /// As [`Self::baseline`], with no day before `earliest` (the history a measurement loads).
+    fn baseline_since(
+        &self,
+        loads: &LoadSeries,
+        start: i64,
+        end: i64,
+        excluded: &BTreeSet<i64>,
+        earliest: i64,
+    ) -> Result<Baseline, BaselineError> {
         let slot = loads.slot_secs;
         let (Some(first), Some(last)) = (loads.slot_at(start), loads.slot_at(end)) else {
             return Err(BaselineError::Misaligned(slot));
@@ -503,9 +549,19 @@ impl DayMatching {
         let first_back = if self.include_event_day { 0 } else { 1 };
         let mut eligible: Vec<(i64, f64)> = (first_back..=self.lookback_days)
             .map(|back| event_day - back)
-            .filter(|d| *d == event_day || (self.takes(*d, weekend) && !excluded.contains(d)))
+            .filter(|d| *d >= earliest && self.takes(*d, weekend) && (*d == event_day || !excluded.contains(d)))
             .filter_map(|d| Some((d, loads.mean(shifted(d))?)))
             .collect();
+        // A prior-hours rule is the event day's own hours and earlier days': never earlier days alone.
+        if self.include_event_day && eligible.first().is_none_or(|(d, _)| *d != event_day) {
+            return Err(BaselineError::InsufficientHistory {
+                method: self.name,
+                kind,
+                needed: pool.days,
+                found: 0,
+                lookback: self.lookback_days,
+            });
+        }
         if let Some(fraction) = self.low_usage_fraction {
             let window = &eligible[..pool.days.min(eligible.len())];
             let average = window.iter().map(|(_, l)| l).sum::<f64>() / window.len().max(1) as f64;
@@ -787,9 +843,19 @@ mod tests {
         assert!(weekend.len() == 10 && weekend.iter().all(|x| is_weekend(*x)), "a weekday event measured on weekend days");
         // PG&E: the 5 highest of the 10 most recent weekdays (the oldest five here).
         assert_eq!(at(&PGE_5_OF_10), [8, 9, 12, 13, 14].iter().map(|back| d - back).collect::<Vec<_>>());
-        // UK DFS: weekdays, with its additive in-day adjustment (the event morning matches: 0).
+        // UK DFS: the 10 most recent weekdays (offsets 1, 2, 5-9, 12-14: 107.7 on average) and
+        // its additive in-day adjustment: the event morning ran at 100, so -7.7, back to 100.
         let b = UK_DFS_2022.baseline(&loads, WEDNESDAY + 16 * H, WEDNESDAY + 17 * H, &BTreeSet::new()).unwrap();
-        assert!(b.adjustment.is_some());
+        assert!((b.adjustment.unwrap() + 7.7).abs() < 1e-9 && (b.slots_wh[0] - 100.0).abs() < 1e-9, "{b:?}");
+        // On a Saturday: business days are still weekdays, composite takes weekend days.
+        let saturday = WEDNESDAY + 3 * 86_400;
+        let on_saturday = |m: &DayMatching| m.baseline(&loads, saturday + 10 * H, saturday + 11 * H, &BTreeSet::new()).unwrap().days;
+        assert!(on_saturday(&AEMO_BUSINESS_DAYS).iter().all(|x| !is_weekend(*x)));
+        let composite = on_saturday(&AEMO_COMPOSITE);
+        assert!(composite.len() == 10 && composite.iter().all(|x| is_weekend(*x)));
+        // CenterPoint's rule counts the event day's own prior hour: without it, no baseline.
+        let no_event_day = series(|back, _| (back > 0).then_some(100.0));
+        assert!(CENTERPOINT_PRIOR_HOUR.baseline(&no_event_day, WEDNESDAY + 16 * H, WEDNESDAY + 17 * H, &BTreeSet::new()).is_err());
         // Names are unique, and every method says where it comes from.
         let names: BTreeSet<&str> = DAY_MATCHING.iter().map(|m| m.name).collect();
         assert_eq!(names.len(), DAY_MATCHING.len());
@@ -801,7 +867,8 @@ mod tests {
         let (start, end) = (WEDNESDAY + 16 * H, WEDNESDAY + 18 * H);
         // Weekdays steady at 100 in every hour (weekends at 500: they must not matter).
         let steady = series(|back, _| Some(if is_weekend(day(WEDNESDAY) - back) { 500.0 } else { 100.0 }));
-        let a = accuracy(&CAISO_10_IN_10, &steady, start, end, &BTreeSet::new()).unwrap();
+        let days = test_days(&steady, start, end, &BTreeSet::new(), 45);
+        let a = accuracy(&CAISO_10_IN_10, &steady, start, end, &BTreeSet::new(), &days, day(WEDNESDAY) - 45).unwrap();
         assert_eq!((a.days, a.rrmse, a.bias), (TEST_DAYS, 0.0, 0.0));
         let (b, chosen) = LoadMethod::MostAccurate.baseline(&steady, start, end, &BTreeSet::new()).unwrap();
         // Every like-day method is exact here; the first of the table wins the tie.
@@ -822,6 +889,10 @@ mod tests {
         // A fixed method still measures, and says how (in)accurate it is.
         let (_, fixed) = LoadMethod::Fixed(CAISO_10_IN_10).baseline(&erratic, start, end, &BTreeSet::new()).unwrap();
         assert!(fixed.unwrap().rrmse > MAX_RRMSE);
+        // The test days: the most recent weekdays, not excluded (an event day), fully metered.
+        let d = day(WEDNESDAY);
+        let days = test_days(&steady, start, end, &BTreeSet::from([d - 1]), 45);
+        assert_eq!(days, [2, 5, 6, 7, 8, 9, 12, 13, 14, 15].iter().map(|b| d - b).collect::<Vec<_>>());
         // Without history there is nothing to test on.
         let none = series(|back, _| (back < 2).then_some(100.0));
         assert_eq!(

@@ -46,21 +46,33 @@ pub fn measure(
     let active = event.active_part();
     let event = &active;
     let sign = if event.signal == Signal::AbsorbSetpoint { -1.0 } else { 1.0 };
-    // Commanded Wh per device and interval: each command over the part of the interval it was in force.
-    let mut commanded: BTreeMap<DeviceKey, Vec<f64>> = BTreeMap::new();
-    for (command, superseded) in commands {
-        let until = superseded.map_or(command.valid_until, |s| s.min(command.valid_until));
-        let per_interval = commanded.entry(command.device_key).or_insert_with(|| vec![0.0; event.intervals.len()]);
-        for (slot, interval) in per_interval.iter_mut().zip(&event.intervals) {
-            let overlap = (until.min(interval.end) - command.valid_from.max(interval.start)).max(0);
-            *slot += (command.setpoint_w as f64 * sign).max(0.0) * overlap as f64 / 3600.0;
-        }
-    }
+    let keys: BTreeSet<DeviceKey> = commands.iter().map(|(c, _)| c.device_key).collect();
     let mut by_device: HashMap<DeviceKey, Vec<&StoredReading>> = HashMap::new();
     for r in readings {
-        if commanded.contains_key(&r.device_key) {
+        if keys.contains(&r.device_key) {
             by_device.entry(r.device_key).or_default().push(r);
         }
+    }
+    // Per device: its metering slot, the end of what is measured, and the Wh commanded per
+    // interval (each command over the part of the interval it was in force, up to that end).
+    let mut commanded: BTreeMap<DeviceKey, (i64, i64, Vec<f64>)> = BTreeMap::new();
+    for key in &keys {
+        let slot_secs = by_device.get(key).and_then(|rows| rows.last()).map_or(300, |r| i64::from(r.reading.interval_secs.max(1)));
+        // A cancellation may cut a metering slot: that part is neither measured nor counted as
+        // commanded. (An event that ran whole is measured to its end, as it always was.)
+        let end = match event.cancelled {
+            true => event.start() + (event.end() - event.start()).div_euclid(slot_secs) * slot_secs,
+            false => event.end(),
+        };
+        let mut per_interval = vec![0.0; event.intervals.len()];
+        for (command, superseded) in commands.iter().filter(|(c, _)| c.device_key == *key) {
+            let until = superseded.map_or(command.valid_until, |s| s.min(command.valid_until)).min(end);
+            for (slot, interval) in per_interval.iter_mut().zip(&event.intervals) {
+                let overlap = (until.min(interval.end) - command.valid_from.max(interval.start)).max(0);
+                *slot += (command.setpoint_w as f64 * sign).max(0.0) * overlap as f64 / 3600.0;
+            }
+        }
+        commanded.insert(*key, (slot_secs, end, per_interval));
     }
     // Days with events (this one's included) are not typical days.
     let mut excluded = event_days.clone();
@@ -68,10 +80,10 @@ pub fn measure(
     let mut report_devices = Vec::new();
     let mut paid = Vec::new();
     let mut delivered_per_interval = vec![0.0f64; event.intervals.len()];
-    for (key, commanded_wh) in &commanded {
+    for (key, (slot_secs, end, commanded_wh)) in &commanded {
+        let (slot_secs, end) = (*slot_secs, *end);
         let Some(device) = devices.get(key) else { continue };
         let rows = by_device.remove(key).unwrap_or_default();
-        let slot_secs = rows.last().map_or(300, |r| i64::from(r.reading.interval_secs.max(1)));
         // Slots counted from the event's start: readings off that grid are left out.
         let mut loads = LoadSeries { slot_secs, origin: event.start(), slots: HashMap::new() };
         for r in rows.iter().filter(|r| i64::from(r.reading.interval_secs) == slot_secs) {
@@ -79,8 +91,6 @@ pub fn measure(
                 loads.slots.insert(slot, f64::from(r.reading.energy_imported_wh) - f64::from(r.reading.energy_exported_wh));
             }
         }
-        // On the device's slot grid (a cancellation may cut a slot: its part is not measured).
-        let end = event.start() + (event.end() - event.start()).div_euclid(slot_secs) * slot_secs;
         let (baseline, accuracy, note) = device_baseline(device.kind(), &loads, event.start(), end, method, &excluded);
         let mut delivered_wh = 0.0;
         let mut paid_total = 0u64;
@@ -127,7 +137,7 @@ pub fn measure(
             accuracy: accuracy.map(|a| BaselineAccuracy { days: a.days as u32, rrmse: a.rrmse, bias: a.bias }),
         });
     }
-    let commanded_per_interval: Vec<f64> = (0..event.intervals.len()).map(|i| commanded.values().map(|c| c[i]).sum()).collect();
+    let commanded_per_interval: Vec<f64> = (0..event.intervals.len()).map(|i| commanded.values().map(|(_, _, c)| c[i]).sum()).collect();
     let intervals: Vec<IntervalDelivery> = event
         .intervals
         .iter()
@@ -185,7 +195,11 @@ fn device_baseline(
     if uses_day_matching(kind) {
         match method.baseline(loads, start, end, excluded) {
             Ok((b, accuracy)) => return (Some(b), accuracy, None),
-            Err(e) => note = Some(format!("{}: {e}; measured meter-before instead", method.name())),
+            Err(e) => {
+                // A fixed method's errors name it already.
+                let prefix = if matches!(method, LoadMethod::MostAccurate) { format!("{}: ", method.name()) } else { String::new() };
+                note = Some(format!("{prefix}{e}; measured meter-before instead"))
+            }
         }
     }
     match baseline::meter_before(loads, start, end) {
@@ -225,6 +239,31 @@ mod tests {
         StoredReading { device_key: KEY, reading, batch_sequence: 0, received_at: start + 300 }
     }
 
+    /// With 15-minute meters a cancellation 20 minutes in cuts a metering slot: neither
+    /// that part's delivery nor its commanded energy counts, so a device that followed
+    /// is not marked down for it.
+    #[test]
+    fn a_cancellation_inside_a_metering_slot_counts_neither_side_of_it() {
+        let (event, command, device) = cancelled_battery_event();
+        let quarter = |slot: i64, net: i64| {
+            let mut r = reading(START + slot * 900, net);
+            r.reading.interval_secs = 900;
+            r
+        };
+        // 300 Wh imported a quarter hour before; 300 exported in the first (600 delivered).
+        let readings = vec![quarter(-2, 300), quarter(-1, 300), quarter(0, -300), quarter(1, 300)];
+        let (report, _) = measure(
+            &event,
+            &[(command, Some(START + 1200))],
+            &HashMap::from([(KEY, device)]),
+            &readings,
+            &LoadMethod::Fixed(super::super::baseline::CAISO_10_IN_10),
+            &BTreeSet::new(),
+        );
+        let d = &report.devices[0];
+        assert_eq!((d.commanded_wh, d.delivered_wh, d.delivery_ratio), (600, 600, 1.0), "{d:?}");
+    }
+
     /// The positive-only adjustment's worked example ends "no baseline adjustment for
     /// batteries": whatever the program's method, storage is metered before/after, unadjusted.
     #[test]
@@ -237,10 +276,9 @@ mod tests {
         assert_eq!(baseline.slots_wh, vec![100.0; 3]);
     }
 
-    /// A battery asked for 2 kW over three quarter hours, the event cancelled 20 minutes in:
-    /// measured over those 20 minutes (its target and delivery), not the planned 45.
-    #[test]
-    fn a_cancelled_event_is_measured_over_the_time_it_ran() {
+    /// A battery asked for 2.4 kW (target 2 kW) over three quarter hours, the event cancelled
+    /// 20 minutes in (the command superseded then).
+    fn cancelled_battery_event() -> (GridEvent, Command, RegisteredDevice) {
         let interval = |id: i64| EventInterval { id, start: START + id * 900, end: START + (id + 1) * 900, value: 2_000 };
         let event = GridEvent {
             id: "e".into(),
@@ -268,6 +306,14 @@ mod tests {
         let profile =
             DeviceProfile { kind: DeviceKind::HomeBattery, status: DeviceStatus::Active, rated_power_w: 5_000, energy_capacity_wh: 13_500 };
         let device = RegisteredDevice { key: KEY, owner: Pubkey::new_from_array(KEY), profile, region: "DE-BY".into(), location_cell: 0 };
+        (event, command, device)
+    }
+
+    /// A battery asked for 2 kW over three quarter hours, the event cancelled 20 minutes in:
+    /// measured over those 20 minutes (its target and delivery), not the planned 45.
+    #[test]
+    fn a_cancelled_event_is_measured_over_the_time_it_ran() {
+        let (event, command, device) = cancelled_battery_event();
         // 100 Wh imported per slot before; 100 Wh exported while it ran (200 Wh delivered a
         // slot); importing again after the cancellation.
         let readings: Vec<StoredReading> =

@@ -43,12 +43,12 @@ impl Dispatcher {
     ) -> Result<(), DispatchError> {
         let method = {
             let state = self.state.lock().await;
-            state
-                .programs
-                .get(&event.program_id)
-                .and_then(|p| p.baseline.as_deref())
-                .and_then(baseline::LoadMethod::named)
-                .unwrap_or(baseline::LoadMethod::Fixed(baseline::CAISO_10_IN_10))
+            match state.programs.get(&event.program_id).and_then(|p| p.baseline.clone()) {
+                None => baseline::LoadMethod::Fixed(baseline::CAISO_10_IN_10),
+                // A program names a method this oracle does not know (another oracle's newer
+                // rules): measuring it with another would pay differently, so it is not measured.
+                Some(name) => baseline::LoadMethod::named(&name).ok_or_else(|| DispatchError::UnknownBaseline(event.id.clone(), name))?,
+            }
         };
         let commands = self.store.event_commands(&event.id).await?;
         let uses_days = commands.iter().any(|(c, _)| devices.get(&c.device_key).is_some_and(|d| measure::uses_day_matching(d.kind())));
@@ -75,7 +75,13 @@ impl Dispatcher {
                 .flat_map(|e| e.start().div_euclid(86_400)..=(e.end() - 1).div_euclid(86_400))
                 .collect()
         };
-        let (report, paid) = measure::measure(event, &commands, devices, &readings, &method, &event_days);
+        // CPU-bound (a most-accurate baseline tests every method on every device): off the runtime.
+        let (report, paid) = {
+            let (owned, devices) = (event.clone(), devices.clone());
+            tokio::task::spawn_blocking(move || measure::measure(&owned, &commands, &devices, &readings, &method, &event_days))
+                .await
+                .map_err(|e| DispatchError::Measuring(event.id.clone(), e.to_string()))?
+        };
         let report = EventReport { credited_at, ..report };
         self.store.save_event_report(&event.id, &report, &paid, credited_at, now).await?;
         tracing::info!(event = %event.id, target_wh = report.target_wh, delivered_wh = report.delivered_wh, "event measured");

@@ -88,6 +88,10 @@ pub enum DispatchError {
     InvalidPreferences(String),
     #[error("event record {0} is not a finished event with its own commands")]
     InvalidRecord(String),
+    #[error("event {0} is in a program whose baseline {1} this oracle does not know: upgrade it to measure the event")]
+    UnknownBaseline(String, String),
+    #[error("measuring event {0} failed: {1}")]
+    Measuring(String, String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -45,6 +45,8 @@ impl From<DispatchError> for ApiError {
             DispatchError::DeviceNotActive(_) => (StatusCode::CONFLICT, "device_not_active"),
             DispatchError::StalePreferences(_) => (StatusCode::CONFLICT, "stale_preferences"),
             DispatchError::InvalidRecord(_) => (StatusCode::BAD_REQUEST, "invalid_record"),
+            DispatchError::UnknownBaseline(..) => (StatusCode::CONFLICT, "unknown_baseline"),
+            DispatchError::Measuring(..) => (StatusCode::SERVICE_UNAVAILABLE, "measurement_failed"),
             DispatchError::InvalidPreferences(_) => (StatusCode::BAD_REQUEST, "invalid_preferences"),
             DispatchError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
         };

@@ -1,7 +1,9 @@
 //! Allocation of one event across 100,000 devices (random capabilities and reliabilities),
 //! the goal being at most 100 ms, alone and with the capability of each device computed from
 //! its latest reading (a whole planning step); and a day-ahead price schedule (96 quarter
-//! hours) for 10,000 batteries. Run: `cargo bench -p ovpp-oracle --bench dispatch`.
+//! hours) for 10,000 batteries; and the measurement of a 2-hour event over 100 smart
+//! meters with 46 days of 15-minute history, with one baseline method (and its accuracy)
+//! and with the most accurate of all. Run: `cargo bench -p ovpp-oracle --bench dispatch`.
 
 use std::hint::black_box;
 
@@ -83,5 +85,109 @@ fn day_ahead_schedule(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, allocation, planning_step, day_ahead_schedule);
+/// 100 smart meters commanded in a 2-hour shed event, 46 days of 15-minute readings each
+/// (a daily shape with noise), measured with CAISO 10-of-10 and with MOST_ACCURATE.
+fn measurement(c: &mut Criterion) {
+    use std::collections::{BTreeSet, HashMap};
+
+    use ovpp::state::{DeviceKind, DeviceStatus};
+    use ovpp_oracle::dispatch::baseline::{LoadMethod, CAISO_10_IN_10};
+    use ovpp_oracle::dispatch::measure::measure;
+    use ovpp_oracle::readings::StoredReading;
+    use ovpp_wire::device::RegisteredDevice;
+    use ovpp_wire::dispatch::command::Command;
+    use ovpp_wire::dispatch::event::{EventInterval, GridEvent, Signal};
+    use ovpp_wire::telemetry::validate::DeviceProfile;
+    use ovpp_wire::telemetry::{GridResponse, Reading};
+
+    const DEVICES: u64 = 100;
+    let start: i64 = 1_795_600_800 + 17 * 3600; // a Wednesday, 17:00 UTC
+    let mut rng = StdRng::seed_from_u64(21);
+    let keys: Vec<[u8; 32]> = (0..DEVICES)
+        .map(|i| {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&i.to_le_bytes());
+            key
+        })
+        .collect();
+    let profile =
+        DeviceProfile { kind: DeviceKind::SmartMeter, status: DeviceStatus::Active, rated_power_w: 20_000, energy_capacity_wh: 0 };
+    let devices: HashMap<[u8; 32], RegisteredDevice> = keys
+        .iter()
+        .map(|k| {
+            (
+                *k,
+                RegisteredDevice {
+                    key: *k,
+                    owner: solana_sdk::pubkey::Pubkey::new_from_array(*k),
+                    profile,
+                    region: "DE-BY".into(),
+                    location_cell: 0,
+                },
+            )
+        })
+        .collect();
+    let mut readings = Vec::new();
+    for key in &keys {
+        for q in -(46 * 96)..8 {
+            let t = start + q * 900;
+            let hour = t.rem_euclid(86_400) / 3600;
+            let shape = if (17..21).contains(&hour) { 900.0 } else { 400.0 };
+            let wh = (shape * rng.gen_range(0.8..1.2)) as u32;
+            let reading = Reading {
+                interval_start: t,
+                interval_secs: 900,
+                energy_generated_wh: 0,
+                energy_consumed_wh: wh,
+                energy_imported_wh: wh,
+                energy_exported_wh: 0,
+                average_power_w: -(wh as i32) * 4,
+                state_of_charge_permille: None,
+                storage_available_wh: None,
+                flex_up_w: 0,
+                flex_down_w: 0,
+                grid_response: GridResponse::Idle,
+                online: true,
+            };
+            readings.push(StoredReading { device_key: *key, reading, batch_sequence: 0, received_at: t + 900 });
+        }
+    }
+    let event = GridEvent {
+        id: "e".into(),
+        program_id: "p".into(),
+        event_name: None,
+        region: "DE-BY".into(),
+        signal: Signal::DispatchSetpoint,
+        intervals: (0..8).map(|i| EventInterval { id: i, start: start + i * 900, end: start + (i + 1) * 900, value: 100_000 }).collect(),
+        created: start - 3600,
+        modified: start - 3600,
+        cancelled: false,
+        priority: None,
+        report_descriptors: None,
+        source: None,
+    };
+    let commands: Vec<(Command, Option<i64>)> = keys
+        .iter()
+        .map(|k| {
+            let command = Command {
+                id: format!("c{}", k[0]),
+                event_id: "e".into(),
+                device_key: *k,
+                valid_from: start,
+                valid_until: start + 7200,
+                setpoint_w: 1_000,
+                issued_at: start - 60,
+            };
+            (command, None)
+        })
+        .collect();
+    let mut group = c.benchmark_group("measure_100_meters_46_days");
+    group.sample_size(10);
+    for (name, method) in [("caiso_10_in_10", LoadMethod::Fixed(CAISO_10_IN_10)), ("most_accurate", LoadMethod::MostAccurate)] {
+        group.bench_function(name, |b| b.iter(|| measure(black_box(&event), &commands, &devices, &readings, &method, &BTreeSet::new())));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, allocation, planning_step, day_ahead_schedule, measurement);
 criterion_main!(benches);

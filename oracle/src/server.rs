@@ -153,8 +153,13 @@ impl ApiError {
 }
 
 impl IntoResponse for ApiError {
+    /// The body, and the same error as a response extension: a route with another error
+    /// format (OpenADR's `problem`) renders it from there.
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let body = self.body();
+        let mut response = (self.status, Json(body.clone())).into_response();
+        response.extensions_mut().insert(body);
+        response
     }
 }
 

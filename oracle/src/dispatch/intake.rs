@@ -38,7 +38,7 @@ impl Dispatcher {
     pub async fn delete_program(&self, id: &str) -> Result<(), DispatchError> {
         let mut state = self.state.lock().await;
         if !self.store.delete_program(id).await? {
-            return Err(if self.store.programs().await?.iter().any(|p| p.id == id) {
+            return Err(if self.store.program(id).await?.is_some() {
                 DispatchError::ProgramInUse(id.to_string())
             } else {
                 DispatchError::UnknownProgram(id.to_string())
@@ -62,10 +62,10 @@ impl Dispatcher {
     /// Validates and stores a new event (or, with `id`, replaces a pending or active one).
     pub async fn put_event(&self, wire: &WireEvent, id: Option<&str>, now: i64) -> Result<GridEvent, DispatchError> {
         match id {
-            Some(id) => self.store_event(wire, id, None, now).await,
+            Some(id) => self.store_event(wire, id, Write::Modify, now).await,
             None => {
                 let id = format!("evt-{:016x}", rand::random::<u64>());
-                self.store_event(wire, &id, Some(None), now).await
+                self.store_event(wire, &id, Write::Create, now).await
             }
         }
     }
@@ -73,17 +73,10 @@ impl Dispatcher {
     /// Creates the event `id`, or replaces it while pending or active: an event another VTN
     /// sent, with where it came from.
     pub async fn import_event(&self, wire: &WireEvent, id: &str, source: EventSource, now: i64) -> Result<GridEvent, DispatchError> {
-        self.store_event(wire, id, Some(Some(source)), now).await
+        self.store_event(wire, id, Write::Import(source), now).await
     }
 
-    /// `create`: `None` to modify an existing event only; `Some(source)` to create it too.
-    async fn store_event(
-        &self,
-        wire: &WireEvent,
-        id: &str,
-        create: Option<Option<EventSource>>,
-        now: i64,
-    ) -> Result<GridEvent, DispatchError> {
+    async fn store_event(&self, wire: &WireEvent, id: &str, write: Write, now: i64) -> Result<GridEvent, DispatchError> {
         let regions = self.regions().await;
         let mut state = self.state.lock().await;
         let created = match state.events.get(id) {
@@ -94,12 +87,12 @@ impl Dispatcher {
                 if old.program_id != wire.program_id {
                     return Err(EventError::Invalid(format!("programID cannot change (the event is in {})", old.program_id)).into());
                 }
-                if old.source.as_ref().map(|s| &s.vtn) != create.as_ref().and_then(|c| c.as_ref()).map(|s| &s.vtn) {
+                if old.source.as_ref().map(|s| &s.vtn) != write.source().map(|s| &s.vtn) {
                     return Err(EventError::Invalid(format!("event {id} came from another VTN, which alone changes it")).into());
                 }
                 Some(old.created)
             }
-            None if create.is_some() => None,
+            None if !matches!(write, Write::Modify) => None,
             None => return Err(DispatchError::UnknownEvent(id.to_string())),
         };
         let id = id.to_string();
@@ -109,7 +102,7 @@ impl Dispatcher {
         if let Some(created) = created {
             event.created = created;
         }
-        event.source = create.flatten();
+        event.source = write.source().cloned();
         self.store.save_event(&event).await?;
         // A modified event is planned (or scheduled) afresh on the next tick.
         state.plans.remove(&id);
@@ -158,4 +151,21 @@ fn check_program(program: &WireProgram) -> Result<(), DispatchError> {
         }
     }
     Ok(())
+}
+
+/// How an event is written: a grid operator's change to an existing one, a new one, or one
+/// taken from another VTN (created or replaced, with where it came from).
+enum Write {
+    Modify,
+    Create,
+    Import(EventSource),
+}
+
+impl Write {
+    fn source(&self) -> Option<&EventSource> {
+        match self {
+            Write::Import(source) => Some(source),
+            _ => None,
+        }
+    }
 }

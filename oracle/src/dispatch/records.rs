@@ -20,6 +20,16 @@ pub struct ProgramRow {
     pub modified: i64,
 }
 
+fn program_from_row(r: &sqlx::any::AnyRow) -> Result<ProgramRow, StoreError> {
+    let created: i64 = r.try_get("created_at")?;
+    Ok(ProgramRow {
+        id: r.try_get("id")?,
+        program: serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("grid_programs", e))?,
+        created,
+        modified: r.try_get::<Option<i64>, _>("modified_at")?.unwrap_or(created),
+    })
+}
+
 fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { table, detail: e.to_string() }
 }
@@ -63,17 +73,16 @@ impl Store {
         let rows = sqlx::query("SELECT id, body, created_at, modified_at FROM grid_programs ORDER BY created_at, id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                let created: i64 = r.try_get("created_at")?;
-                Ok(ProgramRow {
-                    id: r.try_get("id")?,
-                    program: serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(|e| corrupt("grid_programs", e))?,
-                    created,
-                    modified: r.try_get::<Option<i64>, _>("modified_at")?.unwrap_or(created),
-                })
-            })
-            .collect()
+        rows.iter().map(program_from_row).collect()
+    }
+
+    /// One program as stored (another process sharing the database may have written it).
+    pub async fn program(&self, id: &str) -> Result<Option<ProgramRow>, StoreError> {
+        let row = sqlx::query("SELECT id, body, created_at, modified_at FROM grid_programs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(program_from_row).transpose()
     }
 
     /// Inserts or replaces an event (modify and cancel rewrite it).

@@ -289,7 +289,7 @@ impl Ven {
             if self.reported.lock().await.contains(&event.id) {
                 continue;
             }
-            match self.report(dispatch, store, event).await {
+            match self.report(store, event).await {
                 Ok(true) => synced.reported.push(event.id.clone()),
                 Ok(false) => {}
                 // One refused report does not hold back the others; tried again next sync.
@@ -316,12 +316,11 @@ impl Ven {
 
     /// Posts the measurement of `event` as this VEN's report on the VTN's event, once: true
     /// when posted now.
-    async fn report(&self, dispatch: &Dispatcher, store: &Store, event: &GridEvent) -> Result<bool, VenError> {
+    async fn report(&self, store: &Store, event: &GridEvent) -> Result<bool, VenError> {
         let (id, source) = (&event.id, event.source.as_ref().expect("the VEN's events have their source"));
         let Some((report, measured_at)) = store.event_reports(Some(id)).await.map_err(DispatchError::from)?.pop() else {
             return Ok(false);
         };
-        let Some(event) = dispatch.event(id).await else { return Ok(false) };
         let (program_id, event_id) = (&source.program_id, &source.event_id);
         let query = [("eventID", event_id.to_string()), ("clientName", self.settings.ven_name.clone())];
         let already = self.get("reports", "reports", &query).await?;
@@ -329,7 +328,7 @@ impl Ven {
             self.reported.lock().await.insert(id.to_string());
             return Ok(false);
         }
-        let measured = super::measurement::measurement_report(&report, &event, measured_at);
+        let measured = super::measurement::measurement_report(&report, event, measured_at);
         // Resources with the spec's fields only (the VTN's report schema need not take ours),
         // the devices only where the settings say so.
         let resources: Vec<Value> = measured["resources"]

@@ -21,7 +21,8 @@ pub fn is_grid_operator(tokens: &[String], token: Option<&str>) -> bool {
     token.is_some_and(|t| tokens.iter().any(|g| constant_time_eq(g.as_bytes(), t.as_bytes())))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Equality that takes the same time wherever the inputs differ (secrets, tokens).
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::openadr::clients::{mint, verify, SCOPES, TOKEN_SECS};
 pub use crate::openadr::clients::{Principal, Scope};
-use crate::server::auth::{bearer_token, is_grid_operator};
+use crate::server::auth::{bearer_token, constant_time_eq, is_grid_operator};
 use crate::server::{ApiError, AppState};
 use ovpp_wire::clock::unix_now;
 
@@ -149,8 +149,4 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     // RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
     let unescape = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
     Some((unescape(id)?, unescape(secret)?))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -55,30 +55,20 @@ pub fn routes() -> Router<AppState> {
 /// stable error code (`urn:ovpp:problem:<code>`), `title` the HTTP status, `detail` what to
 /// do. The token endpoint keeps RFC 6749's error body, as the spec says.
 async fn problems(request: Request, next: Next) -> Response {
-    let response = crate::server::json_errors(request, next).await;
+    let mut response = crate::server::json_errors(request, next).await;
+    let Some(error) = response.extensions_mut().remove::<ovpp_wire::http::ErrorBody>() else { return response };
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 16).await.unwrap_or_default();
-    let Ok(error) = serde_json::from_slice::<ovpp_wire::http::ErrorBody>(&bytes) else {
-        return Response::from_parts(parts, axum::body::Body::from(bytes));
-    };
     let problem = json!({
         "type": format!("urn:ovpp:problem:{}", error.error.code),
         "title": status.canonical_reason().unwrap_or("Error"),
         "status": status.as_u16(),
         "detail": error.error.message,
     });
+    // Same status and headers (`Allow`, `WWW-Authenticate`), the problem as the body.
+    let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
-    let mut answer = (status, Json(problem)).into_response();
-    for name in [header::ALLOW, header::WWW_AUTHENTICATE] {
-        if let Some(v) = parts.headers.get(&name) {
-            answer.headers_mut().insert(name, v.clone());
-        }
-    }
-    answer
+    parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, axum::body::Body::from(problem.to_string()))
 }
 
 /// An OpenADR object in a request body: JSON, with `null` fields dropped first (the spec's

@@ -31,8 +31,8 @@ fn row_json(row: &ProgramRow) -> Value {
 }
 
 async fn find(state: &AppState, id: &str) -> Result<ProgramRow, ApiError> {
-    let programs = state.store.programs().await.map_err(crate::dispatch::DispatchError::from)?;
-    programs.into_iter().find(|p| p.id == id).ok_or_else(|| not_found("unknown_program", "program", id))
+    let program = state.store.program(id).await.map_err(crate::dispatch::DispatchError::from)?;
+    program.ok_or_else(|| not_found("unknown_program", "program", id))
 }
 
 fn notify(state: &AppState, operation: &'static str, object: Value) {

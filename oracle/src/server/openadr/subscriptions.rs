@@ -24,7 +24,7 @@ const MAX_PER_CLIENT: usize = 100;
 async fn check(state: &AppState, s: &WireSubscription) -> Result<serde_json::Value, ApiError> {
     check_name("clientName", &s.client_name)?;
     // From the database: the program may have been created by another process a moment ago.
-    if !state.store.programs().await.map_err(DispatchError::from)?.iter().any(|p| p.id == s.program_id) {
+    if state.store.program(&s.program_id).await.map_err(DispatchError::from)?.is_none() {
         return Err(not_found("unknown_program", "program", &s.program_id));
     }
     if s.object_operations.is_empty() || s.object_operations.len() > MAX_OPERATIONS {

@@ -608,28 +608,18 @@ async fn smart_meter_telegrams_read_as_dsmr_parser_and_smllib_read_them() {
     assert_eq!(from_dsmr + from_sml, read, "the stream readers found {from_dsmr} telegrams and {from_sml} frames");
 }
 
-/// A meter's interface served on TCP by `tests/gateway/meter_feed.py` (as ser2net would).
-struct Feed(Child);
-
-impl Feed {
-    async fn start(protocol: &str, port: u16, import_w: u32, export_w: u32, since: i64) -> Self {
-        let python = tokio::task::spawn_blocking(python).await.unwrap();
-        let child = Command::new(python)
-            .arg(repo().join("tests/gateway/meter_feed.py"))
-            .args(["--protocol", protocol, "--port", &port.to_string(), "--import-w", &import_w.to_string()])
-            .args(["--export-w", &export_w.to_string(), "--since", &since.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        Self(child)
-    }
-}
-
-impl Drop for Feed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A meter's interface served on TCP by `tests/gateway/meter_feed.py` (as ser2net would),
+/// until dropped.
+async fn meter_feed(protocol: &str, port: u16, import_w: u32, export_w: u32, since: i64) -> crate::Process {
+    let python = tokio::task::spawn_blocking(python).await.unwrap();
+    let child = Command::new(python)
+        .arg(repo().join("tests/gateway/meter_feed.py"))
+        .args(["--protocol", protocol, "--port", &port.to_string(), "--import-w", &import_w.to_string()])
+        .args(["--export-w", &export_w.to_string(), "--since", &since.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::Process(child)
 }
 
 /// Two smart meters through the gateway, a DSMR P1 port and an SML optical reader, each on
@@ -663,8 +653,8 @@ async fn smart_meters_over_tcp_reach_the_oracle_and_come_back_after_an_outage() 
     config.oracle_urls = vec![oracle.base.clone()];
 
     let since = unix_now() - 3600;
-    let _dsmr = Feed::start("dsmr", dsmr_port, 3600, 0, since).await;
-    let mut sml = Some(Feed::start("sml", sml_port, 0, 1800, since).await);
+    let _dsmr = meter_feed("dsmr", dsmr_port, 3600, 0, since).await;
+    let mut sml = Some(meter_feed("sml", sml_port, 0, 1800, since).await);
     let gateway = Gateway::open(config.clone(), ovpp_gateway::adapters(&config).unwrap()).await.unwrap();
     let (_stop, _run) = start_gateway(gateway.clone());
     let readings = |name: &'static str| {
@@ -692,7 +682,7 @@ async fn smart_meters_over_tcp_reach_the_oracle_and_come_back_after_an_outage() 
     wait_until("the SML meter offline", Duration::from_secs(20), || async { !gateway.adapters[0].connected("house-sml") }).await;
     let before = readings("house-sml").await.len();
     tokio::time::sleep(Duration::from_secs(12)).await;
-    let _sml = Feed::start("sml", sml_port, 0, 1800, since).await;
+    let _sml = meter_feed("sml", sml_port, 0, 1800, since).await;
     wait_until("the SML meter back, its outage filled in", Duration::from_secs(60), || async {
         gateway.adapters[0].connected("house-sml") && readings("house-sml").await.len() >= before + 3
     })

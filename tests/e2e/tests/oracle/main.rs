@@ -114,3 +114,13 @@ pub fn python_venv(cache: &str, requirements: &str, interpreter: &std::path::Pat
     }
     python
 }
+
+/// A child process killed (and reaped) when dropped: a test that fails leaves nothing running.
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

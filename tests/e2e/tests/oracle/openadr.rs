@@ -157,7 +157,7 @@ async fn the_oracle_as_a_ven_of_openleadrs_vtn_dispatches_its_event_and_reports_
     let database = postgres.database("openleadr").await;
     let port = crate::free_port();
     let vtn = format!("http://127.0.0.1:{port}");
-    let mut server = Server(
+    let mut server = crate::Process(
         Command::new(openleadr_dir().join("bin/openleadr-vtn"))
             .env("DATABASE_URL", &database)
             .env("OAUTH_TYPE", "INTERNAL")
@@ -260,14 +260,4 @@ async fn the_oracle_as_a_ven_of_openleadrs_vtn_dispatches_its_event_and_reports_
     assert!(dispatch.event(&format!("utility-{later}")).await.unwrap().cancelled);
     drop(server);
     drop(postgres);
-}
-
-/// A server process, killed when the test ends (passed or not).
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

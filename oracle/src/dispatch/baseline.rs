@@ -503,7 +503,7 @@ impl DayMatching {
         match self.day_type {
             DayType::Like if event_on_weekend => (self.weekend, "weekend"),
             DayType::Like | DayType::Weekdays => (self.weekday, "weekday"),
-            DayType::All => (self.weekday, "like"),
+            DayType::All => (self.weekday, "any"),
             DayType::Weekends => (self.weekend, "weekend"),
         }
     }

@@ -154,9 +154,9 @@ pub enum ChangeCommand {
     },
     /// The scoring rules' hash (hex) the oracles must apply.
     ///
-    /// Example: ovpp -k holder.json gov propose scoring-rules-hash 9d8ab047149788d2725a8dc224d3cdbdb3a95349b6112f4961f2036e4916e8ee
+    /// Example: ovpp -k holder.json gov propose scoring-rules-hash cc6751e3b91124b0cf4c21a14b2cbfcac3346779574a2891c8cad838df3bf8a0
     ScoringRulesHash {
-        /// sha256 of the rules, hex (`ovpp-oracle` prints it; SCORING.md says how).
+        /// sha256 of the rules, hex (`ovpp-oracle rules` prints it; SCORING.md says how).
         hash: String,
     },
     /// Pause the network (registration, device changes, posting, claims).

@@ -184,7 +184,9 @@ fn measurement(c: &mut Criterion) {
     let mut group = c.benchmark_group("measure_100_meters_46_days");
     group.sample_size(10);
     for (name, method) in [("caiso_10_in_10", LoadMethod::Fixed(CAISO_10_IN_10)), ("most_accurate", LoadMethod::MostAccurate)] {
-        group.bench_function(name, |b| b.iter(|| measure(black_box(&event), &commands, &devices, &readings, &method, &BTreeSet::new())));
+        group.bench_function(name, |b| {
+            b.iter(|| measure(black_box(&event), &commands, &[], &devices, &readings, &method, &BTreeSet::new()))
+        });
     }
     group.finish();
 }

@@ -68,6 +68,7 @@ fn compute_and_sign(c: &mut Criterion) {
                 stress_flex_wh: 10_000 + i % 5_000,
                 fault_intervals: u64::from(i % 97 == 0),
                 demand_response_wh: 0,
+                price_response_wh: None,
                 accepted_batches: 96 - i % 7,
                 rejected_batches: i % 3,
                 through_sequence: 96,

@@ -73,6 +73,7 @@ impl Sums {
             stress_flex_wh: col("stress_flex_w_secs", self.stress_flex_w_secs)? / 3600,
             fault_intervals: col("fault_intervals", self.fault_intervals)?,
             demand_response_wh: 0,
+            price_response_wh: None,
             accepted_batches: col("accepted_batches", self.accepted_batches)?,
             rejected_batches: 0,
             through_sequence: self.through_sequence as u64,

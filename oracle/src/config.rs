@@ -74,7 +74,8 @@ pub struct ServeArgs {
     /// Seconds after an epoch's end before it is closed (late readings) [default: 120].
     #[arg(long, env = "OVPP_CLOSE_GRACE_SECS")]
     pub close_grace_secs: Option<i64>,
-    /// TOML file with the scoring rules [default: the published rules v1].
+    /// TOML file with the scoring rules [default: the published rules v2; v1 is
+    /// `oracle/scoring-rules-v1.toml`].
     #[arg(long, env = "OVPP_SCORING_RULES")]
     pub scoring_rules: Option<PathBuf>,
     /// Seconds between epoch checks [default: 15].
@@ -206,13 +207,7 @@ impl Settings {
         };
         let defaults = Policy::default();
         let keypair = args.keypair.clone().or(file.keypair).unwrap_or_else(default_keypair_path);
-        let rules = match args.scoring_rules.clone().or(file.scoring_rules) {
-            None => ScoringRules::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(&path).with_context(|| format!("reading scoring rules {}", path.display()))?;
-                toml::from_str(&text).with_context(|| format!("parsing scoring rules {}", path.display()))?
-            }
-        };
+        let rules = load_rules(args.scoring_rules.clone().or(file.scoring_rules).as_deref())?;
         let emission = parse_ovpp(&args.epoch_emission.clone().or(file.epoch_emission).unwrap_or_else(|| "10000".into()))
             .context("--epoch-emission")?;
         let auto_claim_owners =
@@ -305,6 +300,13 @@ impl Settings {
             epochs,
         })
     }
+}
+
+/// The scoring rules in the TOML file at `path`, or the published default (rules v2).
+pub fn load_rules(path: Option<&std::path::Path>) -> anyhow::Result<ScoringRules> {
+    let Some(path) = path else { return Ok(ScoringRules::default()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading scoring rules {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing scoring rules {}", path.display()))
 }
 
 #[cfg(test)]

@@ -22,15 +22,28 @@ enum Command {
     /// One-shot epoch work (what `serve` does on a schedule).
     #[command(subcommand)]
     Epoch(EpochCommand),
+    /// Print the scoring rules' version and hash (what `ovpp gov propose scoring-rules-hash`
+    /// takes) and the rules themselves.
+    Rules {
+        /// TOML file with the scoring rules [default: the published rules].
+        #[arg(long, env = "OVPP_SCORING_RULES")]
+        scoring_rules: Option<std::path::PathBuf>,
+        /// `display` or `json`.
+        #[arg(long, short = 'o', default_value = "display")]
+        output: Output,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Output {
+    Display,
+    Json,
 }
 
 #[derive(Subcommand)]
 enum EpochCommand {
     /// Post every closed epoch that has enough signatures (idempotent: safe to re-run).
     Relay(ServeArgs),
-    /// Recompute the epoch published by the oracle at URL from this oracle's telemetry and,
-    /// only if the report is byte-identical, sign it and hand the signature in. Run it with
-    /// this oracle's `serve` stopped, or use `serve --cosign-for URL`.
     /// Take in a posted epoch published by the oracle at URL, checked against the chain
     /// (hash, root, totals), to start from it: how an oracle joins a running network or
     /// recovers a lost database. (`serve --cosign-for` does this by itself.)
@@ -43,6 +56,9 @@ enum EpochCommand {
         #[command(flatten)]
         settings: ServeArgs,
     },
+    /// Recompute the epoch published by the oracle at URL from this oracle's telemetry and,
+    /// only if the report is byte-identical, sign it and hand the signature in. Run it with
+    /// this oracle's `serve` stopped, or use `serve --cosign-for URL`.
     Cosign {
         /// The primary oracle's base URL.
         #[arg(long = "from", value_name = "URL")]
@@ -61,6 +77,15 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Rules { scoring_rules, output } => {
+            let rules = ovpp_oracle::config::load_rules(scoring_rules.as_deref())?;
+            let (version, hash) = (rules.version(), hex::encode(rules.hash()));
+            match output {
+                Output::Json => println!("{}", serde_json::json!({"version": version, "hash": hash, "rules": rules})),
+                Output::Display => println!("{version}\nhash {hash}\n\n{}", toml::to_string(&rules)?),
+            }
+            Ok(())
+        }
         Command::Epoch(EpochCommand::Relay(args)) => {
             let settings = Settings::resolve(&args)?;
             let chain = RpcChain::new(settings.rpc_url.clone());

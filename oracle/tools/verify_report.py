@@ -89,8 +89,10 @@ def score(inputs, epoch_secs, rules):
         "quality_bps": quality,
         "points": 0,
     }
+    if "price_response_per_kwh" in rules:  # rules v2
+        s["price_response"] = per_kwh(inputs["price_response_wh"], rules["price_response_per_kwh"])
     if quality >= rules["min_quality_bps"]:
-        total = s["generation"] + s["storage"] + s["stability"] + s["demand_response"] + s["online"]
+        total = s["generation"] + s["storage"] + s["stability"] + s["demand_response"] + s.get("price_response", 0) + s["online"]
         s["points"] = total * quality // BPS
     return s
 
@@ -116,6 +118,8 @@ def verify(report_bytes, previous_total=None):
     devices = [json.loads(l) for l in lines[1:] if l]
     rules = header["rules"]
     rules_json = json.dumps(rules, separators=(",", ":")).encode()
+    version = "OVPP-SCORING-V2" if "price_response_per_kwh" in rules else "OVPP-SCORING-V1"
+    check("rules_version", header["rules_version"], version)
     check("rules_hash", header["rules_hash"], sha256(header["rules_version"].encode(), rules_json).hex())
     program_id = b58decode(header["program_id"])
     epoch_secs = header["end_ts"] - header["start_ts"]

@@ -3,10 +3,13 @@
 //!
 //! Delivery is measured at the device's connection point as net import
 //! (`imported - exported`, Wh): for a deliver event it is `baseline - metered`, for an absorb
-//! event `metered - baseline`. A slot without a reading delivered nothing. What a device is
-//! paid for (scoring's demand-response input) is its delivery, per interval, clamped to
-//! between zero and what it was commanded: over-delivery against a baseline earns nothing
-//! extra, so a device gains nothing by inflating its baseline days.
+//! event `metered - baseline`; in a price schedule each interval in the direction the
+//! device's command asked (discharge: `baseline - metered`, charge: `metered - baseline`;
+//! none where it was not commanded). A slot without a reading delivered nothing. What a
+//! device is paid for (scoring's demand-response input, or price-response for a price
+//! schedule) is its delivery, per interval, clamped to between zero and what it was
+//! commanded: over-delivery against a baseline earns nothing extra, so a device gains nothing
+//! by inflating its baseline days.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -32,11 +35,15 @@ pub fn lookback_secs(method: &LoadMethod) -> i64 {
 
 /// Measures `event` from the stored `readings` (covering the lookback before it) and the
 /// commands it issued with when each was superseded; `event_days` are the days of the
-/// region's other events, which day matching skips. Returns the report and, per device and
-/// interval start, the Wh it is paid for.
+/// region's other events, which day matching skips. For a price schedule, `overriding` are
+/// other events' commands to its devices over its span: an interval in which a device was
+/// under one followed that event, not the prices, and counts nothing here (else the same
+/// energy would be paid twice). Returns the report and, per device and interval start, the
+/// Wh it is paid for.
 pub fn measure(
     event: &GridEvent,
     commands: &[(Command, Option<i64>)],
+    overriding: &[(Command, Option<i64>)],
     devices: &HashMap<DeviceKey, RegisteredDevice>,
     readings: &[StoredReading],
     method: &LoadMethod,
@@ -46,6 +53,14 @@ pub fn measure(
     let active = event.active_part();
     let event = &active;
     let sign = if event.signal == Signal::AbsorbSetpoint { -1.0 } else { 1.0 };
+    // An interval's direction from what was commanded in it (signed, + less import): a power
+    // event's is the event's; a price schedule's is the device's command's.
+    let direction = |commanded_wh: f64| match event.signal {
+        Signal::Price if commanded_wh > 0.0 => 1.0,
+        Signal::Price if commanded_wh < 0.0 => -1.0,
+        Signal::Price => 0.0,
+        _ => sign,
+    };
     let keys: BTreeSet<DeviceKey> = commands.iter().map(|(c, _)| c.device_key).collect();
     let mut by_device: HashMap<DeviceKey, Vec<&StoredReading>> = HashMap::new();
     for r in readings {
@@ -54,7 +69,8 @@ pub fn measure(
         }
     }
     // Per device: its metering slot, the end of what is measured, and the Wh commanded per
-    // interval (each command over the part of the interval it was in force, up to that end).
+    // interval, signed (+ less import; each command over the part of the interval it was in
+    // force, up to that end; a power event counts only commands in its own direction).
     let mut commanded: BTreeMap<DeviceKey, (i64, i64, Vec<f64>)> = BTreeMap::new();
     for key in &keys {
         let slot_secs = by_device.get(key).and_then(|rows| rows.last()).map_or(300, |r| i64::from(r.reading.interval_secs.max(1)));
@@ -69,7 +85,18 @@ pub fn measure(
             let until = superseded.map_or(command.valid_until, |s| s.min(command.valid_until)).min(end);
             for (slot, interval) in per_interval.iter_mut().zip(&event.intervals) {
                 let overlap = (until.min(interval.end) - command.valid_from.max(interval.start)).max(0);
-                *slot += (command.setpoint_w as f64 * sign).max(0.0) * overlap as f64 / 3600.0;
+                let wh = command.setpoint_w as f64 * overlap as f64 / 3600.0;
+                *slot += if event.signal == Signal::Price { wh } else { (wh * sign).max(0.0) * sign };
+            }
+        }
+        if event.signal == Signal::Price {
+            for (command, superseded) in overriding.iter().filter(|(c, _)| c.device_key == *key) {
+                let until = superseded.map_or(command.valid_until, |s| s.min(command.valid_until));
+                for (slot, interval) in per_interval.iter_mut().zip(&event.intervals) {
+                    if command.valid_from < interval.end && until > interval.start {
+                        *slot = 0.0;
+                    }
+                }
             }
         }
         commanded.insert(*key, (slot_secs, end, per_interval));
@@ -98,10 +125,11 @@ pub fn measure(
         if let Some(baseline) = &baseline {
             for (i, interval) in event.intervals.iter().enumerate() {
                 let (mut delivered, mut based, mut metered_sum) = (0.0, 0.0, 0.0);
+                let direction = direction(commanded_wh[i]);
                 let (first, last) = ((interval.start - event.start()) / slot_secs, (interval.end - event.start()) / slot_secs);
                 for s in first..last {
                     if let (Some(metered), Some(base)) = (loads.slots.get(&s), baseline.slots_wh.get(s as usize)) {
-                        delivered += sign * (base - metered);
+                        delivered += direction * (base - metered);
                         based += base;
                         metered_sum += metered;
                     }
@@ -114,14 +142,14 @@ pub fn measure(
                 });
                 delivered_wh += delivered;
                 delivered_per_interval[i] += delivered;
-                let pay = delivered.clamp(0.0, commanded_wh[i]).floor() as u64;
+                let pay = delivered.clamp(0.0, commanded_wh[i].abs()).floor() as u64;
                 if pay > 0 {
                     paid.push((*key, interval.start, pay));
                     paid_total += pay;
                 }
             }
         }
-        let commanded_total: f64 = commanded_wh.iter().sum();
+        let commanded_total: f64 = commanded_wh.iter().map(|wh| wh.abs()).sum();
         report_devices.push(DeviceDelivery {
             device: bs58::encode(key).into_string(),
             kind: kind_name(device.kind()).into(),
@@ -137,7 +165,8 @@ pub fn measure(
             accuracy: accuracy.map(|a| BaselineAccuracy { days: a.days as u32, rrmse: a.rrmse, bias: a.bias }),
         });
     }
-    let commanded_per_interval: Vec<f64> = (0..event.intervals.len()).map(|i| commanded.values().map(|(_, _, c)| c[i]).sum()).collect();
+    let commanded_per_interval: Vec<f64> =
+        (0..event.intervals.len()).map(|i| commanded.values().map(|(_, _, c)| c[i].abs()).sum()).collect();
     let intervals: Vec<IntervalDelivery> = event
         .intervals
         .iter()
@@ -148,15 +177,16 @@ pub fn measure(
                 id: interval.id,
                 start: interval.start,
                 end: interval.end,
-                target_w: interval.value,
+                // A price interval's value is a price, not a target: the schedule is the target.
+                target_w: if event.signal == Signal::Price { (commanded_per_interval[i] / hours).round() as i64 } else { interval.value },
                 commanded_w: (commanded_per_interval[i] / hours).round() as i64,
                 delivered_w: (delivered_per_interval[i] / hours).round() as i64,
             }
         })
         .collect();
     let target_wh: f64 = match event.signal {
-        // A cap's target is what the fleet was asked for, interval by interval.
-        Signal::ImportCapacityLimit => commanded_per_interval.iter().sum(),
+        // A cap's or a price schedule's target is what the fleet was asked for, interval by interval.
+        Signal::ImportCapacityLimit | Signal::Price => commanded_per_interval.iter().sum(),
         _ => event.intervals.iter().map(|i| i.value as f64 * (i.end - i.start) as f64 / 3600.0).sum(),
     };
     let delivered_wh: f64 = delivered_per_interval.iter().sum();
@@ -255,6 +285,7 @@ mod tests {
         let (report, _) = measure(
             &event,
             &[(command, Some(START + 1200))],
+            &[],
             &HashMap::from([(KEY, device)]),
             &readings,
             &LoadMethod::Fixed(super::super::baseline::CAISO_10_IN_10),
@@ -309,6 +340,53 @@ mod tests {
         (event, command, device)
     }
 
+    /// A price schedule: a battery told to charge at 2 kW in the cheap quarter hour and to
+    /// discharge at 2 kW in the dear one (nothing in between), against its meter-before
+    /// baseline of 100 Wh imported per 5 minutes. It charges 150 Wh a slot more than
+    /// baseline (450 of 500 Wh commanded), idles, then exports 100 Wh a slot (600 Wh against
+    /// baseline, paid 500). A power event's command in the dear quarter hour overrides the
+    /// schedule there: that energy is the power event's, not paid twice.
+    #[test]
+    fn a_price_schedule_pays_energy_moved_as_commanded_against_baseline() {
+        let (mut event, _, device) = cancelled_battery_event();
+        event.signal = Signal::Price;
+        event.cancelled = false;
+        for (interval, price) in event.intervals.iter_mut().zip([50_000, 200_000, 400_000]) {
+            interval.value = price;
+        }
+        let command = |id: &str, event_id: &str, quarter: i64, setpoint_w: i64| Command {
+            id: id.into(),
+            event_id: event_id.into(),
+            device_key: KEY,
+            valid_from: START + quarter * 900,
+            valid_until: START + (quarter + 1) * 900,
+            setpoint_w,
+            issued_at: START - 60,
+        };
+        let schedule = [(command("charge", "e", 0, -2_000), None), (command("discharge", "e", 2, 2_000), None)];
+        let net = |slot: i64| match slot {
+            0..3 => 250,
+            6..9 => -100,
+            _ => 100,
+        };
+        let readings: Vec<StoredReading> = (-6..9).map(|slot| reading(START + slot * 300, net(slot))).collect();
+        let devices = HashMap::from([(KEY, device)]);
+        let method = LoadMethod::Fixed(super::super::baseline::CAISO_10_IN_10);
+        let (report, paid) = measure(&event, &schedule, &[], &devices, &readings, &method, &BTreeSet::new());
+        let d = &report.devices[0];
+        assert_eq!(d.baseline, "METER_BEFORE_AFTER");
+        let delivered: Vec<i64> = d.intervals.iter().map(|i| i.delivered_wh).collect();
+        assert_eq!(delivered, [450, 0, 600], "charging counts up, idle not at all, discharging down");
+        assert_eq!((d.commanded_wh, d.paid_wh), (1_000, 950));
+        assert_eq!(paid, vec![(KEY, START, 450), (KEY, START + 1800, 500)]);
+        assert_eq!(report.target_wh, 1_000, "a schedule's target is what it commanded");
+        assert_eq!(report.intervals[0].target_w, 2_000);
+
+        let peak = [(command("shed", "peak", 2, 3_000), None)];
+        let (_, paid) = measure(&event, &schedule, &peak, &devices, &readings, &method, &BTreeSet::new());
+        assert_eq!(paid, vec![(KEY, START, 450)], "the dear quarter hour followed the power event");
+    }
+
     /// A battery asked for 2 kW over three quarter hours, the event cancelled 20 minutes in:
     /// measured over those 20 minutes (its target and delivery), not the planned 45.
     #[test]
@@ -321,6 +399,7 @@ mod tests {
         let (report, paid) = measure(
             &event,
             &[(command, Some(START + 1200))],
+            &[],
             &HashMap::from([(KEY, device)]),
             &readings,
             &LoadMethod::Fixed(super::super::baseline::CAISO_10_IN_10),

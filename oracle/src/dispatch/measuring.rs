@@ -5,18 +5,20 @@ use std::collections::HashMap;
 
 use super::{baseline, measure, DispatchError, Dispatcher, EventRecord};
 use ovpp_wire::device::{DeviceKey, RegisteredDevice};
+use ovpp_wire::dispatch::command::Command;
 use ovpp_wire::dispatch::event::GridEvent;
 use ovpp_wire::dispatch::view::EventReport;
 
 impl Dispatcher {
-    /// Measures the power events that ended at least `measure_delay_secs` ago.
+    /// Measures the events (power events and price schedules) that ended at least
+    /// `measure_delay_secs` ago.
     pub(super) async fn measure_due(&self, devices: &[RegisteredDevice], now: i64) -> Result<(), DispatchError> {
         let due: Vec<GridEvent> = {
             let state = self.state.lock().await;
             state
                 .events
                 .values()
-                .filter(|e| e.signal.is_power() && !state.measured.contains(&e.id) && e.end() + self.settings.measure_delay_secs <= now)
+                .filter(|e| !state.measured.contains(&e.id) && e.end() + self.settings.measure_delay_secs <= now)
                 .filter(|e| !e.cancelled || e.modified > e.start())
                 .cloned()
                 .collect()
@@ -51,6 +53,7 @@ impl Dispatcher {
             }
         };
         let commands = self.store.event_commands(&event.id).await?;
+        let overriding = self.overriding(event, &commands).await?;
         let uses_days = commands.iter().any(|(c, _)| devices.get(&c.device_key).is_some_and(|d| measure::uses_day_matching(d.kind())));
         let lookback = if uses_days { measure::lookback_secs(&method) } else { baseline::METER_BEFORE_SECS };
         // The commanded devices' history: rolled-up daily profiles, and readings for the rest.
@@ -78,7 +81,7 @@ impl Dispatcher {
         // CPU-bound (a most-accurate baseline tests every method on every device): off the runtime.
         let (report, paid) = {
             let (owned, devices) = (event.clone(), devices.clone());
-            tokio::task::spawn_blocking(move || measure::measure(&owned, &commands, &devices, &readings, &method, &event_days))
+            tokio::task::spawn_blocking(move || measure::measure(&owned, &commands, &overriding, &devices, &readings, &method, &event_days))
                 .await
                 .map_err(|e| DispatchError::Measuring(event.id.clone(), e.to_string()))?
         };
@@ -101,8 +104,25 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// A price schedule's overriding commands (other events' commands to its devices over
+    /// its span); none for a power event.
+    async fn overriding(
+        &self,
+        event: &GridEvent,
+        commands: &[(Command, Option<i64>)],
+    ) -> Result<Vec<(Command, Option<i64>)>, DispatchError> {
+        if event.signal.is_power() {
+            return Ok(Vec::new());
+        }
+        let mut devices: Vec<DeviceKey> = commands.iter().map(|(c, _)| c.device_key).collect();
+        devices.sort_unstable();
+        devices.dedup();
+        Ok(self.store.commands_overlapping(&event.id, &devices, event.start(), event.end()).await?)
+    }
+
     /// What another oracle needs to re-measure the events credited in `[start, end)`: each
-    /// event as validated, its program, every command it issued, and its credit time.
+    /// event as validated, its program, every command it issued (and, for a price schedule,
+    /// the commands that overrode it), and its credit time.
     pub async fn records_credited(&self, start: i64, end: i64) -> Result<Vec<EventRecord>, DispatchError> {
         let mut out = Vec::new();
         for (id, credited_at) in self.store.events_credited(start, end).await? {
@@ -113,7 +133,8 @@ impl Dispatcher {
                 (event, program)
             };
             let commands = self.store.event_commands(&id).await?;
-            out.push(EventRecord { event, program, commands, credited_at });
+            let overriding = self.overriding(&event, &commands).await?;
+            out.push(EventRecord { event, program, commands, overriding, credited_at });
         }
         Ok(out)
     }
@@ -125,12 +146,17 @@ impl Dispatcher {
         if self.state.lock().await.measured.contains(&record.event.id) {
             return Ok(());
         }
-        if record.event.end() > now || record.commands.iter().any(|(c, _)| c.event_id != record.event.id) {
+        if record.event.end() > now
+            || record.commands.iter().any(|(c, _)| c.event_id != record.event.id)
+            || record.overriding.iter().any(|(c, _)| c.event_id == record.event.id)
+        {
             return Err(DispatchError::InvalidRecord(record.event.id.clone()));
         }
         self.store.insert_program(&record.event.program_id, &record.program, now).await?;
         self.store.save_event(&record.event).await?;
         self.store.import_commands(&record.commands).await?;
+        // Overriding commands come from the primary (they only lower what the schedule pays).
+        self.store.import_commands(&record.overriding).await?;
         {
             let mut state = self.state.lock().await;
             state.programs.entry(record.event.program_id.clone()).or_insert_with(|| record.program.clone());

@@ -102,6 +102,10 @@ pub struct EventRecord {
     pub event: GridEvent,
     pub program: WireProgram,
     pub commands: Vec<(Command, Option<i64>)>,
+    /// A price schedule's: other events' commands to its devices over its span (they
+    /// override it there, see `measure::measure`).
+    #[serde(default)]
+    pub overriding: Vec<(Command, Option<i64>)>,
     pub credited_at: i64,
 }
 

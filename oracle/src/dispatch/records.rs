@@ -8,7 +8,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::store::{key_from_text, key_to_text, Store, StoreError};
 use ovpp_wire::device::DeviceKey;
 use ovpp_wire::dispatch::command::{Command, Preferences};
-use ovpp_wire::dispatch::event::{GridEvent, WireProgram};
+use ovpp_wire::dispatch::event::{GridEvent, Signal, WireProgram};
 use ovpp_wire::dispatch::view::EventReport;
 
 /// A stored program with its times.
@@ -187,6 +187,35 @@ impl Store {
         rows.iter().map(|r| Ok((command_from_row(r)?, r.try_get::<Option<i64>, _>("superseded_at")?))).collect()
     }
 
+    /// Commands of events other than `event_id` to `devices` in force at some time in
+    /// `[start, end)` (issued, not superseded before then), with when each was superseded.
+    pub async fn commands_overlapping(
+        &self,
+        event_id: &str,
+        devices: &[DeviceKey],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(Command, Option<i64>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM dispatch_commands WHERE event_id <> $1 AND valid_from < $2 AND valid_until > $3 \
+             AND (superseded_at IS NULL OR superseded_at > $3) ORDER BY issued_at, id",
+        )
+        .bind(event_id)
+        .bind(end)
+        .bind(start)
+        .fetch_all(&self.pool)
+        .await?;
+        let devices: std::collections::HashSet<&DeviceKey> = devices.iter().collect();
+        let mut out = Vec::new();
+        for r in &rows {
+            let command = command_from_row(r)?;
+            if devices.contains(&command.device_key) {
+                out.push((command, r.try_get::<Option<i64>, _>("superseded_at")?));
+            }
+        }
+        Ok(out)
+    }
+
     /// Records a device's answer; `false` if the command is unknown or was answered
     /// otherwise. The same answer again (a restarted gateway resending) is taken, as a
     /// retried telemetry batch is: the first one stays recorded.
@@ -260,6 +289,7 @@ impl Store {
         credited_at: i64,
         at: i64,
     ) -> Result<(), StoreError> {
+        let response = if report.signal == Signal::Price.name() { "price" } else { "demand" };
         let mut tx = self.writes.begin().await?;
         sqlx::query(
             "INSERT INTO event_reports (event_id, measured_at, credited_at, body) VALUES ($1, $2, $3, $4) \
@@ -274,11 +304,11 @@ impl Store {
         sqlx::query("DELETE FROM dr_deliveries WHERE event_id = $1").bind(event_id).execute(&mut *tx).await?;
         for chunk in deliveries.chunks(256) {
             let sql = format!(
-                "INSERT INTO dr_deliveries (event_id, device_key, interval_start, delivered_wh, credited_at) VALUES {}",
-                self.backend.values(chunk.len(), 5, 0)
+                "INSERT INTO dr_deliveries (event_id, device_key, interval_start, delivered_wh, credited_at, response) VALUES {}",
+                self.backend.values(chunk.len(), 6, 0)
             );
             let insert = chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, (device, start, wh)| {
-                q.bind(event_id).bind(key_to_text(device)).bind(*start).bind(*wh as i64).bind(credited_at)
+                q.bind(event_id).bind(key_to_text(device)).bind(*start).bind(*wh as i64).bind(credited_at).bind(response)
             });
             insert.execute(&mut *tx).await?;
         }
@@ -323,21 +353,36 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get("event_id")?)).collect()
     }
 
-    /// Paid demand-response Wh per device of the events credited in `[start, end)`.
-    pub async fn demand_response_wh(&self, start: i64, end: i64) -> Result<HashMap<DeviceKey, u64>, StoreError> {
+    /// Paid Wh per device of the events credited in `[start, end)`: demand response (power
+    /// events) and price response (price schedules).
+    pub async fn responses_wh(&self, start: i64, end: i64) -> Result<HashMap<DeviceKey, ResponsesWh>, StoreError> {
         let rows = sqlx::query(
-            "SELECT device_key, CAST(SUM(delivered_wh) AS BIGINT) AS wh FROM dr_deliveries WHERE credited_at >= $1 AND credited_at < $2 GROUP BY device_key",
+            "SELECT device_key, response, CAST(SUM(delivered_wh) AS BIGINT) AS wh FROM dr_deliveries \
+             WHERE credited_at >= $1 AND credited_at < $2 GROUP BY device_key, response",
         )
         .bind(start)
         .bind(end)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((key_from_text("dr_deliveries", &r.try_get::<String, _>("device_key")?)?, r.try_get::<i64, _>("wh")?.max(0) as u64))
-            })
-            .collect()
+        let mut out: HashMap<DeviceKey, ResponsesWh> = HashMap::new();
+        for r in &rows {
+            let entry = out.entry(key_from_text("dr_deliveries", &r.try_get::<String, _>("device_key")?)?).or_default();
+            let wh = r.try_get::<i64, _>("wh")?.max(0) as u64;
+            match r.try_get::<String, _>("response")?.as_str() {
+                "demand" => entry.demand = wh,
+                "price" => entry.price = wh,
+                other => return Err(corrupt("dr_deliveries", format!("unknown response {other:?}"))),
+            }
+        }
+        Ok(out)
     }
+}
+
+/// What one device is paid for in an epoch's events, Wh.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResponsesWh {
+    pub demand: u64,
+    pub price: u64,
 }
 
 fn command_from_row(r: &sqlx::any::AnyRow) -> Result<Command, StoreError> {

@@ -182,6 +182,7 @@ impl Store {
                 stress_flex_wh: col("stress_flex_w_secs")? / 3600,
                 fault_intervals: col("fault_intervals")?,
                 demand_response_wh: 0, // from dr_deliveries below
+                price_response_wh: None,
                 accepted_batches: col("accepted_batches")?,
                 rejected_batches: 0,
                 through_sequence: row.try_get::<i64, _>("through_sequence")? as u64,
@@ -214,10 +215,11 @@ impl Store {
             // Rejections of devices with no accepted reading in the epoch count too.
             out.entry(key).or_default().rejected_batches = row.try_get::<i64, _>("n")? as u64;
         }
-        // Measured demand response of event intervals starting in the epoch (dispatch's reports).
-        for (key, wh) in self.demand_response_wh(start, end).await? {
+        // Measured demand and price response of events credited in the epoch (dispatch's reports).
+        for (key, wh) in self.responses_wh(start, end).await? {
             if let Some(inputs) = out.get_mut(&key) {
-                inputs.demand_response_wh = wh;
+                inputs.demand_response_wh = wh.demand;
+                inputs.price_response_wh = Some(wh.price);
             }
         }
         Ok(())

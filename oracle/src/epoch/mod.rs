@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::ingest::Ingestor;
 use crate::store::{Store, StoreError};
 use ovpp_wire::report::{ReportHeader, ReportLine, REPORT_VERSION};
-use ovpp_wire::score::{next_reputation, score, split_emission, EpochInputs, Score, ScoringRules, INITIAL_REPUTATION_BPS, RULES_VERSION};
+use ovpp_wire::score::{next_reputation, score, split_emission, EpochInputs, Score, ScoringRules, INITIAL_REPUTATION_BPS};
 
 pub mod db;
 use ovpp_wire::device::kind_name;
@@ -139,6 +139,8 @@ pub fn compute(
                 // Export beyond own generation is storage discharge only where there is storage.
                 inputs.discharged_wh = 0;
             }
+            // Price response is an input of the rules that pay it (v2) only: a v1 report has none.
+            inputs.price_response_wh = rules.price_response_per_kwh.map(|_| inputs.price_response_wh.unwrap_or(0));
             let active = device.as_ref().is_some_and(|d| d.profile.status == DeviceStatus::Active);
             let score = if active { score(&inputs, epoch_secs, rules) } else { Score::default() };
             let reputation_before = previous.get(&key).map_or(INITIAL_REPUTATION_BPS, |l| l.reputation_bps);
@@ -165,7 +167,10 @@ pub fn compute(
                     .energy_delivered_wh
                     .saturating_add(row.inputs.generated_wh)
                     .saturating_add(row.inputs.discharged_wh),
-                flexibility_delivered_wh: before.flexibility_delivered_wh.saturating_add(row.inputs.demand_response_wh),
+                flexibility_delivered_wh: before
+                    .flexibility_delivered_wh
+                    .saturating_add(row.inputs.demand_response_wh)
+                    .saturating_add(row.inputs.price_response_wh.unwrap_or(0)),
             }
         } else {
             RewardLeaf { epoch: spec.epoch, ..before }
@@ -194,7 +199,7 @@ pub fn compute(
         start_ts: spec.start_ts,
         end_ts: spec.end_ts,
         emission: spec.emission,
-        rules_version: RULES_VERSION.into(),
+        rules_version: rules.version().into(),
         rules_hash: hex::encode(rules.hash()),
         rules: rules.clone(),
         previous_cumulative_total,

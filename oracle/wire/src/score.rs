@@ -5,7 +5,10 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub const RULES_VERSION: &str = "OVPP-SCORING-V1";
+/// Rules v1: everything but price response.
+pub const RULES_V1: &str = "OVPP-SCORING-V1";
+/// Rules v2: v1 plus price response (energy moved where a price curve asked for it).
+pub const RULES_V2: &str = "OVPP-SCORING-V2";
 
 /// Basis points: 10_000 is 100 %.
 pub const BPS: u64 = 10_000;
@@ -28,6 +31,10 @@ pub struct ScoringRules {
     pub stability_per_kwh: u64,
     /// Demand response delivered against baseline in dispatched events, per kWh.
     pub demand_response_per_kwh: u64,
+    /// Price response (v2): energy moved against baseline as a price schedule asked, per
+    /// kWh. Absent, the rules are v1, whose reports do not have the price-response input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_response_per_kwh: Option<u64>,
     /// Online time with accepted data (what a meter or charger contributes), per hour.
     pub online_per_hour: u64,
     /// Daily stress window `[from, to)`, UTC hours (the evening peak).
@@ -46,6 +53,7 @@ impl Default for ScoringRules {
             storage_available_per_kwh_hour: 20,
             stability_per_kwh: 500,
             demand_response_per_kwh: 5_000,
+            price_response_per_kwh: Some(1_000),
             online_per_hour: 100,
             stress_hours_utc: [16, 20],
             min_quality_bps: 5_000,
@@ -55,11 +63,24 @@ impl Default for ScoringRules {
 }
 
 impl ScoringRules {
-    /// sha256 of `RULES_VERSION || canonical JSON of the rules`: goes into every epoch
-    /// report, so a change of any weight changes the report hash that is signed.
+    /// The published rules v1, for operators who must keep them until governance votes v2.
+    pub fn v1() -> Self {
+        Self { price_response_per_kwh: None, ..Self::default() }
+    }
+
+    /// `OVPP-SCORING-V2` when the rules pay price response, else `OVPP-SCORING-V1`.
+    pub fn version(&self) -> &'static str {
+        match self.price_response_per_kwh {
+            Some(_) => RULES_V2,
+            None => RULES_V1,
+        }
+    }
+
+    /// sha256 of `version || canonical JSON of the rules`: goes into every epoch report, so
+    /// a change of any weight changes the report hash that is signed.
     pub fn hash(&self) -> [u8; 32] {
         let json = serde_json::to_vec(self).expect("rules serialize");
-        Sha256::new().chain_update(RULES_VERSION).chain_update(json).finalize().into()
+        Sha256::new().chain_update(self.version()).chain_update(json).finalize().into()
     }
 }
 
@@ -83,6 +104,10 @@ pub struct EpochInputs {
     pub fault_intervals: u64,
     /// Demand response delivered against baseline (from dispatch measurement).
     pub demand_response_wh: u64,
+    /// Price response (rules v2 only): energy moved against baseline in the direction a
+    /// price schedule commanded, per interval capped by the command (dispatch measurement).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_response_wh: Option<u64>,
     pub accepted_batches: u64,
     pub rejected_batches: u64,
     /// The highest batch sequence included: with it, anyone holding the batches selects
@@ -97,6 +122,9 @@ pub struct Score {
     pub storage: u64,
     pub stability: u64,
     pub demand_response: u64,
+    /// Rules v2 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_response: Option<u64>,
     pub online: u64,
     /// Share of the epoch covered, times the share of batches accepted.
     pub quality_bps: u64,
@@ -126,13 +154,19 @@ pub fn score(inputs: &EpochInputs, epoch_secs: u64, rules: &ScoringRules) -> Sco
             .saturating_add(per_kwh(inputs.storage_available_wh_hours, rules.storage_available_per_kwh_hour)),
         stability: per_kwh(inputs.stress_flex_wh, rules.stability_per_kwh),
         demand_response: per_kwh(inputs.demand_response_wh, rules.demand_response_per_kwh),
+        price_response: rules.price_response_per_kwh.map(|rate| per_kwh(inputs.price_response_wh.unwrap_or(0), rate)),
         online: (u128::from(inputs.online_secs) * u128::from(rules.online_per_hour) / 3600).try_into().unwrap_or(u64::MAX),
         quality_bps,
         points: 0,
     };
     if quality_bps >= u64::from(rules.min_quality_bps) {
-        let sum =
-            s.generation.saturating_add(s.storage).saturating_add(s.stability).saturating_add(s.demand_response).saturating_add(s.online);
+        let sum = s
+            .generation
+            .saturating_add(s.storage)
+            .saturating_add(s.stability)
+            .saturating_add(s.demand_response)
+            .saturating_add(s.price_response.unwrap_or(0))
+            .saturating_add(s.online);
         s.points = (u128::from(sum) * u128::from(quality_bps) / u128::from(BPS)) as u64;
     }
     s

@@ -74,6 +74,33 @@ fn rules_hash_changes_with_any_weight() {
     assert_eq!(rules.hash(), ScoringRules::default().hash());
 }
 
+/// Rules v2 add price response; v1 stays what it was, to the byte, for oracles that keep
+/// it until governance votes v2.
+#[test]
+fn rules_v2_pay_price_response_and_v1_is_unchanged() {
+    let (v1, v2) = (ScoringRules::v1(), ScoringRules::default());
+    assert_eq!((v1.version(), v2.version()), ("OVPP-SCORING-V1", "OVPP-SCORING-V2"));
+    // Both hashes as computed from SCORING.md alone (Python's hashlib and json): v1's is the
+    // one before v2 existed; v2's is quoted in `ovpp gov propose scoring-rules-hash --help`.
+    assert_eq!(hex::encode(v1.hash()), "5d6285c8595fe298edd8091f5df8d2dd2a1989e98eac794e12f72836b62ebdb0");
+    assert_eq!(hex::encode(v2.hash()), "cc6751e3b91124b0cf4c21a14b2cbfcac3346779574a2891c8cad838df3bf8a0");
+    assert_ne!(v1.hash(), v2.hash());
+    let v1_json = serde_json::to_string(&v1).unwrap();
+    assert!(!v1_json.contains("price_response"), "{v1_json}");
+    let v1_file: ScoringRules = toml::from_str(&toml::to_string(&v1).unwrap()).unwrap();
+    assert_eq!(v1_file, v1, "a v1 rules file reads as v1");
+
+    let battery =
+        EpochInputs { price_response_wh: Some(3_000), demand_response_wh: 1_000, ..EpochInputs { accepted_batches: 12, ..solar_hour() } };
+    let s2 = score(&battery, HOUR, &v2);
+    // 3 kWh moved as the schedule asked x 1000; demand response 1 kWh x 5000.
+    assert_eq!((s2.price_response, s2.demand_response), (Some(3_000), 5_000));
+    assert_eq!(s2.points, 6_000 + 5_000 + 3_000 + 100);
+    let s1 = score(&battery, HOUR, &v1);
+    assert_eq!((s1.price_response, s1.points), (None, 6_000 + 5_000 + 100), "v1 does not pay it");
+    assert!(!serde_json::to_string(&s1).unwrap().contains("price_response"));
+}
+
 #[test]
 fn emission_is_split_by_points_times_reputation() {
     assert_eq!(split_emission(1_000, &[(100, 5_000), (100, 10_000), (0, 10_000)]), vec![333, 666, 0]);
@@ -98,7 +125,7 @@ proptest! {
     #[test]
     fn scoring_never_panics(inputs in any::<[u64; 10]>(), epoch_secs in any::<u64>()) {
         let [covered_secs, online_secs, generated_wh, discharged_wh, storage_available_wh_hours, stress_flex_wh, fault_intervals, demand_response_wh, accepted_batches, rejected_batches] = inputs;
-        let i = EpochInputs { covered_secs, online_secs, generated_wh, discharged_wh, storage_available_wh_hours, stress_flex_wh, fault_intervals, demand_response_wh, accepted_batches, rejected_batches, through_sequence: 0 };
+        let i = EpochInputs { covered_secs, online_secs, generated_wh, discharged_wh, storage_available_wh_hours, stress_flex_wh, fault_intervals, demand_response_wh, price_response_wh: Some(stress_flex_wh), accepted_batches, rejected_batches, through_sequence: 0 };
         let rules = ScoringRules::default();
         let s = score(&i, epoch_secs, &rules);
         prop_assert!(s.quality_bps <= 10_000);

@@ -96,7 +96,7 @@ pub fn start_from(bin: &Path, name: &str) -> Result<Server, String> {
         }
     }
     let data = data_dir.join("data");
-    let init = pg_command(&bin, "initdb", root)
+    let init = pg_command(bin, "initdb", root)
         .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "-D"])
         .arg(&data)
         .output()
@@ -110,7 +110,7 @@ pub fn start_from(bin: &Path, name: &str) -> Result<Server, String> {
     let options =
         format!("-p {port} -c listen_addresses=127.0.0.1 -k {} -c max_connections=400 -c shared_buffers=256MB", data_dir.display());
     let log = data_dir.join("server.log");
-    let started = pg_command(&bin, "pg_ctl", root)
+    let started = pg_command(bin, "pg_ctl", root)
         .args(["-w", "-t", "60", "-D"])
         .arg(&data)
         .args(["-o", &options, "-l"])

@@ -64,7 +64,7 @@ impl Search {
                 _ => unreachable!("every parameter in `takes` is handled"),
             }
         }
-        if search.target_type.is_some() != !search.target_values.is_empty() {
+        if search.target_type.is_some() == search.target_values.is_empty() {
             return Err(bad("targetType and targetValues go together".into()));
         }
         Ok(search)

@@ -160,7 +160,7 @@ async fn a_shed_event_is_dispatched_followed_and_measured() {
     let paid: u64 = report.devices.iter().map(|d| d.paid_wh).sum();
     // Credited at the event's end plus the measurement delay (300 s).
     assert_eq!(report.credited_at, start + 1800 + 300);
-    let inputs: u64 = oracle.state.store.demand_response_wh(start + 2100, start + 2101).await.unwrap().values().sum();
+    let inputs: u64 = oracle.state.store.responses_wh(start + 2100, start + 2101).await.unwrap().values().map(|r| r.demand).sum();
     assert_eq!(inputs, paid);
     assert!(paid > 0);
     // The report is served, and in OpenADR's reports collection as a report object whose
@@ -427,6 +427,71 @@ async fn a_cosigner_remeasures_the_primarys_events_and_signs_the_same_report() {
     net.cosigner.state.dispatch.remeasure(&records[0], unix_now()).await.unwrap();
     let mine = net.cosign(1).await.expect("identical after re-measuring");
     assert_eq!(mine.root, closed.root);
+}
+
+/// A price curve (cheap, dear, cheap, dear quarter... five minutes each) is scheduled for
+/// the region's storage, followed, measured against each device's baseline, and paid in the
+/// epoch report as price response under rules v2: the report recomputes with the Python
+/// verifier, and a co-signer re-measures the schedule from its own telemetry and signs the
+/// same report.
+#[tokio::test]
+async fn a_followed_price_schedule_is_paid_as_price_response() {
+    let mut net = crate::epochs::network("price-response").await;
+    let spec = net.spec(1).await;
+    let start = spec.start_ts + 1800;
+    // Midday solar time at the schedule (as in the co-signer test above).
+    net.fleet.longitude = (11.0 - start.rem_euclid(86_400) as f64 / 3600.0) * 15.0;
+    net.telemetry(spec.start_ts, start).await;
+    let primary = net.primary.state.clone();
+    let program = serde_json::from_value(json!({"programName": "day-ahead"})).unwrap();
+    primary.dispatch.create_program(program, start - 600).await.unwrap();
+    let region = net.fleet.devices[0].region;
+    let wire: WireEvent =
+        serde_json::from_value(event_json("day-ahead", region, "PRICE", start, "PT5M", &[0.05, 0.45, 0.05, 0.45])).unwrap();
+    let event = primary.dispatch.put_event(&wire, None, start - 120).await.unwrap();
+    primary.dispatch.tick(start - 60).await.unwrap();
+    assert!(!primary.store.event_commands(&event.id).await.unwrap().is_empty(), "scheduled as soon as posted");
+    for t in (start..start + 1200).step_by(300) {
+        primary.dispatch.tick(t).await.unwrap();
+        for device in &mut net.fleet.devices {
+            device.dispatch = primary.dispatch.commands_for(&device.device_key(), t).await.current.map(|c| (c.setpoint_w, c.valid_until));
+        }
+        net.telemetry(t, t + 300).await;
+    }
+    net.fleet.devices.iter_mut().for_each(|d| d.dispatch = None);
+    net.telemetry(start + 1200, spec.end_ts).await;
+    primary.dispatch.tick(start + 1200 + 300).await.unwrap();
+    let measured = primary.dispatch.report(&event.id).await.unwrap().expect("a price schedule is measured");
+    let paid: u64 = measured.devices.iter().map(|d| d.paid_wh).sum();
+    assert!(paid > 0, "{measured:#?}");
+    for device in &measured.devices {
+        assert!(device.paid_wh <= device.commanded_wh, "{device:?}");
+        // Both directions were asked of storage: charge in the cheap slots, discharge in the dear.
+        assert!(device.intervals.iter().all(|i| i.delivered_wh.abs() <= 2 * device.commanded_wh as i64), "{device:?}");
+    }
+
+    let closed = net.close(1).await;
+    assert_eq!(closed.header.rules_version, "OVPP-SCORING-V2");
+    let inputs = |report: &[u8], field: &str| -> u64 {
+        let text = std::str::from_utf8(report).unwrap();
+        text.lines().skip(1).map(|l| serde_json::from_str::<Value>(l).unwrap()["inputs"][field].as_u64().unwrap()).sum()
+    };
+    assert_eq!(inputs(&closed.report, "price_response_wh"), paid, "the report pays what the measurement paid");
+    assert_eq!(inputs(&closed.report, "demand_response_wh"), 0, "price response is not demand response");
+    assert!(closed.lines.iter().any(|l| l.score.price_response.is_some_and(|p| p > 0)));
+    let path = std::env::temp_dir().join(format!("ovpp-price-response-{}.jsonl", std::process::id()));
+    std::fs::write(&path, &closed.report).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../oracle/tools/verify_report.py");
+    let out = std::process::Command::new("python3").arg(script).arg(&path).output().expect("python3");
+    let _ = std::fs::remove_file(&path);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The co-signer re-measures the schedule from its own readings, then agrees.
+    assert!(matches!(net.cosign(1).await, Err(ovpp_oracle::epoch::EpochError::ReportMismatch { .. })));
+    let records = primary.dispatch.records_credited(spec.start_ts, spec.end_ts).await.unwrap();
+    assert_eq!(records.len(), 1);
+    net.cosigner.state.dispatch.remeasure(&records[0], unix_now()).await.unwrap();
+    assert_eq!(net.cosign(1).await.expect("identical after re-measuring").root, closed.root);
 }
 
 /// An owner opts a device out with the CLI (`ovpp device preferences`, signed with the

@@ -527,7 +527,8 @@ async fn a_cosigner_behind_the_chain_catches_up_and_cosigns_the_next_epoch() {
 }
 
 /// Holders vote a scoring-rules hash; an oracle running other rules refuses to close or
-/// co-sign, one running the voted rules goes on.
+/// co-sign, one running the voted rules goes on. Here the network still governs with rules
+/// v1: the new default (v2) is refused until a vote moves it, the shipped v1 file goes on.
 #[tokio::test]
 async fn oracles_follow_the_scoring_rules_governance_chose() {
     use ovpp::state::{GovernanceChange, GovernanceParams};
@@ -541,15 +542,17 @@ async fn oracles_follow_the_scoring_rules_governance_chose() {
     let holder = chain.new_owner().await;
     chain.give_ovpp(&holder.pubkey(), 1_000_000);
     chain.send(&[ovpp::client::lock(holder.pubkey(), 1_000_000, 30 * 86_400)], &[&holder]).await.unwrap();
-    let stricter = ScoringRules { online_per_hour: ScoringRules::default().online_per_hour + 1, ..ScoringRules::default() };
-    let change = GovernanceChange::ScoringRulesHash { hash: stricter.hash() };
+    let v1_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../oracle/scoring-rules-v1.toml");
+    let v1 = ovpp_oracle::config::load_rules(Some(std::path::Path::new(v1_file))).unwrap();
+    assert_eq!(v1, ScoringRules::v1(), "the shipped v1 file is rules v1");
+    let change = GovernanceChange::ScoringRulesHash { hash: v1.hash() };
     chain.send(&[ovpp::client::propose(holder.pubkey(), 0, change, [0; 32])], &[&holder]).await.unwrap();
     chain.send(&[ovpp::client::vote(holder.pubkey(), 0, true)], &[&holder]).await.unwrap();
     chain.advance_time(3601).await;
     chain.send(&[ovpp::client::execute(holder.pubkey(), 0, None)], &[&holder]).await.unwrap();
     let governed = ovpp_chain::accounts::governed_rules_hash(&banks).await.unwrap();
-    assert_eq!(governed, Some(stricter.hash()));
+    assert_eq!(governed, Some(v1.hash()));
     let refused = relay::check_rules(governed, &ScoringRules::default()).unwrap_err();
     assert!(refused.contains("governance requires scoring rules"), "{refused}");
-    relay::check_rules(governed, &stricter).expect("the voted rules");
+    relay::check_rules(governed, &v1).expect("the voted rules");
 }

@@ -85,6 +85,17 @@ fn day_ahead_schedule(c: &mut Criterion) {
     group.finish();
 }
 
+/// A region's temperature at the hour starting at `t`, °C: a daily cycle and a slower swing.
+fn celsius(t: i64) -> f64 {
+    let (hour, day) = (t.rem_euclid(86_400) as f64 / 3600.0, t as f64 / 86_400.0);
+    5.0 + 6.0 * (2.0 * std::f64::consts::PI * (hour - 9.0) / 24.0).sin() + 3.0 * (2.0 * std::f64::consts::PI * day / 3.7).sin()
+}
+
+/// The hourly temperatures over the 47 days before `start` and the event.
+fn temperatures(start: i64) -> ovpp_oracle::dispatch::regression::Temperatures {
+    (-(47 * 24)..4).map(|h| start.div_euclid(3600) * 3600 + h * 3600).map(|t| (t, celsius(t))).collect()
+}
+
 /// 100 smart meters commanded in a 2-hour shed event, 46 days of 15-minute readings each
 /// (a daily shape with noise), measured with CAISO 10-of-10 and with MOST_ACCURATE.
 fn measurement(c: &mut Criterion) {
@@ -92,7 +103,7 @@ fn measurement(c: &mut Criterion) {
 
     use ovpp::state::{DeviceKind, DeviceStatus};
     use ovpp_oracle::dispatch::baseline::{LoadMethod, CAISO_10_IN_10};
-    use ovpp_oracle::dispatch::measure::measure;
+    use ovpp_oracle::dispatch::measure::{measure, Inputs};
     use ovpp_oracle::readings::StoredReading;
     use ovpp_wire::device::RegisteredDevice;
     use ovpp_wire::dispatch::command::Command;
@@ -133,7 +144,9 @@ fn measurement(c: &mut Criterion) {
             let t = start + q * 900;
             let hour = t.rem_euclid(86_400) / 3600;
             let shape = if (17..21).contains(&hour) { 900.0 } else { 400.0 };
-            let wh = (shape * rng.gen_range(0.8..1.2)) as u32;
+            // Heating below 12 °C.
+            let heating = 25.0 * (12.0 - celsius(t.div_euclid(3600) * 3600)).max(0.0);
+            let wh = ((shape + heating) * rng.gen_range(0.8..1.2)) as u32;
             let reading = Reading {
                 interval_start: t,
                 interval_secs: 900,
@@ -183,10 +196,22 @@ fn measurement(c: &mut Criterion) {
         .collect();
     let mut group = c.benchmark_group("measure_100_meters_46_days");
     group.sample_size(10);
-    for (name, method) in [("caiso_10_in_10", LoadMethod::Fixed(CAISO_10_IN_10)), ("most_accurate", LoadMethod::MostAccurate)] {
-        group.bench_function(name, |b| {
-            b.iter(|| measure(black_box(&event), &commands, &[], &devices, &readings, &method, &BTreeSet::new()))
-        });
+    let mut inputs = Inputs {
+        commands,
+        overriding: vec![],
+        devices,
+        readings,
+        method: LoadMethod::MostAccurate,
+        event_days: BTreeSet::new(),
+        temperatures: temperatures(start),
+    };
+    for (name, method) in [
+        ("caiso_10_in_10", LoadMethod::Fixed(CAISO_10_IN_10)),
+        ("caltrack_hourly", LoadMethod::Regression),
+        ("most_accurate", LoadMethod::MostAccurate),
+    ] {
+        inputs.method = method;
+        group.bench_function(name, |b| b.iter(|| measure(black_box(&event), &inputs)));
     }
     group.finish();
 }

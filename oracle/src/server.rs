@@ -33,6 +33,7 @@ pub mod auth;
 mod grid;
 pub mod listen;
 pub mod openadr;
+mod weather;
 
 /// Most batches one request may carry.
 pub const MAX_BATCHES_PER_REQUEST: usize = 4096;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/epochs/{epoch}/signatures", post(post_epoch_signature))
         .route("/v1/rewards/{key}", get(get_rewards))
         .merge(grid::routes())
+        .merge(weather::routes())
         .merge(openadr::routes())
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(get_health))

@@ -408,6 +408,10 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     }
     let job = EpochJob::new(chain.clone(), state.clone(), role)?;
     state.tasks.spawn("epoch_job", job.run());
+    let mut regions: Vec<&'static str> = fleet.devices.iter().map(|d| d.region).collect();
+    regions.sort_unstable();
+    regions.dedup();
+    state.tasks.spawn("weather", feed_weather(state.store.clone(), regions));
     println!("local chain: {rpc_url} (JSON-RPC), {} (PubSub)   oracle: {api_url}   state: {}", local.ws_url, dir.display());
     println!("operator keypair: {}   owner keypairs: {}", dir.join("operator.json").display(), dir.join("owners").display());
     println!("try: ovpp -k {} --oracle-url {api_url} rewards show", owner_keypair_path(dir, 0).display());
@@ -520,6 +524,35 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
 const IN_FLIGHT: usize = 100;
 
 /// Progress every 60 devices, and at the end.
+/// The simulated regions' temperatures (`ovpp_simulator::temperature_c`), fed to the
+/// oracle as a weather service would feed it: every baseline's lookback behind at start,
+/// two days ahead (a forecast), topped up every hour.
+async fn feed_weather(store: ovpp_oracle::store::Store, regions: Vec<&'static str>) {
+    let lookback = ovpp_oracle::dispatch::measure::lookback_secs(&ovpp_oracle::dispatch::baseline::LoadMethod::MostAccurate);
+    let mut from = unix_now().div_euclid(3600) * 3600 - lookback;
+    loop {
+        let to = unix_now().div_euclid(3600) * 3600 + 48 * 3600;
+        let mut stored = true;
+        for region in &regions {
+            let hours: Vec<ovpp_wire::dispatch::weather::HourlyTemperature> = (from..to)
+                .step_by(3600)
+                .map(|h| ovpp_wire::dispatch::weather::HourlyTemperature {
+                    start: h,
+                    celsius: (simulate::temperature_c(region, h + 1800, LONGITUDE) * 1000.0).round() / 1000.0,
+                })
+                .collect();
+            if let Err(e) = store.put_temperatures(region, &hours).await {
+                tracing::warn!(region, error = %e, "could not store the region's temperatures; retrying in an hour");
+                stored = false;
+            }
+        }
+        if stored {
+            from = to - 3600;
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
 fn report_registered(done: &mut usize, sent: usize, of: usize) {
     let before = *done;
     *done += sent;

@@ -108,11 +108,40 @@ impl Fleet {
             .collect()
     }
 
+    /// Every device's telemetry of `[from, to)` in `secs` readings, as few signed batches as
+    /// ingest takes (`per_batch` readings each): a device's backlog, or the history a new
+    /// network starts with. Sequences are each batch's end, as [`Self::tick`]'s.
+    pub fn history(&mut self, from: i64, to: i64, secs: u32, per_batch: usize) -> Vec<SignedBatch> {
+        let mut readings: Vec<Vec<Reading>> = vec![Vec::new(); self.devices.len()];
+        let mut t = from;
+        while t < to {
+            for (all, reading) in readings.iter_mut().zip(self.readings(t, secs)) {
+                all.push(reading);
+            }
+            t += i64::from(secs);
+        }
+        let mut batches = Vec::new();
+        for (device, all) in self.devices.iter().zip(readings) {
+            for chunk in all.chunks(per_batch.max(1)) {
+                let end = chunk.last().map_or(0, |r| r.interval_start + i64::from(r.interval_secs));
+                let batch = TelemetryBatch { device_key: device.device_key(), sequence: end as u64, readings: chunk.to_vec() };
+                batches.push(batch.sign(&device.key));
+            }
+        }
+        batches
+    }
+
     /// Every device's reading for the interval `[start, start + secs)`, unsigned (for a
     /// gateway, which signs and sends them itself).
     pub fn readings(&mut self, start: i64, secs: u32) -> Vec<Reading> {
         let (latitude, longitude) = (self.latitude, self.longitude);
-        self.devices.iter_mut().map(|d| d.step(start, secs, latitude, longitude)).collect()
+        self.devices
+            .iter_mut()
+            .map(|d| {
+                let celsius = temperature_c(d.region, start + i64::from(secs / 2), longitude);
+                d.step(start, secs, latitude, longitude, celsius)
+            })
+            .collect()
     }
 }
 
@@ -127,6 +156,26 @@ pub fn clear_sky_fraction(t: i64, latitude: f64, longitude: f64) -> f64 {
     let lat = latitude.to_radians();
     let sin_elevation = lat.sin() * declination.sin() + lat.cos() * declination.cos() * hour_angle.cos();
     sin_elevation.max(0.0).powf(1.15)
+}
+
+/// Outdoor temperature of `region` at `t` (unix s), °C, at a longitude (solar time): a
+/// Central European year (9.5 °C mean, ±9.5 °C, coldest in mid-January), a day (±4 °C,
+/// warmest mid-afternoon), and weather that drifts over days, differently per region. It
+/// is what the local network feeds the oracle as its weather input.
+pub fn temperature_c(region: &str, t: i64, longitude: f64) -> f64 {
+    let day = t as f64 / 86_400.0;
+    let solar_hours = (t.rem_euclid(86_400) as f64 / 3600.0 + longitude / 15.0).rem_euclid(24.0);
+    // 1970-01-01 is day 0; the coldest day is about 15 January.
+    let season = -9.5 * (2.0 * PI * (day.rem_euclid(365.2425) - 15.0) / 365.2425).cos();
+    let daily = 4.0 * (2.0 * PI * (solar_hours - 9.0) / 24.0).sin();
+    let phase = region.bytes().map(f64::from).sum::<f64>();
+    let weather = 3.0 * (2.0 * PI * day / 4.3 + phase).sin() + 2.0 * (2.0 * PI * day / 9.1 + 2.0 * phase).sin();
+    9.5 + season + daily + weather
+}
+
+/// A home's heat pump: 80 W per degree below 15 °C outside.
+pub fn heating_w(celsius: f64) -> f64 {
+    80.0 * (15.0 - celsius).max(0.0)
 }
 
 /// Household load in W at local hour `h`: base load plus morning and evening peaks.
@@ -163,7 +212,7 @@ impl SimDevice {
         }
     }
 
-    fn step(&mut self, start: i64, secs: u32, latitude: f64, longitude: f64) -> Reading {
+    fn step(&mut self, start: i64, secs: u32, latitude: f64, longitude: f64, celsius: f64) -> Reading {
         let hours = f64::from(secs) / 3600.0;
         let mid = start + i64::from(secs / 2);
         let local_h = (mid.rem_euclid(86_400) as f64 / 3600.0 + longitude / 15.0).rem_euclid(24.0);
@@ -193,8 +242,8 @@ impl SimDevice {
                 None
             }
             DeviceKind::SmartMeter => {
-                // A home with 6 kW of PV: net import or export at the connection.
-                let net = household_load_w(local_h) * noise - 6_000.0 * pv_fraction;
+                // A home with 6 kW of PV and a heat pump: net import or export at the connection.
+                let net = (household_load_w(local_h) + heating_w(celsius)) * noise - 6_000.0 * pv_fraction;
                 let wh = (net.abs() * hours).min(rated * hours);
                 if net > 0.0 {
                     r.energy_imported_wh = wh as u32;

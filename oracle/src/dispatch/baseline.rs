@@ -9,6 +9,8 @@
 //!   additive, additive up only). Every published method in [`DAY_MATCHING`] is this one
 //!   algorithm with its parameters, with its source and how far that source confirms it
 //!   ([`Status`]); `DISPATCHING.md` has the table.
+//! - **Regression** for loads and meters ([`super::regression`]): CalTRACK's hourly
+//!   time-of-week-and-temperature model, from the region's temperatures.
 //! - **Meter before / meter after** for batteries and EVs ([`meter_before`]): the device's
 //!   average rate just before the event, held through it.
 //!
@@ -18,6 +20,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
+
+use super::regression::{self, Temperatures};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pool {
@@ -287,9 +291,62 @@ pub fn day_matching(name: &str) -> Option<DayMatching> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LoadMethod {
     Fixed(DayMatching),
-    /// Per device, the method of [`DAY_MATCHING`] with the lowest relative RMSE on the
-    /// device's recent days like the event's, if it is within [`MAX_RRMSE`].
+    /// CalTRACK's hourly regression ([`regression`]).
+    Regression,
+    /// Per device, the method of [`DAY_MATCHING`] or the regression with the lowest
+    /// relative RMSE on the device's recent days like the event's, if it is within
+    /// [`MAX_RRMSE`].
     MostAccurate,
+}
+
+/// A method a device can be measured with: one of [`DAY_MATCHING`] or the regression.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Candidate {
+    Days(DayMatching),
+    Regression,
+}
+
+/// A device's history as a measurement loaded it: its loads, its region's temperatures, the
+/// days that do not count, and the first day loaded.
+struct History<'a> {
+    loads: &'a LoadSeries,
+    temperatures: &'a Temperatures,
+    excluded: &'a BTreeSet<i64>,
+    earliest: i64,
+}
+
+impl Candidate {
+    fn name(&self) -> &'static str {
+        match self {
+            Candidate::Days(m) => m.name,
+            Candidate::Regression => regression::NAME,
+        }
+    }
+
+    fn baseline(&self, h: &History, start: i64, end: i64) -> Result<Baseline, BaselineError> {
+        match self {
+            Candidate::Days(m) => m.baseline_since(h.loads, start, end, h.excluded, h.earliest),
+            Candidate::Regression => regression::baseline(h.loads, h.temperatures, start, end, h.excluded, h.earliest),
+        }
+    }
+
+    /// The method's accuracy on the test `days` (the baseline as if the event had been on
+    /// each, from history no older than `earliest`, without that day). Day matching is
+    /// computed day by day; the regression is fitted once without the test days (a
+    /// hold-out) and predicts them.
+    fn accuracy(&self, h: &History, start: i64, end: i64, days: &[i64]) -> Option<Accuracy> {
+        match self {
+            Candidate::Days(m) => accuracy(m, h.loads, start, end, h.excluded, days, h.earliest),
+            Candidate::Regression => {
+                let mut without = h.excluded.clone();
+                without.extend(days);
+                let (model, _) = regression::fit(h.loads, h.temperatures, start, &without, h.earliest).ok()?;
+                accuracy_of(h.loads, start, end, days, |shifted_start, shifted_end, _| {
+                    regression::predict_slots(&model, h.loads, h.temperatures, shifted_start, shifted_end).ok()
+                })
+            }
+        }
+    }
 }
 
 /// The program baseline name of [`LoadMethod::MostAccurate`].
@@ -303,15 +360,17 @@ pub const MIN_TEST_DAYS: usize = 3;
 
 impl LoadMethod {
     pub fn named(name: &str) -> Option<Self> {
-        if name == MOST_ACCURATE {
-            return Some(LoadMethod::MostAccurate);
+        match name {
+            MOST_ACCURATE => Some(LoadMethod::MostAccurate),
+            regression::NAME => Some(LoadMethod::Regression),
+            _ => day_matching(name).map(LoadMethod::Fixed),
         }
-        day_matching(name).map(LoadMethod::Fixed)
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             LoadMethod::Fixed(m) => m.name,
+            LoadMethod::Regression => regression::NAME,
             LoadMethod::MostAccurate => MOST_ACCURATE,
         }
     }
@@ -320,8 +379,14 @@ impl LoadMethod {
     pub fn lookback_days(&self) -> i64 {
         match self {
             LoadMethod::Fixed(m) => m.lookback_days,
-            LoadMethod::MostAccurate => DAY_MATCHING.iter().map(|m| m.lookback_days).max().unwrap_or(0),
+            LoadMethod::Regression => regression::LOOKBACK_DAYS,
+            LoadMethod::MostAccurate => DAY_MATCHING.iter().map(|m| m.lookback_days).max().unwrap_or(0).max(regression::LOOKBACK_DAYS),
         }
+    }
+
+    /// Whether the method reads the region's temperatures.
+    pub fn uses_temperatures(&self) -> bool {
+        matches!(self, LoadMethod::Regression | LoadMethod::MostAccurate)
     }
 
     /// The baseline of a device for an event over `[start, end)`, with the accuracy of the
@@ -330,30 +395,34 @@ impl LoadMethod {
     pub fn baseline(
         &self,
         loads: &LoadSeries,
+        temperatures: &Temperatures,
         start: i64,
         end: i64,
         excluded: &BTreeSet<i64>,
     ) -> Result<(Baseline, Option<Accuracy>), BaselineError> {
-        let earliest = start.div_euclid(86_400) - self.lookback_days();
+        let history = History { loads, temperatures, excluded, earliest: start.div_euclid(86_400) - self.lookback_days() };
         let days = test_days(loads, start, end, excluded, self.lookback_days());
+        let fixed = |method: Candidate| -> Result<(Baseline, Option<Accuracy>), BaselineError> {
+            let baseline = method.baseline(&history, start, end)?;
+            Ok((baseline, method.accuracy(&history, start, end, &days)))
+        };
         match self {
-            LoadMethod::Fixed(m) => {
-                let baseline = m.baseline_since(loads, start, end, excluded, earliest)?;
-                Ok((baseline, accuracy(m, loads, start, end, excluded, &days, earliest)))
-            }
+            LoadMethod::Fixed(m) => fixed(Candidate::Days(*m)),
+            LoadMethod::Regression => fixed(Candidate::Regression),
             LoadMethod::MostAccurate => {
-                let mut tested: Vec<(DayMatching, Accuracy)> =
-                    DAY_MATCHING.iter().filter_map(|m| Some((*m, accuracy(m, loads, start, end, excluded, &days, earliest)?))).collect();
+                let candidates = DAY_MATCHING.iter().map(|m| Candidate::Days(*m)).chain([Candidate::Regression]);
+                let mut tested: Vec<(Candidate, Accuracy)> =
+                    candidates.filter_map(|m| Some((m, m.accuracy(&history, start, end, &days)?))).collect();
                 // Lowest RRMSE first; the sort is stable, so a tie keeps the table's order.
                 tested.sort_by(|a, b| a.1.rrmse.total_cmp(&b.1.rrmse));
                 let Some((best, best_accuracy)) = tested.first().copied() else { return Err(BaselineError::Untestable(MIN_TEST_DAYS)) };
                 if best_accuracy.rrmse > MAX_RRMSE {
-                    return Err(BaselineError::Inaccurate { best: best.name, rrmse: best_accuracy.rrmse, days: best_accuracy.days });
+                    return Err(BaselineError::Inaccurate { best: best.name(), rrmse: best_accuracy.rrmse, days: best_accuracy.days });
                 }
                 // The best that computes for the event itself.
                 let mut last_error = None;
                 for (method, accuracy) in tested.into_iter().take_while(|(_, a)| a.rrmse <= MAX_RRMSE) {
-                    match method.baseline_since(loads, start, end, excluded, earliest) {
+                    match method.baseline(&history, start, end) {
                         Ok(b) => return Ok((b, Some(accuracy))),
                         Err(e) => last_error = Some(e),
                     }
@@ -403,6 +472,22 @@ pub fn accuracy(
     days: &[i64],
     earliest: i64,
 ) -> Option<Accuracy> {
+    accuracy_of(loads, start, end, days, |shifted_start, shifted_end, day| {
+        let mut without = excluded.clone();
+        without.insert(day);
+        method.baseline_since(loads, shifted_start, shifted_end, &without, earliest).ok().map(|b| b.slots_wh)
+    })
+}
+
+/// Relative RMSE and bias of `predict(start, end, day)` (a baseline's slots for the event's
+/// hours moved to `day`) against what was metered on each of `days`.
+fn accuracy_of(
+    loads: &LoadSeries,
+    start: i64,
+    end: i64,
+    days: &[i64],
+    predict: impl Fn(i64, i64, i64) -> Option<Vec<f64>>,
+) -> Option<Accuracy> {
     if days.len() < MIN_TEST_DAYS {
         return None;
     }
@@ -410,13 +495,10 @@ pub fn accuracy(
     let (first, last) = (loads.slot_at(start)?, loads.slot_at(end)?);
     let per_day = 86_400 / loads.slot_secs.max(1);
     let (mut n, mut sum_error, mut sum_squared, mut sum_metered) = (0usize, 0.0, 0.0, 0.0);
-    let mut without = excluded.clone();
     for day in days {
         let shift = (event_day - day) * 86_400;
-        without.insert(*day);
-        let baseline = method.baseline_since(loads, start - shift, end - shift, &without, earliest).ok()?;
-        without.remove(day);
-        for (b, s) in baseline.slots_wh.iter().zip(first..last) {
+        let baseline = predict(start - shift, end - shift, *day)?;
+        for (b, s) in baseline.iter().zip(first..last) {
             let m = *loads.slots.get(&(s - (event_day - day) * per_day))?;
             sum_error += b - m;
             sum_squared += (b - m) * (b - m);
@@ -448,6 +530,16 @@ pub enum BaselineError {
     Untestable(usize),
     #[error("the most accurate baseline, {best}, has a relative RMSE of {rrmse:.2} on {days} recent days, over the 0.20 allowed")]
     Inaccurate { best: &'static str, rrmse: f64, days: usize },
+    #[error(
+        "CALTRACK_HOURLY: needs {needed} days of hourly metering with the region's temperatures in the last {lookback} days, found {found}"
+    )]
+    RegressionHistory { needed: usize, found: usize, lookback: i64 },
+    #[error("CALTRACK_HOURLY: {0}")]
+    Regression(String),
+    #[error("CALTRACK_HOURLY: no temperature for the region's hour starting at {0} (PUT /v1/regions/{{region}}/temperatures)")]
+    NoTemperature(i64),
+    #[error("CALTRACK_HOURLY: the history has no hour of the week of the hour starting at {0}")]
+    UnseenHour(i64),
 }
 
 /// A baseline over the event's slots (net import, Wh per slot).
@@ -797,7 +889,7 @@ mod tests {
         // everything else at 1; the weekend before at 99 (it must not count).
         for back in 0..14 {
             let day_start = FRIDAY_2008_07_18 - back * 86_400;
-            let day_of_month = 18 - back as i64;
+            let day_of_month = 18 - back;
             for q in 0..96 {
                 let t = day_start + q * quarter;
                 let hour = q / 4;
@@ -870,7 +962,7 @@ mod tests {
         let days = test_days(&steady, start, end, &BTreeSet::new(), 45);
         let a = accuracy(&CAISO_10_IN_10, &steady, start, end, &BTreeSet::new(), &days, day(WEDNESDAY) - 45).unwrap();
         assert_eq!((a.days, a.rrmse, a.bias), (TEST_DAYS, 0.0, 0.0));
-        let (b, chosen) = LoadMethod::MostAccurate.baseline(&steady, start, end, &BTreeSet::new()).unwrap();
+        let (b, chosen) = LoadMethod::MostAccurate.baseline(&steady, &Temperatures::new(), start, end, &BTreeSet::new()).unwrap();
         // Every like-day method is exact here; the first of the table wins the tie.
         assert_eq!((b.method, chosen.map(|c| c.rrmse)), ("CAISO_10_IN_10", Some(0.0)));
 
@@ -884,10 +976,10 @@ mod tests {
                 _ => 100.0,
             })
         });
-        let err = LoadMethod::MostAccurate.baseline(&erratic, start, end, &BTreeSet::new()).unwrap_err();
+        let err = LoadMethod::MostAccurate.baseline(&erratic, &Temperatures::new(), start, end, &BTreeSet::new()).unwrap_err();
         assert!(matches!(err, BaselineError::Inaccurate { rrmse, .. } if rrmse > MAX_RRMSE), "{err}");
         // A fixed method still measures, and says how (in)accurate it is.
-        let (_, fixed) = LoadMethod::Fixed(CAISO_10_IN_10).baseline(&erratic, start, end, &BTreeSet::new()).unwrap();
+        let (_, fixed) = LoadMethod::Fixed(CAISO_10_IN_10).baseline(&erratic, &Temperatures::new(), start, end, &BTreeSet::new()).unwrap();
         assert!(fixed.unwrap().rrmse > MAX_RRMSE);
         // The test days: the most recent weekdays, not excluded (an event day), fully metered.
         let d = day(WEDNESDAY);
@@ -896,7 +988,7 @@ mod tests {
         // Without history there is nothing to test on.
         let none = series(|back, _| (back < 2).then_some(100.0));
         assert_eq!(
-            LoadMethod::MostAccurate.baseline(&none, start, end, &BTreeSet::new()).unwrap_err(),
+            LoadMethod::MostAccurate.baseline(&none, &Temperatures::new(), start, end, &BTreeSet::new()).unwrap_err(),
             BaselineError::Untestable(MIN_TEST_DAYS)
         );
     }

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use ovpp::state::DeviceKind;
 
 use super::baseline::{self, Baseline, LoadMethod, LoadSeries};
+use super::regression::Temperatures;
 use crate::readings::StoredReading;
 use ovpp_wire::device::kind_name;
 use ovpp_wire::device::{DeviceKey, RegisteredDevice};
@@ -23,7 +24,8 @@ use ovpp_wire::dispatch::command::Command;
 use ovpp_wire::dispatch::event::{GridEvent, Signal};
 use ovpp_wire::dispatch::view::{BaselineAccuracy, DeviceDelivery, DeviceInterval, EventReport, IntervalDelivery};
 
-/// Loads and meters are measured with day matching; storage, EVs and PV with meter before.
+/// Loads and meters are measured with day matching or regression; storage, EVs and PV with
+/// meter before.
 pub fn uses_day_matching(kind: DeviceKind) -> bool {
     matches!(kind, DeviceKind::SmartMeter | DeviceKind::EvCharger)
 }
@@ -33,22 +35,29 @@ pub fn lookback_secs(method: &LoadMethod) -> i64 {
     (method.lookback_days() + 1) * 86_400
 }
 
-/// Measures `event` from the stored `readings` (covering the lookback before it) and the
-/// commands it issued with when each was superseded; `event_days` are the days of the
-/// region's other events, which day matching skips. For a price schedule, `overriding` are
-/// other events' commands to its devices over its span: an interval in which a device was
-/// under one followed that event, not the prices, and counts nothing here (else the same
-/// energy would be paid twice). Returns the report and, per device and interval start, the
-/// Wh it is paid for.
-pub fn measure(
-    event: &GridEvent,
-    commands: &[(Command, Option<i64>)],
-    overriding: &[(Command, Option<i64>)],
-    devices: &HashMap<DeviceKey, RegisteredDevice>,
-    readings: &[StoredReading],
-    method: &LoadMethod,
-    event_days: &BTreeSet<i64>,
-) -> (EventReport, Vec<(DeviceKey, i64, u64)>) {
+/// What measuring an event reads.
+pub struct Inputs {
+    /// The commands the event issued, with when each was superseded.
+    pub commands: Vec<(Command, Option<i64>)>,
+    /// For a price schedule: other events' commands to its devices over its span. An
+    /// interval in which a device was under one followed that event, not the prices, and
+    /// counts nothing here (else the same energy would be paid twice).
+    pub overriding: Vec<(Command, Option<i64>)>,
+    pub devices: HashMap<DeviceKey, RegisteredDevice>,
+    /// The commanded devices' readings, covering the lookback before the event.
+    pub readings: Vec<StoredReading>,
+    /// The program's baseline for loads.
+    pub method: LoadMethod,
+    /// The days of the region's other events, which baselines skip.
+    pub event_days: BTreeSet<i64>,
+    /// The region's hourly temperatures over the lookback and the event (regression).
+    pub temperatures: Temperatures,
+}
+
+/// Measures `event`. Returns the report and, per device and interval start, the Wh it is
+/// paid for.
+pub fn measure(event: &GridEvent, inputs: &Inputs) -> (EventReport, Vec<(DeviceKey, i64, u64)>) {
+    let Inputs { commands, overriding, devices, readings, method, event_days, temperatures } = inputs;
     // A cancelled event is measured over the time it ran, not its planned span.
     let active = event.active_part();
     let event = &active;
@@ -118,7 +127,7 @@ pub fn measure(
                 loads.slots.insert(slot, f64::from(r.reading.energy_imported_wh) - f64::from(r.reading.energy_exported_wh));
             }
         }
-        let (baseline, accuracy, note) = device_baseline(device.kind(), &loads, event.start(), end, method, &excluded);
+        let (baseline, accuracy, note) = device_baseline(device.kind(), &loads, temperatures, event.start(), end, method, &excluded);
         let mut delivered_wh = 0.0;
         let mut paid_total = 0u64;
         let mut device_intervals = Vec::new();
@@ -216,6 +225,7 @@ pub fn measure(
 fn device_baseline(
     kind: DeviceKind,
     loads: &LoadSeries,
+    temperatures: &Temperatures,
     start: i64,
     end: i64,
     method: &LoadMethod,
@@ -223,7 +233,7 @@ fn device_baseline(
 ) -> (Option<Baseline>, Option<baseline::Accuracy>, Option<String>) {
     let mut note = None;
     if uses_day_matching(kind) {
-        match method.baseline(loads, start, end, excluded) {
+        match method.baseline(loads, temperatures, start, end, excluded) {
             Ok((b, accuracy)) => return (Some(b), accuracy, None),
             Err(e) => {
                 // A fixed method's errors name it already.
@@ -269,6 +279,24 @@ mod tests {
         StoredReading { device_key: KEY, reading, batch_sequence: 0, received_at: start + 300 }
     }
 
+    /// One device's measurement inputs, CAISO 10-of-10 for loads.
+    fn inputs(
+        commands: Vec<(Command, Option<i64>)>,
+        overriding: Vec<(Command, Option<i64>)>,
+        device: RegisteredDevice,
+        readings: Vec<StoredReading>,
+    ) -> Inputs {
+        Inputs {
+            commands,
+            overriding,
+            devices: HashMap::from([(KEY, device)]),
+            readings,
+            method: LoadMethod::Fixed(super::super::baseline::CAISO_10_IN_10),
+            event_days: BTreeSet::new(),
+            temperatures: Temperatures::new(),
+        }
+    }
+
     /// With 15-minute meters a cancellation 20 minutes in cuts a metering slot: neither
     /// that part's delivery nor its commanded energy counts, so a device that followed
     /// is not marked down for it.
@@ -282,15 +310,7 @@ mod tests {
         };
         // 300 Wh imported a quarter hour before; 300 exported in the first (600 delivered).
         let readings = vec![quarter(-2, 300), quarter(-1, 300), quarter(0, -300), quarter(1, 300)];
-        let (report, _) = measure(
-            &event,
-            &[(command, Some(START + 1200))],
-            &[],
-            &HashMap::from([(KEY, device)]),
-            &readings,
-            &LoadMethod::Fixed(super::super::baseline::CAISO_10_IN_10),
-            &BTreeSet::new(),
-        );
+        let (report, _) = measure(&event, &inputs(vec![(command, Some(START + 1200))], vec![], device, readings));
         let d = &report.devices[0];
         assert_eq!((d.commanded_wh, d.delivered_wh, d.delivery_ratio), (600, 600, 1.0), "{d:?}");
     }
@@ -301,7 +321,8 @@ mod tests {
     fn batteries_get_no_baseline_adjustment() {
         let loads = LoadSeries { slot_secs: 300, origin: 0, slots: (-6..0).map(|s| (START / 300 + s, 100.0)).collect() };
         let method = LoadMethod::Fixed(super::super::baseline::FLEX_10_OF_10_UP);
-        let (baseline, accuracy, note) = device_baseline(DeviceKind::HomeBattery, &loads, START, START + 900, &method, &BTreeSet::new());
+        let (baseline, accuracy, note) =
+            device_baseline(DeviceKind::HomeBattery, &loads, &Temperatures::new(), START, START + 900, &method, &BTreeSet::new());
         let baseline = baseline.unwrap();
         assert_eq!((baseline.method, baseline.adjustment, accuracy, note), ("METER_BEFORE_AFTER", None, None, None));
         assert_eq!(baseline.slots_wh, vec![100.0; 3]);
@@ -370,9 +391,7 @@ mod tests {
             _ => 100,
         };
         let readings: Vec<StoredReading> = (-6..9).map(|slot| reading(START + slot * 300, net(slot))).collect();
-        let devices = HashMap::from([(KEY, device)]);
-        let method = LoadMethod::Fixed(super::super::baseline::CAISO_10_IN_10);
-        let (report, paid) = measure(&event, &schedule, &[], &devices, &readings, &method, &BTreeSet::new());
+        let (report, paid) = measure(&event, &inputs(schedule.to_vec(), vec![], device.clone(), readings.clone()));
         let d = &report.devices[0];
         assert_eq!(d.baseline, "METER_BEFORE_AFTER");
         let delivered: Vec<i64> = d.intervals.iter().map(|i| i.delivered_wh).collect();
@@ -383,7 +402,7 @@ mod tests {
         assert_eq!(report.intervals[0].target_w, 2_000);
 
         let peak = [(command("shed", "peak", 2, 3_000), None)];
-        let (_, paid) = measure(&event, &schedule, &peak, &devices, &readings, &method, &BTreeSet::new());
+        let (_, paid) = measure(&event, &inputs(schedule.to_vec(), peak.to_vec(), device, readings));
         assert_eq!(paid, vec![(KEY, START, 450)], "the dear quarter hour followed the power event");
     }
 
@@ -396,15 +415,7 @@ mod tests {
         // slot); importing again after the cancellation.
         let readings: Vec<StoredReading> =
             (-6..9).map(|slot| reading(START + slot * 300, if (0..4).contains(&slot) { -100 } else { 100 })).collect();
-        let (report, paid) = measure(
-            &event,
-            &[(command, Some(START + 1200))],
-            &[],
-            &HashMap::from([(KEY, device)]),
-            &readings,
-            &LoadMethod::Fixed(super::super::baseline::CAISO_10_IN_10),
-            &BTreeSet::new(),
-        );
+        let (report, paid) = measure(&event, &inputs(vec![(command, Some(START + 1200))], vec![], device, readings));
         assert_eq!(report.intervals.len(), 2, "the third quarter hour never ran");
         assert_eq!((report.intervals[1].start, report.intervals[1].end), (START + 900, START + 1200));
         // 2 kW for 15 minutes and for 5 minutes.

@@ -56,6 +56,10 @@ impl Dispatcher {
         let overriding = self.overriding(event, &commands).await?;
         let uses_days = commands.iter().any(|(c, _)| devices.get(&c.device_key).is_some_and(|d| measure::uses_day_matching(d.kind())));
         let lookback = if uses_days { measure::lookback_secs(&method) } else { baseline::METER_BEFORE_SECS };
+        let temperatures = match uses_days && method.uses_temperatures() {
+            true => self.store.temperature_map(&event.region, event.start() - lookback, event.end()).await?,
+            false => Default::default(),
+        };
         // The commanded devices' history: rolled-up daily profiles, and readings for the rest.
         let mut commanded: Vec<DeviceKey> = commands.iter().map(|(c, _)| c.device_key).collect();
         commanded.sort_unstable();
@@ -80,8 +84,9 @@ impl Dispatcher {
         };
         // CPU-bound (a most-accurate baseline tests every method on every device): off the runtime.
         let (report, paid) = {
-            let (owned, devices) = (event.clone(), devices.clone());
-            tokio::task::spawn_blocking(move || measure::measure(&owned, &commands, &overriding, &devices, &readings, &method, &event_days))
+            let owned = event.clone();
+            let inputs = measure::Inputs { commands, overriding, devices: devices.clone(), readings, method, event_days, temperatures };
+            tokio::task::spawn_blocking(move || measure::measure(&owned, &inputs))
                 .await
                 .map_err(|e| DispatchError::Measuring(event.id.clone(), e.to_string()))?
         };
@@ -134,7 +139,11 @@ impl Dispatcher {
             };
             let commands = self.store.event_commands(&id).await?;
             let overriding = self.overriding(&event, &commands).await?;
-            out.push(EventRecord { event, program, commands, overriding, credited_at });
+            // The region's temperatures over what a regression may have read (the most any
+            // baseline looks back): weather is an input, like the event.
+            let lookback = measure::lookback_secs(&baseline::LoadMethod::MostAccurate);
+            let temperatures = self.store.temperatures(&event.region, event.start() - lookback, event.end()).await?;
+            out.push(EventRecord { event, program, commands, overriding, temperatures, credited_at });
         }
         Ok(out)
     }
@@ -155,8 +164,12 @@ impl Dispatcher {
         self.store.insert_program(&record.event.program_id, &record.program, now).await?;
         self.store.save_event(&record.event).await?;
         self.store.import_commands(&record.commands).await?;
-        // Overriding commands come from the primary (they only lower what the schedule pays).
+        // Overriding commands come from the primary (they only lower what the schedule pays),
+        // and so does the weather it measured with (an input, like the event itself).
         self.store.import_commands(&record.overriding).await?;
+        let weather = ovpp_wire::dispatch::weather::TemperatureSeries { hours: record.temperatures.clone() };
+        weather.validate().map_err(|_| DispatchError::InvalidRecord(record.event.id.clone()))?;
+        self.store.put_temperatures(&record.event.region, &weather.hours).await?;
         {
             let mut state = self.state.lock().await;
             state.programs.entry(record.event.program_id.clone()).or_insert_with(|| record.program.clone());

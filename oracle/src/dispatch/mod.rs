@@ -20,6 +20,7 @@ mod measuring;
 pub mod plan;
 mod planner;
 pub mod records;
+pub mod regression;
 pub mod schedule;
 mod views;
 
@@ -106,6 +107,9 @@ pub struct EventRecord {
     /// override it there, see `measure::measure`).
     #[serde(default)]
     pub overriding: Vec<(Command, Option<i64>)>,
+    /// The region's temperatures over the lookback and the event (regression baselines).
+    #[serde(default)]
+    pub temperatures: Vec<ovpp_wire::dispatch::weather::HourlyTemperature>,
     pub credited_at: i64,
 }
 

@@ -4,3 +4,4 @@
 pub mod command;
 pub mod event;
 pub mod view;
+pub mod weather;

@@ -362,22 +362,45 @@ async fn devices_acknowledge_commands_and_refusals_replan() {
     assert!(!after.setpoints.contains_key(&fleet.devices[first].device_key()), "{after:?}");
 }
 
+/// An epochs network with telemetry through the first half hour of epoch 1 and a program
+/// `program`: the network, the epoch, and the time half an hour in. The epoch follows the
+/// wall clock; the fleet is put where that time is 11:00 solar time, so no device's own
+/// schedule changes at an event's edge there (a C&I store that stops its evening discharge
+/// at 21:00 measures as negative delivery against meter-before).
+async fn epoch_with_program(name: &str, program: &str) -> (crate::epochs::Network, ovpp_oracle::epoch::EpochSpec, i64) {
+    let mut net = crate::epochs::network(name).await;
+    let spec = net.spec(1).await;
+    let start = spec.start_ts + 1800;
+    net.fleet.longitude = (11.0 - start.rem_euclid(86_400) as f64 / 3600.0) * 15.0;
+    net.telemetry(spec.start_ts, start).await;
+    let program = serde_json::from_value(json!({"programName": program})).unwrap();
+    net.primary.state.dispatch.create_program(program, start - 600).await.unwrap();
+    (net, spec, start)
+}
+
+/// The fleet follows the primary's commands in 5-minute rounds over `[from, to)`, then its own
+/// behaviour until `until`; then the primary's round after the measurement delay.
+async fn follow(net: &mut crate::epochs::Network, from: i64, to: i64, until: i64) {
+    let primary = net.primary.state.clone();
+    for t in (from..to).step_by(300) {
+        primary.dispatch.tick(t).await.unwrap();
+        for device in &mut net.fleet.devices {
+            device.dispatch = primary.dispatch.commands_for(&device.device_key(), t).await.current.map(|c| (c.setpoint_w, c.valid_until));
+        }
+        net.telemetry(t, t + 300).await;
+    }
+    net.fleet.devices.iter_mut().for_each(|d| d.dispatch = None);
+    net.telemetry(to, until).await;
+    primary.dispatch.tick(to + 300).await.unwrap();
+}
+
 /// Demand response reaches the epoch report, and a co-signer agrees on it without trusting
 /// the primary's numbers: it fetches the event's record (event, program, commands) and
 /// re-measures it from its own telemetry. Without that it refuses the report.
 #[tokio::test]
 async fn a_cosigner_remeasures_the_primarys_events_and_signs_the_same_report() {
-    let mut net = crate::epochs::network("dispatch-cosign").await;
-    let spec = net.spec(1).await;
-    let event_start = spec.start_ts + 1800;
-    // The epoch follows the wall clock; put the fleet where the event starts at 11:00 solar
-    // time, so no device's own schedule changes at the event's edge (a C&I store that stops
-    // its evening discharge at 21:00 measures as negative delivery against meter-before).
-    net.fleet.longitude = (11.0 - event_start.rem_euclid(86_400) as f64 / 3600.0) * 15.0;
-    net.telemetry(spec.start_ts, event_start).await;
+    let (mut net, spec, event_start) = epoch_with_program("dispatch-cosign", "peak-relief").await;
     let primary = net.primary.state.clone();
-    let program = serde_json::from_value(json!({"programName": "peak-relief"})).unwrap();
-    primary.dispatch.create_program(program, event_start - 600).await.unwrap();
     let region = net.fleet.devices[0].region;
     let mut capable = 0;
     for d in primary.registry.all().await.iter().filter(|d| d.region == region) {
@@ -388,16 +411,7 @@ async fn a_cosigner_remeasures_the_primarys_events_and_signs_the_same_report() {
     let wire: WireEvent =
         serde_json::from_value(event_json("peak-relief", region, "DISPATCH_SETPOINT", event_start, "PT5M", &[target_kw; 3])).unwrap();
     let event = primary.dispatch.put_event(&wire, None, event_start - 120).await.unwrap();
-    for t in (event_start..event_start + 900).step_by(300) {
-        primary.dispatch.tick(t).await.unwrap();
-        for device in &mut net.fleet.devices {
-            device.dispatch = primary.dispatch.commands_for(&device.device_key(), t).await.current.map(|c| (c.setpoint_w, c.valid_until));
-        }
-        net.telemetry(t, t + 300).await;
-    }
-    net.fleet.devices.iter_mut().for_each(|d| d.dispatch = None);
-    net.telemetry(event_start + 900, spec.end_ts).await;
-    primary.dispatch.tick(event_start + 900 + 300).await.unwrap();
+    follow(&mut net, event_start, event_start + 900, spec.end_ts).await;
     let measured = primary.dispatch.report(&event.id).await.unwrap().expect("measured");
     assert!(measured.delivered_wh > 0, "{measured:#?}");
 
@@ -436,31 +450,15 @@ async fn a_cosigner_remeasures_the_primarys_events_and_signs_the_same_report() {
 /// same report.
 #[tokio::test]
 async fn a_followed_price_schedule_is_paid_as_price_response() {
-    let mut net = crate::epochs::network("price-response").await;
-    let spec = net.spec(1).await;
-    let start = spec.start_ts + 1800;
-    // Midday solar time at the schedule (as in the co-signer test above).
-    net.fleet.longitude = (11.0 - start.rem_euclid(86_400) as f64 / 3600.0) * 15.0;
-    net.telemetry(spec.start_ts, start).await;
+    let (mut net, spec, start) = epoch_with_program("price-response", "day-ahead").await;
     let primary = net.primary.state.clone();
-    let program = serde_json::from_value(json!({"programName": "day-ahead"})).unwrap();
-    primary.dispatch.create_program(program, start - 600).await.unwrap();
     let region = net.fleet.devices[0].region;
     let wire: WireEvent =
         serde_json::from_value(event_json("day-ahead", region, "PRICE", start, "PT5M", &[0.05, 0.45, 0.05, 0.45])).unwrap();
     let event = primary.dispatch.put_event(&wire, None, start - 120).await.unwrap();
     primary.dispatch.tick(start - 60).await.unwrap();
     assert!(!primary.store.event_commands(&event.id).await.unwrap().is_empty(), "scheduled as soon as posted");
-    for t in (start..start + 1200).step_by(300) {
-        primary.dispatch.tick(t).await.unwrap();
-        for device in &mut net.fleet.devices {
-            device.dispatch = primary.dispatch.commands_for(&device.device_key(), t).await.current.map(|c| (c.setpoint_w, c.valid_until));
-        }
-        net.telemetry(t, t + 300).await;
-    }
-    net.fleet.devices.iter_mut().for_each(|d| d.dispatch = None);
-    net.telemetry(start + 1200, spec.end_ts).await;
-    primary.dispatch.tick(start + 1200 + 300).await.unwrap();
+    follow(&mut net, start, start + 1200, spec.end_ts).await;
     let measured = primary.dispatch.report(&event.id).await.unwrap().expect("a price schedule is measured");
     let paid: u64 = measured.devices.iter().map(|d| d.paid_wh).sum();
     assert!(paid > 0, "{measured:#?}");

@@ -17,6 +17,7 @@ mod epochs;
 mod gateway;
 mod ingest;
 mod localnet;
+mod mv;
 mod openadr;
 mod shared;
 mod simulate;

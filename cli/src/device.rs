@@ -512,7 +512,7 @@ fn owned_by(device: &Device, owner: &Keypair) -> Result<(), CliError> {
     Ok(())
 }
 
-fn keygen(ctx: &mut Context<'_>, outfile: &PathBuf, force: bool) -> Result<(), CliError> {
+fn keygen(ctx: &mut Context<'_>, outfile: &std::path::Path, force: bool) -> Result<(), CliError> {
     let keypair = Keypair::new();
     crate::write_keypair(&keypair, outfile, force)?;
     ctx.emit(

@@ -208,6 +208,7 @@ impl Settings {
         let defaults = Policy::default();
         let keypair = args.keypair.clone().or(file.keypair).unwrap_or_else(default_keypair_path);
         let rules = load_rules(args.scoring_rules.clone().or(file.scoring_rules).as_deref())?;
+        let pays_price_response = rules.price_response_per_kwh.is_some();
         let emission = parse_ovpp(&args.epoch_emission.clone().or(file.epoch_emission).unwrap_or_else(|| "10000".into()))
             .context("--epoch-emission")?;
         let auto_claim_owners =
@@ -239,6 +240,7 @@ impl Settings {
             grid_tokens: if args.grid_tokens.is_empty() { file.grid_tokens.unwrap_or_default() } else { args.grid_tokens.clone() },
             reserve_bps: reserve_pct * 100,
             measure_delay_secs: args.measure_delay_secs.or(file.measure_delay_secs).unwrap_or(300).max(0),
+            measure_price_schedules: pays_price_response,
             ..DispatchSettings::default()
         };
         let openadr_clients: Vec<crate::openadr::Client> =

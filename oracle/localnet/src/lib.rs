@@ -341,7 +341,7 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         ..DispatchSettings::default()
     };
     // The OpenADR 3 VTN's OAuth2 clients: a utility's business logic and a VEN.
-    let openadr_clients = vec![
+    let openadr_clients = [
         format!("bl:localnet-utility:{}", load_or_create_token(&dir.join("openadr-bl-secret"))?),
         format!("ven:localnet-ven:{}", load_or_create_token(&dir.join("openadr-ven-secret"))?),
     ]
@@ -523,7 +523,6 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
 /// Transactions sent at once while registering the fleet.
 const IN_FLIGHT: usize = 100;
 
-/// Progress every 60 devices, and at the end.
 /// The simulated regions' temperatures (`ovpp_simulator::temperature_c`), fed to the
 /// oracle as a weather service would feed it: every baseline's lookback behind at start,
 /// two days ahead (a forecast), topped up every hour.
@@ -553,6 +552,7 @@ async fn feed_weather(store: ovpp_oracle::store::Store, regions: Vec<&'static st
     }
 }
 
+/// Progress every 60 devices, and at the end.
 fn report_registered(done: &mut usize, sent: usize, of: usize) {
     let before = *done;
     *done += sent;

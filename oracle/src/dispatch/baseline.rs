@@ -17,11 +17,12 @@
 //! Loads are net import in Wh per slot (`import - export`), keyed by slot index
 //! `(t - origin) / slot_secs` (devices need not meter on round times); days are UTC days.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::regression::{self, Temperatures};
+use super::regression::{self, RegressionError, Temperatures};
+pub use super::series::LoadSeries;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pool {
@@ -326,7 +327,10 @@ impl Candidate {
     fn baseline(&self, h: &History, start: i64, end: i64) -> Result<Baseline, BaselineError> {
         match self {
             Candidate::Days(m) => m.baseline_since(h.loads, start, end, h.excluded, h.earliest),
-            Candidate::Regression => regression::baseline(h.loads, h.temperatures, start, end, h.excluded, h.earliest),
+            Candidate::Regression => {
+                let (slots_wh, days) = regression::baseline(h.loads, h.temperatures, start, end, h.excluded, h.earliest)?;
+                Ok(Baseline { method: regression::NAME, slots_wh, days, adjustment: None })
+            }
         }
     }
 
@@ -530,16 +534,8 @@ pub enum BaselineError {
     Untestable(usize),
     #[error("the most accurate baseline, {best}, has a relative RMSE of {rrmse:.2} on {days} recent days, over the 0.20 allowed")]
     Inaccurate { best: &'static str, rrmse: f64, days: usize },
-    #[error(
-        "CALTRACK_HOURLY: needs {needed} days of hourly metering with the region's temperatures in the last {lookback} days, found {found}"
-    )]
-    RegressionHistory { needed: usize, found: usize, lookback: i64 },
     #[error("CALTRACK_HOURLY: {0}")]
-    Regression(String),
-    #[error("CALTRACK_HOURLY: no temperature for the region's hour starting at {0} (PUT /v1/regions/{{region}}/temperatures)")]
-    NoTemperature(i64),
-    #[error("CALTRACK_HOURLY: the history has no hour of the week of the hour starting at {0}")]
-    UnseenHour(i64),
+    Regression(#[from] RegressionError),
 }
 
 /// A baseline over the event's slots (net import, Wh per slot).
@@ -552,31 +548,6 @@ pub struct Baseline {
     pub days: Vec<i64>,
     /// The factor (ratio) or Wh per slot (additive) applied; `None` without adjustment.
     pub adjustment: Option<f64>,
-}
-
-/// Net import per slot, keyed by slot `(t - origin) / slot_secs`.
-pub struct LoadSeries {
-    pub slot_secs: i64,
-    /// Any time on the devices' slot grid.
-    pub origin: i64,
-    pub slots: HashMap<i64, f64>,
-}
-
-impl LoadSeries {
-    /// The slot starting at `t`, if `t` is on the grid.
-    pub fn slot_at(&self, t: i64) -> Option<i64> {
-        let offset = t - self.origin;
-        (self.slot_secs > 0 && offset % self.slot_secs == 0).then(|| offset.div_euclid(self.slot_secs))
-    }
-
-    fn mean(&self, slots: impl Iterator<Item = i64>) -> Option<f64> {
-        let (mut sum, mut n) = (0.0, 0usize);
-        for s in slots {
-            sum += *self.slots.get(&s)?;
-            n += 1;
-        }
-        (n > 0).then(|| sum / n as f64)
-    }
 }
 
 impl DayMatching {
@@ -723,6 +694,9 @@ impl DayMatching {
     }
 }
 
+/// The name of [`meter_before`] in reports.
+pub const METER_BEFORE_AFTER: &str = "METER_BEFORE_AFTER";
+
 /// How far before the event the meter-before rate is taken.
 pub const METER_BEFORE_SECS: i64 = 1800;
 
@@ -738,7 +712,7 @@ pub fn meter_before(loads: &LoadSeries, start: i64, end: i64) -> Result<Baseline
         return Err(BaselineError::NoPreEventReading(METER_BEFORE_SECS));
     }
     let rate = before.iter().sum::<f64>() / before.len() as f64;
-    Ok(Baseline { method: "METER_BEFORE_AFTER", slots_wh: vec![rate; (last - first).max(0) as usize], days: vec![], adjustment: None })
+    Ok(Baseline { method: METER_BEFORE_AFTER, slots_wh: vec![rate; (last - first).max(0) as usize], days: vec![], adjustment: None })
 }
 
 #[cfg(test)]
@@ -747,6 +721,7 @@ mod tests {
     //! cases are computed by hand from the rules as stated above, on loads chosen so that
     //! every selection step changes the answer.
     use super::*;
+    use std::collections::HashMap;
 
     const H: i64 = 3600;
 

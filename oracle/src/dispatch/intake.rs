@@ -146,7 +146,8 @@ fn check_program(program: &WireProgram) -> Result<(), DispatchError> {
     }
     if let Some(b) = &program.baseline {
         if baseline::LoadMethod::named(b).is_none() {
-            let names: Vec<&str> = baseline::DAY_MATCHING.iter().map(|m| m.name).chain([baseline::MOST_ACCURATE]).collect();
+            let names: Vec<&str> =
+                baseline::DAY_MATCHING.iter().map(|m| m.name).chain([super::regression::NAME, baseline::MOST_ACCURATE]).collect();
             return Err(DispatchError::InvalidProgram(format!("unknown baseline {b:?} (one of {})", names.join(", "))));
         }
     }

@@ -102,7 +102,7 @@ pub fn measure(event: &GridEvent, inputs: &Inputs) -> (EventReport, Vec<(DeviceK
             for (command, superseded) in overriding.iter().filter(|(c, _)| c.device_key == *key) {
                 let until = superseded.map_or(command.valid_until, |s| s.min(command.valid_until));
                 for (slot, interval) in per_interval.iter_mut().zip(&event.intervals) {
-                    if command.valid_from < interval.end && until > interval.start {
+                    if command.valid_from.max(interval.start) < until.min(interval.end) {
                         *slot = 0.0;
                     }
                 }
@@ -136,8 +136,17 @@ pub fn measure(event: &GridEvent, inputs: &Inputs) -> (EventReport, Vec<(DeviceK
                 let (mut delivered, mut based, mut metered_sum) = (0.0, 0.0, 0.0);
                 let direction = direction(commanded_wh[i]);
                 let (first, last) = ((interval.start - event.start()) / slot_secs, (interval.end - event.start()) / slot_secs);
+                // A price schedule is known a day ahead: a meter-before rate could be inflated by
+                // charging (or discharging) just before it starts. It is taken toward zero only,
+                // so stopping what the device did before is never paid as a response.
+                let toward_zero = event.signal == Signal::Price && baseline.method == baseline::METER_BEFORE_AFTER;
                 for s in first..last {
-                    if let (Some(metered), Some(base)) = (loads.slots.get(&s), baseline.slots_wh.get(s as usize)) {
+                    if let (Some(metered), Some(&base)) = (loads.slots.get(&s), baseline.slots_wh.get(s as usize)) {
+                        let base = match toward_zero {
+                            true if direction > 0.0 => base.min(0.0),
+                            true => base.max(0.0),
+                            false => base,
+                        };
                         delivered += direction * (base - metered);
                         based += base;
                         metered_sum += metered;
@@ -362,11 +371,12 @@ mod tests {
     }
 
     /// A price schedule: a battery told to charge at 2 kW in the cheap quarter hour and to
-    /// discharge at 2 kW in the dear one (nothing in between), against its meter-before
-    /// baseline of 100 Wh imported per 5 minutes. It charges 150 Wh a slot more than
-    /// baseline (450 of 500 Wh commanded), idles, then exports 100 Wh a slot (600 Wh against
-    /// baseline, paid 500). A power event's command in the dear quarter hour overrides the
-    /// schedule there: that energy is the power event's, not paid twice.
+    /// discharge at 2 kW in the dear one (nothing in between), its meter-before rate 100 Wh
+    /// imported per 5 minutes. It charges 150 Wh a slot more than that (450 of 500 Wh
+    /// commanded), idles, then exports 100 Wh a slot: against the rate taken toward zero (0
+    /// for a discharge, else stopping the pre-schedule import would count), 300 Wh. A power
+    /// event's command in the dear quarter hour overrides the schedule there: that energy is
+    /// the power event's, not paid twice.
     #[test]
     fn a_price_schedule_pays_energy_moved_as_commanded_against_baseline() {
         let (mut event, _, device) = cancelled_battery_event();
@@ -395,9 +405,18 @@ mod tests {
         let d = &report.devices[0];
         assert_eq!(d.baseline, "METER_BEFORE_AFTER");
         let delivered: Vec<i64> = d.intervals.iter().map(|i| i.delivered_wh).collect();
-        assert_eq!(delivered, [450, 0, 600], "charging counts up, idle not at all, discharging down");
-        assert_eq!((d.commanded_wh, d.paid_wh), (1_000, 950));
-        assert_eq!(paid, vec![(KEY, START, 450), (KEY, START + 1800, 500)]);
+        assert_eq!(delivered, [450, 0, 300], "charging counts up, idle not at all, discharging down");
+        assert_eq!((d.commanded_wh, d.paid_wh), (1_000, 750));
+        assert_eq!(paid, vec![(KEY, START, 450), (KEY, START + 1800, 300)]);
+        // Charging hard just before the schedule does not make idling in the dear hour pay.
+        let mut gamed = readings.clone();
+        gamed.iter_mut().filter(|r| r.reading.interval_start < START).for_each(|r| r.reading.energy_imported_wh = 400);
+        gamed.iter_mut().filter(|r| r.reading.interval_start >= START + 1800).for_each(|r| {
+            r.reading.energy_imported_wh = 0;
+            r.reading.energy_exported_wh = 0;
+        });
+        let (_, paid) = measure(&event, &inputs(schedule.to_vec(), vec![], device.clone(), gamed));
+        assert_eq!(paid.iter().filter(|(_, start, _)| *start == START + 1800).count(), 0, "{paid:?}");
         assert_eq!(report.target_wh, 1_000, "a schedule's target is what it commanded");
         assert_eq!(report.intervals[0].target_w, 2_000);
 

@@ -3,22 +3,24 @@
 
 use std::collections::HashMap;
 
-use super::{baseline, measure, DispatchError, Dispatcher, EventRecord};
+use super::{baseline, measure, DispatchError, Dispatcher, EventRecord, MeasuredWith};
 use ovpp_wire::device::{DeviceKey, RegisteredDevice};
 use ovpp_wire::dispatch::command::Command;
 use ovpp_wire::dispatch::event::GridEvent;
 use ovpp_wire::dispatch::view::EventReport;
 
 impl Dispatcher {
-    /// Measures the events (power events and price schedules) that ended at least
-    /// `measure_delay_secs` ago.
+    /// Measures the events that ended at least `measure_delay_secs` ago: power events, and
+    /// price schedules when the rules pay them.
     pub(super) async fn measure_due(&self, devices: &[RegisteredDevice], now: i64) -> Result<(), DispatchError> {
+        let _measuring = self.measuring.lock().await;
         let due: Vec<GridEvent> = {
             let state = self.state.lock().await;
             state
                 .events
                 .values()
                 .filter(|e| !state.measured.contains(&e.id) && e.end() + self.settings.measure_delay_secs <= now)
+                .filter(|e| e.signal.is_power() || self.settings.measure_price_schedules)
                 .filter(|e| !e.cancelled || e.modified > e.start())
                 .cloned()
                 .collect()
@@ -28,18 +30,28 @@ impl Dispatcher {
         }
         let by_key: HashMap<DeviceKey, RegisteredDevice> = devices.iter().map(|d| (d.key, d.clone())).collect();
         for event in due {
-            let credited_at = event.end() + self.settings.measure_delay_secs;
-            self.measure_event(&event, &by_key, credited_at, now).await?;
+            // Measured elsewhere (another process on this database, or from a record).
+            if self.store.event_report(&event.id).await?.is_some() {
+                self.state.lock().await.measured.insert(event.id.clone());
+                continue;
+            }
+            // Credited when measured (normally its end plus the delay): a measurement that
+            // came late never changes an epoch that may have closed already.
+            let credited_at = (event.end() + self.settings.measure_delay_secs).max(now);
+            self.measure_event(&event, &by_key, None, credited_at, now).await?;
         }
         Ok(())
     }
 
-    /// Measures one event from the stored readings and commands, stores its report and the
-    /// deliveries it pays (credited at `credited_at`), and updates the devices' reliability.
+    /// Measures one event from the stored readings and commands (and, from a co-signer's
+    /// record, what the primary measured with; else what the store holds now), stores its
+    /// report and the deliveries it pays (credited at `credited_at`), and updates the
+    /// devices' reliability.
     async fn measure_event(
         &self,
         event: &GridEvent,
         devices: &HashMap<DeviceKey, RegisteredDevice>,
+        given: Option<&MeasuredWith>,
         credited_at: i64,
         now: i64,
     ) -> Result<(), DispatchError> {
@@ -53,13 +65,19 @@ impl Dispatcher {
             }
         };
         let commands = self.store.event_commands(&event.id).await?;
-        let overriding = self.overriding(event, &commands).await?;
         let uses_days = commands.iter().any(|(c, _)| devices.get(&c.device_key).is_some_and(|d| measure::uses_day_matching(d.kind())));
         let lookback = if uses_days { measure::lookback_secs(&method) } else { baseline::METER_BEFORE_SECS };
-        let temperatures = match uses_days && method.uses_temperatures() {
-            true => self.store.temperature_map(&event.region, event.start() - lookback, event.end()).await?,
-            false => Default::default(),
+        let measured_with = match given {
+            Some(given) => given.clone(),
+            None => MeasuredWith {
+                overriding: self.overriding(event, &commands).await?,
+                temperatures: match uses_days && method.uses_temperatures() {
+                    true => self.store.temperatures(&event.region, event.start() - lookback, event.end()).await?,
+                    false => Vec::new(),
+                },
+            },
         };
+        let temperatures = measured_with.temperatures.iter().map(|h| (h.start, h.celsius)).collect();
         // The commanded devices' history: rolled-up daily profiles, and readings for the rest.
         let mut commanded: Vec<DeviceKey> = commands.iter().map(|(c, _)| c.device_key).collect();
         commanded.sort_unstable();
@@ -85,16 +103,19 @@ impl Dispatcher {
         // CPU-bound (a most-accurate baseline tests every method on every device): off the runtime.
         let (report, paid) = {
             let owned = event.clone();
+            let overriding = measured_with.overriding.clone();
             let inputs = measure::Inputs { commands, overriding, devices: devices.clone(), readings, method, event_days, temperatures };
             tokio::task::spawn_blocking(move || measure::measure(&owned, &inputs))
                 .await
                 .map_err(|e| DispatchError::Measuring(event.id.clone(), e.to_string()))?
         };
         let report = EventReport { credited_at, ..report };
-        self.store.save_event_report(&event.id, &report, &paid, credited_at, now).await?;
+        self.store.save_event_report(&event.id, &report, &paid, &measured_with, credited_at, now).await?;
         tracing::info!(event = %event.id, target_wh = report.target_wh, delivered_wh = report.delivered_wh, "event measured");
         let mut state = self.state.lock().await;
-        for device in report.devices.iter().filter(|d| d.commanded_wh > 0) {
+        // Reliability (how much of a power event's command a device delivers) weighs power
+        // dispatch; a price schedule's measurement says little about that.
+        for device in report.devices.iter().filter(|d| d.commanded_wh > 0 && event.signal.is_power()) {
             let mut key = [0u8; 32];
             if bs58::decode(&device.device).onto(&mut key).ok() != Some(32) {
                 continue; // written here from a 32-byte key, so never
@@ -109,8 +130,8 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// A price schedule's overriding commands (other events' commands to its devices over
-    /// its span); none for a power event.
+    /// A price schedule's overriding commands: power events' commands to its devices over
+    /// its span; none for a power event.
     async fn overriding(
         &self,
         event: &GridEvent,
@@ -122,12 +143,14 @@ impl Dispatcher {
         let mut devices: Vec<DeviceKey> = commands.iter().map(|(c, _)| c.device_key).collect();
         devices.sort_unstable();
         devices.dedup();
-        Ok(self.store.commands_overlapping(&event.id, &devices, event.start(), event.end()).await?)
+        let overlapping = self.store.commands_overlapping(&event.id, &devices, event.start(), event.end()).await?;
+        let state = self.state.lock().await;
+        Ok(overlapping.into_iter().filter(|(c, _)| state.events.get(&c.event_id).is_some_and(|e| e.signal.is_power())).collect())
     }
 
     /// What another oracle needs to re-measure the events credited in `[start, end)`: each
-    /// event as validated, its program, every command it issued (and, for a price schedule,
-    /// the commands that overrode it), and its credit time.
+    /// event as validated, its program, every command it issued, what the measurement read
+    /// besides (a price schedule's overriding commands, temperatures), and its credit time.
     pub async fn records_credited(&self, start: i64, end: i64) -> Result<Vec<EventRecord>, DispatchError> {
         let mut out = Vec::new();
         for (id, credited_at) in self.store.events_credited(start, end).await? {
@@ -138,44 +161,51 @@ impl Dispatcher {
                 (event, program)
             };
             let commands = self.store.event_commands(&id).await?;
-            let overriding = self.overriding(&event, &commands).await?;
-            // The region's temperatures over what a regression may have read (the most any
-            // baseline looks back): weather is an input, like the event.
-            let lookback = measure::lookback_secs(&baseline::LoadMethod::MostAccurate);
-            let temperatures = self.store.temperatures(&event.region, event.start() - lookback, event.end()).await?;
-            out.push(EventRecord { event, program, commands, overriding, temperatures, credited_at });
+            let measured_with = self.store.measured_with(&id).await?;
+            out.push(EventRecord { event, program, commands, measured_with, credited_at });
         }
         Ok(out)
     }
 
     /// A co-signer re-measures the primary's event with its own readings (the primary's
     /// numbers are never copied): the event and its commands are stored as they were, then
-    /// measured here exactly as the primary measures. Events already measured are skipped.
+    /// measured here exactly as the primary measured, with what the record says it measured
+    /// with besides. Events already measured are skipped.
     pub async fn remeasure(&self, record: &EventRecord, now: i64) -> Result<(), DispatchError> {
-        if self.state.lock().await.measured.contains(&record.event.id) {
+        let _measuring = self.measuring.lock().await;
+        if self.state.lock().await.measured.contains(&record.event.id) || self.store.event_report(&record.event.id).await?.is_some() {
             return Ok(());
         }
-        if record.event.end() > now
-            || record.commands.iter().any(|(c, _)| c.event_id != record.event.id)
-            || record.overriding.iter().any(|(c, _)| c.event_id == record.event.id)
-        {
-            return Err(DispatchError::InvalidRecord(record.event.id.clone()));
-        }
+        check_record(record, now)?;
         self.store.insert_program(&record.event.program_id, &record.program, now).await?;
         self.store.save_event(&record.event).await?;
         self.store.import_commands(&record.commands).await?;
-        // Overriding commands come from the primary (they only lower what the schedule pays),
-        // and so does the weather it measured with (an input, like the event itself).
-        self.store.import_commands(&record.overriding).await?;
-        let weather = ovpp_wire::dispatch::weather::TemperatureSeries { hours: record.temperatures.clone() };
-        weather.validate().map_err(|_| DispatchError::InvalidRecord(record.event.id.clone()))?;
-        self.store.put_temperatures(&record.event.region, &weather.hours).await?;
         {
             let mut state = self.state.lock().await;
             state.programs.entry(record.event.program_id.clone()).or_insert_with(|| record.program.clone());
             state.events.insert(record.event.id.clone(), record.event.clone());
         }
         let devices: HashMap<DeviceKey, RegisteredDevice> = self.registry.all().await.into_iter().map(|d| (d.key, d)).collect();
-        self.measure_event(&record.event, &devices, record.credited_at, now).await
+        self.measure_event(&record.event, &devices, Some(&record.measured_with), record.credited_at, now).await
     }
+}
+
+/// A record a co-signer can measure: the event over, its commands its own, overriding
+/// commands only for a price schedule, of other events, to its devices and over its span
+/// (they only lower what it pays), and well-formed temperatures.
+fn check_record(record: &EventRecord, now: i64) -> Result<(), DispatchError> {
+    let event = &record.event;
+    let devices: std::collections::HashSet<DeviceKey> = record.commands.iter().map(|(c, _)| c.device_key).collect();
+    let overriding_ok = record.measured_with.overriding.iter().all(|(c, _)| {
+        !event.signal.is_power()
+            && c.event_id != event.id
+            && devices.contains(&c.device_key)
+            && c.valid_from < event.end()
+            && c.valid_until > event.start()
+    });
+    let weather = ovpp_wire::dispatch::weather::TemperatureSeries { hours: record.measured_with.temperatures.clone() };
+    if event.end() > now || record.commands.iter().any(|(c, _)| c.event_id != event.id) || !overriding_ok || weather.validate().is_err() {
+        return Err(DispatchError::InvalidRecord(event.id.clone()));
+    }
+    Ok(())
 }

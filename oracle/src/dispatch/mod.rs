@@ -22,6 +22,7 @@ mod planner;
 pub mod records;
 pub mod regression;
 pub mod schedule;
+pub mod series;
 mod views;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -53,11 +54,22 @@ pub struct DispatchSettings {
     pub wear_per_kwh: f64,
     /// Seconds between dispatch rounds [default 5].
     pub tick_secs: u64,
+    /// Whether price schedules are measured and credited: when the scoring rules pay price
+    /// response (v2). Under v1 they are not, as before v2 existed, so oracles of a v1
+    /// network agree whatever their version.
+    pub measure_price_schedules: bool,
 }
 
 impl Default for DispatchSettings {
     fn default() -> Self {
-        Self { grid_tokens: vec![], reserve_bps: 1_000, measure_delay_secs: 300, wear_per_kwh: 0.02, tick_secs: 5 }
+        Self {
+            grid_tokens: vec![],
+            reserve_bps: 1_000,
+            measure_delay_secs: 300,
+            wear_per_kwh: 0.02,
+            tick_secs: 5,
+            measure_price_schedules: true,
+        }
     }
 }
 
@@ -103,14 +115,24 @@ pub struct EventRecord {
     pub event: GridEvent,
     pub program: WireProgram,
     pub commands: Vec<(Command, Option<i64>)>,
-    /// A price schedule's: other events' commands to its devices over its span (they
-    /// override it there, see `measure::measure`).
+    /// What the primary measured with besides: the co-signer measures with exactly this.
+    #[serde(flatten)]
+    pub measured_with: MeasuredWith,
+    pub credited_at: i64,
+}
+
+/// What a measurement read besides the event, its commands and the devices' readings, kept
+/// with its report: inputs like the event itself, which a co-signer takes from the record
+/// rather than from its own store (where they may differ or arrive later).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct MeasuredWith {
+    /// A price schedule's: power events' commands to its devices over its span, which
+    /// override it there (`measure::Inputs::overriding`).
     #[serde(default)]
     pub overriding: Vec<(Command, Option<i64>)>,
-    /// The region's temperatures over the lookback and the event (regression baselines).
+    /// The region's hourly temperatures the baselines read (regression).
     #[serde(default)]
     pub temperatures: Vec<ovpp_wire::dispatch::weather::HourlyTemperature>,
-    pub credited_at: i64,
 }
 
 #[derive(Default)]
@@ -144,6 +166,9 @@ pub struct Dispatcher {
     fleet: Arc<Fleet>,
     pub settings: DispatchSettings,
     state: Mutex<State>,
+    /// Held while measuring: a co-signer's re-measurement from a record and the rounds'
+    /// own measurements never measure one event twice at once.
+    measuring: Mutex<()>,
 }
 
 impl Dispatcher {
@@ -155,7 +180,7 @@ impl Dispatcher {
         settings: DispatchSettings,
         now: i64,
     ) -> Result<Self, StoreError> {
-        let dispatcher = Self { store, registry, fleet, settings, state: Mutex::new(State::default()) };
+        let dispatcher = Self { store, registry, fleet, settings, state: Mutex::new(State::default()), measuring: Mutex::new(()) };
         dispatcher.sync_from_store(now).await?;
         Ok(dispatcher)
     }

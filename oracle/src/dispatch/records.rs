@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::store::{key_from_text, key_to_text, Store, StoreError};
+use crate::store::{key_from_text, key_to_text, statement_chunks, Store, StoreError};
 use ovpp_wire::device::DeviceKey;
 use ovpp_wire::dispatch::command::{Command, Preferences};
 use ovpp_wire::dispatch::event::{GridEvent, Signal, WireProgram};
@@ -188,7 +188,8 @@ impl Store {
     }
 
     /// Commands of events other than `event_id` to `devices` in force at some time in
-    /// `[start, end)` (issued, not superseded before then), with when each was superseded.
+    /// `[start, end)` (issued, in force before they were superseded, not refused by the
+    /// device), with when each was superseded.
     pub async fn commands_overlapping(
         &self,
         event_id: &str,
@@ -196,21 +197,23 @@ impl Store {
         start: i64,
         end: i64,
     ) -> Result<Vec<(Command, Option<i64>)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM dispatch_commands WHERE event_id <> $1 AND valid_from < $2 AND valid_until > $3 \
-             AND (superseded_at IS NULL OR superseded_at > $3) ORDER BY issued_at, id",
-        )
-        .bind(event_id)
-        .bind(end)
-        .bind(start)
-        .fetch_all(&self.pool)
-        .await?;
-        let devices: std::collections::HashSet<&DeviceKey> = devices.iter().collect();
+        let keys: Vec<String> = devices.iter().map(key_to_text).collect();
         let mut out = Vec::new();
-        for r in &rows {
-            let command = command_from_row(r)?;
-            if devices.contains(&command.device_key) {
-                out.push((command, r.try_get::<Option<i64>, _>("superseded_at")?));
+        for chunk in statement_chunks(&keys, 256) {
+            let sql = format!(
+                "SELECT * FROM dispatch_commands WHERE event_id <> {} AND valid_from < {} AND valid_until > {} \
+                 AND (superseded_at IS NULL OR (superseded_at > {} AND superseded_at > valid_from)) \
+                 AND (accepted IS NULL OR accepted = 1) AND device_key IN {} ORDER BY issued_at, id",
+                self.backend.param(1),
+                self.backend.param(2),
+                self.backend.param(3),
+                self.backend.param(4),
+                self.backend.values(1, chunk.len(), 4)
+            );
+            let query =
+                chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)).bind(event_id).bind(end).bind(start).bind(start), |q, k| q.bind(k));
+            for r in query.fetch_all(&self.pool).await? {
+                out.push((command_from_row(&r)?, r.try_get::<Option<i64>, _>("superseded_at")?));
             }
         }
         Ok(out)
@@ -286,21 +289,24 @@ impl Store {
         event_id: &str,
         report: &EventReport,
         deliveries: &[(DeviceKey, i64, u64)],
+        measured_with: &super::MeasuredWith,
         credited_at: i64,
         at: i64,
     ) -> Result<(), StoreError> {
         let response = if report.signal == Signal::Price.name() { "price" } else { "demand" };
         let mut tx = self.writes.begin().await?;
         sqlx::query(
-            "INSERT INTO event_reports (event_id, measured_at, credited_at, body) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (event_id) DO UPDATE SET measured_at = excluded.measured_at, credited_at = excluded.credited_at, body = excluded.body",
+            "INSERT INTO event_reports (event_id, measured_at, credited_at, body, inputs) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (event_id) DO UPDATE SET measured_at = excluded.measured_at, credited_at = excluded.credited_at, \
+             body = excluded.body, inputs = excluded.inputs",
         )
-            .bind(event_id)
-            .bind(at)
-            .bind(credited_at)
-            .bind(serde_json::to_string(report).map_err(|e| corrupt("event_reports", e))?)
-            .execute(&mut *tx)
-            .await?;
+        .bind(event_id)
+        .bind(at)
+        .bind(credited_at)
+        .bind(serde_json::to_string(report).map_err(|e| corrupt("event_reports", e))?)
+        .bind(serde_json::to_string(measured_with).map_err(|e| corrupt("event_reports", e))?)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM dr_deliveries WHERE event_id = $1").bind(event_id).execute(&mut *tx).await?;
         for chunk in deliveries.chunks(256) {
             let sql = format!(
@@ -334,6 +340,17 @@ impl Store {
                 Ok((report, r.try_get("measured_at")?))
             })
             .collect()
+    }
+
+    /// What the measurement of `event_id` read besides the event and the readings (empty
+    /// for reports stored before it was kept).
+    pub async fn measured_with(&self, event_id: &str) -> Result<super::MeasuredWith, StoreError> {
+        let inputs: Option<Option<String>> =
+            sqlx::query_scalar("SELECT inputs FROM event_reports WHERE event_id = $1").bind(event_id).fetch_optional(&self.pool).await?;
+        match inputs.flatten() {
+            Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("event_reports", e)),
+            None => Ok(Default::default()),
+        }
     }
 
     /// The measured events credited in `[start, end)`, with their credit time.

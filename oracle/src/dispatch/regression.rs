@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::baseline::{Baseline, BaselineError, LoadSeries};
+use super::series::LoadSeries;
 
 pub const NAME: &str = "CALTRACK_HOURLY";
 /// Days of history fitted (the longest day-matching lookback: retention needs no more).
@@ -64,6 +64,21 @@ pub enum FitError {
     Empty,
     #[error("the temperature terms are not determined by the history (too few hours of each hour of the week)")]
     Underdetermined,
+}
+
+/// Why a device has no regression baseline.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RegressionError {
+    #[error("needs {needed} days of hourly metering with the region's temperatures in the last {lookback} days, found {found}")]
+    History { needed: usize, found: usize, lookback: i64 },
+    #[error("{0}")]
+    Fit(#[from] FitError),
+    #[error("no temperature for the region's hour starting at {0} (PUT /v1/regions/{{region}}/temperatures)")]
+    NoTemperature(i64),
+    #[error("the history has no hour of the week of the hour starting at {0}")]
+    UnseenHour(i64),
+    #[error("the metering slots ({0} s) do not tile hours")]
+    Misaligned(i64),
 }
 
 /// Piecewise-linear in temperature: bin edges (°F) and one slope per bin.
@@ -265,10 +280,10 @@ impl Model {
 
 /// The device's fully metered hours of `days` with a temperature; errors if the slots do
 /// not tile hours.
-pub fn hours(loads: &LoadSeries, temperatures: &Temperatures, days: impl Iterator<Item = i64>) -> Result<Vec<Hour>, BaselineError> {
+pub fn hours(loads: &LoadSeries, temperatures: &Temperatures, days: impl Iterator<Item = i64>) -> Result<Vec<Hour>, RegressionError> {
     let slot = loads.slot_secs;
     if slot <= 0 || 3600 % slot != 0 || loads.slot_at(0).is_none() {
-        return Err(BaselineError::Misaligned(slot));
+        return Err(RegressionError::Misaligned(slot));
     }
     let per_hour = 3600 / slot;
     let mut out = Vec::new();
@@ -276,7 +291,7 @@ pub fn hours(loads: &LoadSeries, temperatures: &Temperatures, days: impl Iterato
         for h in 0..24 {
             let start = day * 86_400 + h * 3600;
             let Some(celsius) = temperatures.get(&start) else { continue };
-            let first = loads.slot_at(start).ok_or(BaselineError::Misaligned(slot))?;
+            let first = loads.slot_at(start).ok_or(RegressionError::Misaligned(slot))?;
             let load: Option<f64> = (first..first + per_hour).map(|s| loads.slots.get(&s)).sum();
             if let Some(load) = load {
                 out.push(Hour { start, load, fahrenheit: fahrenheit(*celsius) });
@@ -294,15 +309,15 @@ pub fn fit(
     start: i64,
     excluded: &BTreeSet<i64>,
     earliest: i64,
-) -> Result<(Model, Vec<i64>), BaselineError> {
+) -> Result<(Model, Vec<i64>), RegressionError> {
     let event_day = start.div_euclid(86_400);
     let days = (event_day - LOOKBACK_DAYS).max(earliest)..event_day;
     let history = hours(loads, temperatures, days.filter(|d| !excluded.contains(d)))?;
     let used: Vec<i64> = history.iter().map(|h| h.start.div_euclid(86_400)).collect::<BTreeSet<_>>().into_iter().rev().collect();
     if used.len() < MIN_DAYS {
-        return Err(BaselineError::RegressionHistory { needed: MIN_DAYS, found: used.len(), lookback: LOOKBACK_DAYS });
+        return Err(RegressionError::History { needed: MIN_DAYS, found: used.len(), lookback: LOOKBACK_DAYS });
     }
-    let model = Model::fit(&history).map_err(|e| BaselineError::Regression(e.to_string()))?;
+    let model = Model::fit(&history)?;
     Ok((model, used))
 }
 
@@ -313,21 +328,21 @@ pub fn predict_slots(
     temperatures: &Temperatures,
     start: i64,
     end: i64,
-) -> Result<Vec<f64>, BaselineError> {
+) -> Result<Vec<f64>, RegressionError> {
     let slot = loads.slot_secs;
-    let (Some(first), Some(last)) = (loads.slot_at(start), loads.slot_at(end)) else { return Err(BaselineError::Misaligned(slot)) };
+    let (Some(first), Some(last)) = (loads.slot_at(start), loads.slot_at(end)) else { return Err(RegressionError::Misaligned(slot)) };
     (first..last)
         .map(|s| {
             let t = loads.origin + s * slot;
             let hour = t.div_euclid(3600) * 3600;
-            let celsius = temperatures.get(&hour).ok_or(BaselineError::NoTemperature(hour))?;
-            let load = model.predict(hour, fahrenheit(*celsius)).ok_or(BaselineError::UnseenHour(hour))?;
+            let celsius = temperatures.get(&hour).ok_or(RegressionError::NoTemperature(hour))?;
+            let load = model.predict(hour, fahrenheit(*celsius)).ok_or(RegressionError::UnseenHour(hour))?;
             Ok(load * slot as f64 / 3600.0)
         })
         .collect()
 }
 
-/// The regression baseline of an event over `[start, end)`.
+/// The regression baseline of an event over `[start, end)`: Wh per slot, and the days fitted.
 pub fn baseline(
     loads: &LoadSeries,
     temperatures: &Temperatures,
@@ -335,10 +350,9 @@ pub fn baseline(
     end: i64,
     excluded: &BTreeSet<i64>,
     earliest: i64,
-) -> Result<Baseline, BaselineError> {
+) -> Result<(Vec<f64>, Vec<i64>), RegressionError> {
     let (model, days) = fit(loads, temperatures, start, excluded, earliest)?;
-    let slots_wh = predict_slots(&model, loads, temperatures, start, end)?;
-    Ok(Baseline { method: NAME, slots_wh, days, adjustment: None })
+    Ok((predict_slots(&model, loads, temperatures, start, end)?, days))
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ async fn get_temperatures(
     Query(range): Query<Range>,
 ) -> Result<Response, ApiError> {
     check_region(&region).map_err(invalid)?;
-    if range.to <= range.from || (range.to - range.from) / 3600 > MAX_HOURS as i64 {
+    if range.to.checked_sub(range.from).is_none_or(|span| span <= 0 || span / 3600 > MAX_HOURS as i64) {
         return Err(invalid(format!("from < to, at most {MAX_HOURS} hours apart")));
     }
     let hours = state.store.temperatures(&region, range.from, range.to).await?;

@@ -23,7 +23,7 @@ pub struct HourlyTemperature {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TemperatureError {
-    #[error("region must be 1 to 8 letters, digits or '-' (the region a device registers on-chain), got {0:?}")]
+    #[error("region must be a region code as devices register it on-chain (ISO 3166-1 alpha-2 or 3166-2, uppercase, at most 8 bytes: DE, DE-BY), got {0:?}")]
     Region(String),
     #[error("at most {MAX_HOURS} hours at once, got {0}")]
     TooMany(usize),
@@ -35,9 +35,13 @@ pub enum TemperatureError {
     Duplicate(i64),
 }
 
-/// A region code as devices register it: 1 to 8 ASCII letters, digits or '-'.
+/// A region code as devices register it (the program's rule, `ovpp::limits::check_region`).
 pub fn check_region(region: &str) -> Result<(), TemperatureError> {
-    let valid = (1..=8).contains(&region.len()) && region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let mut bytes = [0u8; 8];
+    let valid = region.len() <= 8 && !region.contains('\0') && {
+        bytes[..region.len()].copy_from_slice(region.as_bytes());
+        ovpp::limits::check_region(&bytes).is_ok()
+    };
     if valid {
         Ok(())
     } else {
@@ -89,6 +93,9 @@ mod tests {
         let twice = TemperatureSeries { hours: vec![HourlyTemperature { start: 0, celsius: 1.0 }; 2] };
         assert_eq!(twice.validate(), Err(TemperatureError::Duplicate(0)));
         assert!(check_region("DE-BY").is_ok());
-        assert!(check_region("").is_err() && check_region("DE/BY").is_err() && check_region("TOO-LONG-1").is_err());
+        assert!(check_region("DE").is_ok());
+        for bad in ["", "D", "de-by", "DE/BY", "TOO-LONG-1", "1E-BY", "DE\0"] {
+            assert!(check_region(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -86,7 +86,9 @@ async fn every_error_answer_is_the_documented_json_body() {
     let base = Preferences { device_key: device.device_key(), sequence: 1, ..Preferences::default() };
     let preferences = format!("/v1/devices/{key}/preferences");
 
-    let cases: Vec<(Method, String, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    // (method, path, headers, body, status, error code)
+    type Case<'a> = (Method, String, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (Method::GET, "/nope".into(), vec![], vec![], 404, "not_found"),
         (Method::DELETE, "/v1/telemetry".into(), vec![], vec![], 405, "method_not_allowed"),
         (Method::GET, "/v1/epochs/-1".into(), vec![], vec![], 400, "bad_path"),

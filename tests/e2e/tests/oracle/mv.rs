@@ -217,9 +217,14 @@ async fn an_event_is_measured_with_the_regression_from_the_operators_temperature
     // The co-signer has no temperatures: the record brings the ones measured with.
     let records = primary.state.dispatch.records_credited(start, start + 86_400).await.unwrap();
     let [record] = records.as_slice() else { panic!("one record: {records:?}") };
-    let lookback = ovpp_oracle::dispatch::measure::lookback_secs(&ovpp_oracle::dispatch::baseline::LoadMethod::MostAccurate);
-    let measured_with = hours.iter().filter(|h| h.start >= start - lookback && h.start < start + 3600).count();
-    assert_eq!(record.temperatures.len(), measured_with);
+    // Exactly the hours the primary read: the regression's lookback and the event.
+    let lookback = ovpp_oracle::dispatch::measure::lookback_secs(&ovpp_oracle::dispatch::baseline::LoadMethod::Regression);
+    let read = hours.iter().filter(|h| h.start >= start - lookback && h.start < start + 3600).count();
+    assert_eq!(record.measured_with.temperatures.len(), read);
+    // What the co-signer measures with is the record's: its own store has no weather.
+    let url = format!("{}/v1/regions/{region}/temperatures?from={history}&to={}", cosigner.base, start + 3600);
+    let own: TemperatureSeries = cosigner.http.get(url).send().await.unwrap().json().await.unwrap();
+    assert!(own.hours.is_empty());
     cosigner.state.dispatch.remeasure(record, unix_now()).await.unwrap();
     let theirs = cosigner.state.dispatch.report(&event.id).await.unwrap().expect("re-measured");
     assert_eq!(theirs.devices, report.devices, "the same baselines, deliveries and accuracies from the co-signer's own readings");

@@ -214,7 +214,7 @@ async fn the_oracle_as_a_ven_of_openleadrs_vtn_dispatches_its_event_and_reports_
     let (dispatch, store) = (oracle.state.dispatch.clone(), oracle.state.store.clone());
     let synced = ven.sync(&dispatch, &store, start - 120).await.unwrap();
     let local = format!("utility-{remote}");
-    assert_eq!(synced.imported, [local.clone()], "{synced:?}");
+    assert_eq!(synced.imported, std::slice::from_ref(&local), "{synced:?}");
     let event = dispatch.event(&local).await.unwrap();
     assert_eq!((event.region.as_str(), event.intervals.len(), event.intervals[0].value), ("DE-BY", 6, (target_kw * 1000.0) as i64));
     assert_eq!(ven.sync(&dispatch, &store, start - 60).await.unwrap(), Default::default(), "unchanged: nothing to do");
@@ -226,7 +226,7 @@ async fn the_oracle_as_a_ven_of_openleadrs_vtn_dispatches_its_event_and_reports_
     let report = dispatch.report(&local).await.unwrap().expect("measured");
     assert!(report.delivered_wh as f64 >= report.target_wh as f64, "{report:?}");
     let synced = ven.sync(&dispatch, &store, start + 2400).await.unwrap();
-    assert_eq!(synced.reported, [local.clone()], "{synced:?}");
+    assert_eq!(synced.reported, std::slice::from_ref(&local), "{synced:?}");
     assert!(ven.sync(&dispatch, &store, start + 2500).await.unwrap().reported.is_empty(), "reported once");
 
     // What the utility reads, through OpenLEADR's client.

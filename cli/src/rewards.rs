@@ -153,7 +153,7 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
                 return ctx.emit(json!({"claims": []}), "Nothing to claim");
             }
             let mut results = Vec::new();
-            for batch in pack(&claims, &payer.pubkey()) {
+            for batch in ovpp_chain::packing::pack(&claims, &payer.pubkey(), |(_, _, ix)| ix) {
                 let ixs: Vec<Instruction> = batch.iter().map(|(_, _, ix)| ix.clone()).collect();
                 let signature = match ctx.send(&ixs, &[&payer]).await {
                     Ok(signature) => signature,
@@ -197,24 +197,4 @@ pub async fn run(ctx: &mut Context<'_>, command: &RewardsCommand) -> Result<(), 
             ctx.emit(json!({"claims": results, "total": format_ovpp(total), "balances": balances}), "")
         }
     }
-}
-
-/// Groups claims into transactions that fit a packet (1232 bytes).
-fn pack<'a>(claims: &'a [(Pubkey, u64, Instruction)], payer: &Pubkey) -> Vec<&'a [(Pubkey, u64, Instruction)]> {
-    let fits = |batch: &[(Pubkey, u64, Instruction)]| {
-        let ixs: Vec<Instruction> = batch.iter().map(|(_, _, ix)| ix.clone()).collect();
-        let message = solana_sdk::message::Message::new(&ixs, Some(payer));
-        1 + 64 * usize::from(message.header.num_required_signatures) + message.serialize().len() <= 1232
-    };
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < claims.len() {
-        let mut end = start + 1;
-        while end < claims.len() && fits(&claims[start..=end]) {
-            end += 1;
-        }
-        out.push(&claims[start..end]);
-        start = end;
-    }
-    out
 }

@@ -6,11 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anchor_lang::prelude::Pubkey;
-use anchor_lang::AccountDeserialize;
 use anyhow::{anyhow, Context};
 use ed25519_dalek::SigningKey;
-use ovpp::protocol::device_address;
-use ovpp::state::{Config, Device, DeviceStatus};
+use ovpp::state::Config;
 use solana_sdk::instruction::InstructionError;
 use solana_sdk::signature::{Keypair, Signer};
 use solana_sdk::transaction::{Transaction, TransactionError};
@@ -258,34 +256,22 @@ impl EpochJob {
             return Ok(());
         }
         let tree = EpochTree::new(latest.epoch, store.epoch_leaves(latest.epoch).await?);
-        let mine: Vec<_> = registry
-            .iter()
-            .filter(|d| self.role.auto_claim_owners.contains(&d.owner))
-            .filter_map(|d| tree.proof(&d.key).map(|(leaf, proof)| (Pubkey::new_from_array(d.key), leaf, proof)))
-            .collect();
-        let addresses: Vec<Pubkey> = mine.iter().map(|(key, ..)| device_address(key).0).collect();
-        let accounts = self.chain.get_accounts(&addresses).await?;
-        let due: Vec<_> = mine
-            .into_iter()
-            .zip(accounts)
-            .filter_map(|((key, leaf, proof), account)| {
-                let on_chain = Device::try_deserialize(&mut account?.data.as_slice()).ok()?;
-                (on_chain.status == DeviceStatus::Active && on_chain.claimed < leaf.cumulative_amount).then(|| {
-                    let amount = leaf.cumulative_amount - on_chain.claimed;
-                    (key, amount, ovpp::client::claim(self.payer.pubkey(), &key, on_chain.owner, leaf, proof))
-                })
-            })
-            .collect();
+        let theirs: Vec<RegisteredDevice> = registry.iter().filter(|d| self.role.auto_claim_owners.contains(&d.owner)).cloned().collect();
+        let due = crate::claims::due(self.chain.as_ref(), &tree, &theirs, self.payer.pubkey()).await?;
         // Many at a time: each waits for its confirmation, and one by one a fleet's claims
         // would take longer than an epoch.
         let (mut claims, mut total) = (0u64, 0u64);
         for batch in due.chunks(AUTO_CLAIMS_IN_FLIGHT) {
             let blockhash = self.chain.latest_blockhash().await?;
             let mut sends = tokio::task::JoinSet::new();
-            for (key, amount, ix) in batch {
-                let tx =
-                    Transaction::new_signed_with_payer(std::slice::from_ref(ix), Some(&self.payer.pubkey()), &[&self.payer], blockhash);
-                let (chain, key, amount) = (self.chain.clone(), *key, *amount);
+            for claim in batch {
+                let tx = Transaction::new_signed_with_payer(
+                    std::slice::from_ref(&claim.instruction),
+                    Some(&self.payer.pubkey()),
+                    &[&self.payer],
+                    blockhash,
+                );
+                let (chain, key, amount) = (self.chain.clone(), claim.device, claim.amount);
                 sends.spawn(async move { (key, amount, chain.send_transaction(&tx).await) });
             }
             while let Some(sent) = sends.join_next().await {

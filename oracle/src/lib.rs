@@ -10,6 +10,7 @@
 //! running oracle ([`epoch_job`]), all supervised by name ([`tasks`]).
 
 pub mod accumulate;
+pub mod claims;
 pub mod config;
 pub mod dispatch;
 pub mod epoch;
@@ -26,6 +27,7 @@ pub mod relay;
 pub mod retention;
 pub mod server;
 pub mod service;
+pub mod sessions;
 pub mod store;
 pub mod tasks;
 pub mod weather;

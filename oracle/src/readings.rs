@@ -247,6 +247,19 @@ impl Store {
         rows.iter().map(reading_from_row).collect()
     }
 
+    /// One device's readings whose interval starts in `[start, end)`, oldest first.
+    pub async fn device_readings(&self, device: &DeviceKey, start: i64, end: i64) -> Result<Vec<StoredReading>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM readings WHERE device_key = $1 AND interval_start >= $2 AND interval_start < $3 ORDER BY interval_start",
+        )
+        .bind(key_to_text(device))
+        .bind(start)
+        .bind(end)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(reading_from_row).collect()
+    }
+
     /// Each device's latest reading among those received (by any process) at or after
     /// `since` (PostgreSQL: the server picks them, so a busy window is not sent over).
     pub async fn latest_received_since(&self, since: i64) -> Result<Vec<StoredReading>, StoreError> {

@@ -1,5 +1,5 @@
 //! The oracle's HTTP API (JSON, stable error bodies): telemetry ingest, the fleet view,
-//! device state, Prometheus metrics and health.
+//! device state, Prometheus metrics and health; and the dashboard and wallet pages ([`ui`]).
 
 use std::sync::Arc;
 
@@ -33,6 +33,8 @@ pub mod auth;
 mod grid;
 pub mod listen;
 pub mod openadr;
+mod ui;
+mod wallet;
 mod weather;
 
 /// Most batches one request may carry.
@@ -55,6 +57,12 @@ pub struct AppState {
     pub leader: Arc<crate::leader::Leadership>,
     /// The OpenADR 3 VTN's clients and webhooks.
     pub openadr: Arc<crate::openadr::Vtn>,
+    /// Wallet sign-in sessions.
+    pub sessions: Arc<crate::sessions::Sessions>,
+    /// What the dashboard pages remember between requests.
+    pub ui: Arc<ui::Live>,
+    /// The Wallet Standard chain the wallet pages ask for.
+    pub wallet_chain: String,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -69,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rewards/{key}", get(get_rewards))
         .merge(grid::routes())
         .merge(weather::routes())
+        .merge(wallet::routes())
+        .merge(ui::routes())
         .merge(openadr::routes())
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(get_health))

@@ -36,6 +36,15 @@ pub struct Options {
     pub vtns: Vec<crate::openadr::ven::VtnSettings>,
     /// Webhook notifications may go to loopback and private addresses.
     pub openadr_private_callbacks: bool,
+    /// The Wallet Standard chain the wallet pages ask wallets for (`solana:localnet`,
+    /// `solana:devnet`, `solana:mainnet`): the cluster this oracle reads.
+    pub wallet_chain: String,
+}
+
+/// The Wallet Standard chain of a cluster URL.
+pub fn wallet_chain(rpc_url: &str) -> String {
+    let chain = ["devnet", "testnet", "mainnet"].into_iter().find(|c| rpc_url.contains(c)).unwrap_or("localnet");
+    format!("solana:{chain}")
 }
 
 impl Default for Options {
@@ -49,6 +58,7 @@ impl Default for Options {
             openadr_clients: vec![],
             vtns: vec![],
             openadr_private_callbacks: false,
+            wallet_chain: "solana:localnet".into(),
         }
     }
 }
@@ -99,7 +109,23 @@ pub async fn start(database_url: &str, chain: Arc<dyn Chain>, options: Options) 
     for ven in &openadr.vens {
         tasks.spawn("openadr_ven", crate::openadr::ven::run(ven.clone(), dispatch.clone(), store.clone(), leader.clone()));
     }
-    Ok(AppState { ingestor, registry, fleet, store, metrics, proofs: Default::default(), chain, dispatch, tasks, leader, openadr })
+    let sessions = Arc::new(crate::sessions::Sessions::load(&store).await?);
+    Ok(AppState {
+        ingestor,
+        registry,
+        fleet,
+        store,
+        metrics,
+        proofs: Default::default(),
+        chain,
+        dispatch,
+        tasks,
+        leader,
+        openadr,
+        sessions,
+        ui: Default::default(),
+        wallet_chain: options.wallet_chain,
+    })
 }
 
 /// How often a process sharing its database reads the readings others accepted, and how far

@@ -219,6 +219,29 @@ impl Store {
         Ok(out)
     }
 
+    /// A device's commands valid at some time since `since`, newest first (at most `limit`),
+    /// each with the device's answer (`Some(true)` accepted, `Some(false)` refused) and when.
+    pub async fn device_commands(
+        &self,
+        device: &DeviceKey,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<(Command, Option<bool>, Option<i64>)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM dispatch_commands WHERE device_key = $1 AND valid_until > $2 ORDER BY valid_from DESC, id LIMIT $3")
+                .bind(key_to_text(device))
+                .bind(since)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let accepted: Option<i64> = r.try_get("accepted")?;
+                Ok((command_from_row(r)?, accepted.map(|a| a == 1), r.try_get("acked_at")?))
+            })
+            .collect()
+    }
+
     /// Records a device's answer; `false` if the command is unknown or was answered
     /// otherwise. The same answer again (a restarted gateway resending) is taken, as a
     /// retried telemetry batch is: the first one stays recorded.

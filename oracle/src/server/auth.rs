@@ -76,8 +76,14 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, ApiError> {
-        caller(&parts.headers, &parts.method, &parts.uri, &[], ovpp_wire::clock::unix_now(), |t| {
-            is_grid_operator(&state.dispatch.settings.grid_tokens, Some(t))
-        })
+        let now = ovpp_wire::clock::unix_now();
+        // A wallet's sign-in session speaks for its owner.
+        if let Some(token) = bearer_token(&parts.headers).filter(|t| t.starts_with(crate::sessions::PREFIX)) {
+            return match state.sessions.verify(token, now) {
+                Some(owner) => Ok(Caller::Key(owner)),
+                None => Err(unauthorized("the sign-in session is invalid or has expired: sign in with the wallet again")),
+            };
+        }
+        caller(&parts.headers, &parts.method, &parts.uri, &[], now, |t| is_grid_operator(&state.dispatch.settings.grid_tokens, Some(t)))
     }
 }

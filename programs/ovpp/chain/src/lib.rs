@@ -2,8 +2,8 @@
 //! [`Chain`] interface with Solana JSON-RPC ([`RpcChain`]) for clusters and, behind the
 //! `program-test` feature, the in-process bank ([`bank`]) for tests and the local network;
 //! the program's accounts read with the program crate's own types ([`accounts`]); and what
-//! every Solana tool shares: keypair files ([`keypair`]), `--url` monikers ([`cluster`]) and
-//! OVPP amounts ([`amount`]).
+//! every Solana tool shares: keypair files ([`keypair`]), `--url` monikers ([`cluster`]),
+//! OVPP amounts ([`amount`]) and instructions packed into transactions ([`packing`]).
 
 pub mod accounts;
 pub mod amount;
@@ -11,6 +11,7 @@ pub mod amount;
 pub mod bank;
 pub mod cluster;
 pub mod keypair;
+pub mod packing;
 
 use anchor_lang::prelude::Pubkey;
 use async_trait::async_trait;

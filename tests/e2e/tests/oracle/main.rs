@@ -21,6 +21,7 @@ mod mv;
 mod openadr;
 mod shared;
 mod simulate;
+mod ui;
 
 /// A loopback port nobody listens on.
 pub fn free_port() -> u16 {

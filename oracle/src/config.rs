@@ -97,6 +97,11 @@ pub struct ServeArgs {
     /// on a private network); off, a subscriber cannot make the oracle call internal services.
     #[arg(long, env = "OVPP_OPENADR_PRIVATE_CALLBACKS")]
     pub openadr_private_callbacks: bool,
+    /// The address people open this oracle's pages at (`https://vpp.example.org`): wallet
+    /// sign-in messages name it, so a signature made for another site opens no session here.
+    /// Without it, sign-in is off.
+    #[arg(long, env = "OVPP_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Planned above each dispatch target for non-delivery, percent [default: 10].
     #[arg(long, env = "OVPP_DISPATCH_RESERVE_PCT")]
     pub dispatch_reserve_pct: Option<u32>,
@@ -142,6 +147,7 @@ struct FileSettings {
     openadr_clients: Option<Vec<String>>,
     /// `[[vtns]]`: the utilities' VTNs this oracle is a VEN of (settings file only).
     vtns: Option<Vec<crate::openadr::ven::VtnSettings>>,
+    public_url: Option<String>,
     dispatch_reserve_pct: Option<u32>,
     measure_delay_secs: Option<i64>,
     tls_cert: Option<PathBuf>,
@@ -164,6 +170,7 @@ pub struct Settings {
     pub openadr_clients: Vec<crate::openadr::Client>,
     pub openadr_private_callbacks: bool,
     pub vtns: Vec<crate::openadr::ven::VtnSettings>,
+    pub public_url: Option<String>,
     /// Certificate chain and key files, for HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub limits: crate::server::listen::Limits,
@@ -285,6 +292,7 @@ impl Settings {
         Ok(Self {
             openadr_clients,
             openadr_private_callbacks: args.openadr_private_callbacks,
+            public_url: args.public_url.clone().or(file.public_url).map(|u| u.trim_end_matches('/').to_string()),
             vtns,
             tls,
             limits,

@@ -150,6 +150,7 @@ async fn start_service(settings: &Settings, chain: Arc<dyn ovpp_chain::Chain>) -
         vtns: settings.vtns.clone(),
         openadr_private_callbacks: settings.openadr_private_callbacks,
         wallet_chain: ovpp_oracle::service::wallet_chain(&settings.rpc_url),
+        public_url: settings.public_url.clone(),
     };
     ovpp_oracle::service::start(&settings.database_url, chain, options).await
 }

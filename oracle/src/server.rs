@@ -63,6 +63,8 @@ pub struct AppState {
     pub ui: Arc<ui::Live>,
     /// The Wallet Standard chain the wallet pages ask for.
     pub wallet_chain: String,
+    /// Where people open the pages (`--public-url`): sign-in messages name it.
+    pub public_url: Option<String>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -118,8 +120,12 @@ pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    // JSON errors, and the pages' own HTML error pages, go out as they are.
+    let is_json_or_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json_or_page {
         return response;
     }
     let (parts, body) = response.into_parts();

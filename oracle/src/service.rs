@@ -39,6 +39,8 @@ pub struct Options {
     /// The Wallet Standard chain the wallet pages ask wallets for (`solana:localnet`,
     /// `solana:devnet`, `solana:mainnet`): the cluster this oracle reads.
     pub wallet_chain: String,
+    /// Where people open the pages (`--public-url`); without it wallet sign-in is off.
+    pub public_url: Option<String>,
 }
 
 /// The Wallet Standard chain of a cluster URL.
@@ -59,6 +61,7 @@ impl Default for Options {
             vtns: vec![],
             openadr_private_callbacks: false,
             wallet_chain: "solana:localnet".into(),
+            public_url: None,
         }
     }
 }
@@ -125,6 +128,7 @@ pub async fn start(database_url: &str, chain: Arc<dyn Chain>, options: Options) 
         sessions,
         ui: Default::default(),
         wallet_chain: options.wallet_chain,
+        public_url: options.public_url,
     })
 }
 

@@ -24,31 +24,45 @@
   // ---- live updates ------------------------------------------------------------------
   const sessionKey = 'ovpp-session';
   const session = () => { try { return JSON.parse(sessionStorage.getItem(sessionKey)); } catch { return null; } };
-  async function refresh() {
+  async function refresh(force) {
     const main = $('main');
-    if (!main || !main.dataset.refresh) return;
+    if (!main || (!main.dataset.refresh && force !== true)) return;
     const url = new URL(location.href);
     url.searchParams.set('fragment', '1');
     const s = session();
     try {
       const answer = await fetch(url, { headers: s ? { authorization: 'Bearer ' + s.token } : {} });
+      if (answer.status === 401 && s) {
+        // The session expired: sign in again (the page reloads without private data).
+        sessionStorage.removeItem(sessionKey);
+        location.reload();
+        return;
+      }
       if (answer.ok) {
         main.innerHTML = await answer.text();
         document.dispatchEvent(new Event('ovpp:updated'));
       }
     } catch { /* a moment offline: the next poll tries again */ }
   }
+  let polling = null;
   function startPolling() {
     const main = $('main');
     const secs = Number(main && main.dataset.refresh);
-    if (secs > 0) setInterval(refresh, secs * 1000);
+    if (secs > 0 && !polling) polling = setInterval(refresh, secs * 1000);
+  }
+  // Signed in: the owner's view of the page, kept live.
+  async function showPrivate() {
+    await refresh(true);
+    $('main').dataset.refresh = '10';
+    startPolling();
   }
 
   // ---- Wallet Standard (the app side of its window-event protocol) --------------------
   const wallets = [];
   let connected = null; // { wallet, account }
+  // A wallet this page can use: one that can claim (claim page) or sign in (device page).
   const usable = (w) => w.features['standard:connect'] &&
-    (w.features['solana:signAndSendTransaction'] || w.features['solana:signMessage']);
+    (document.querySelector('#claim') ? w.features['solana:signAndSendTransaction'] : w.features['solana:signMessage']);
   function renderWallets() {
     const box = $('#wallets');
     if (!box) return;
@@ -61,14 +75,21 @@
       button.onclick = () => connect(wallet);
       box.append(button);
     }
-    say('#wallet-status', wallets.some(usable) ? '' :
-      'No Solana wallet found in this browser (Phantom, Solflare, Backpack: any Wallet Standard wallet). On a phone, scan the QR code instead.');
+    if (!wallets.some(usable)) {
+      say('#wallet-status', 'No Solana wallet found in this browser (Phantom, Solflare, Backpack: any Wallet Standard wallet that can '
+        + ($('#claim') ? 'send transactions' : 'sign messages') + ').' + ($('#pay-qr') ? ' On a phone, scan the QR code instead.' : ''));
+    } else if (!connected) {
+      say('#wallet-status', '');
+    }
   }
   const api = Object.freeze({
     register(...registered) {
       for (const w of registered) if (!wallets.includes(w)) wallets.push(w);
       renderWallets();
-      return () => { for (const w of registered) wallets.splice(wallets.indexOf(w), 1); renderWallets(); };
+      return () => {
+        for (const w of registered) { const i = wallets.indexOf(w); if (i >= 0) wallets.splice(i, 1); }
+        renderWallets();
+      };
     },
   });
   window.addEventListener('wallet-standard:register-wallet', (event) => event.detail(api));
@@ -94,11 +115,12 @@
   }
 
   // ---- claim -------------------------------------------------------------------------
-  let due = null;
+  // What is due, with transactions built now (their blockhash expires in about a minute).
+  const claimsDue = () => postJson('/v1/claims/transactions', { owner: connected.account.address });
   async function loadClaims() {
     if (!connected || !$('#claim')) return;
     try {
-      due = await postJson('/v1/claims/transactions', { owner: connected.account.address });
+      const due = await claimsDue();
       const devices = due.transactions.reduce((n, t) => n + t.devices.length, 0);
       $('#claim-total').textContent = format(due.total);
       $('#claim-total').dataset.amount = String(due.total);
@@ -110,22 +132,22 @@
   }
   async function claim() {
     const send = connected && connected.wallet.features['solana:signAndSendTransaction'];
-    if (!send || !due) return;
+    if (!send) return;
     $('#claim-button').disabled = true;
     const chain = document.body.dataset.chain;
     try {
-      const signatures = [];
-      for (const t of due.transactions) {
-        const [sent] = await send.signAndSendTransaction({ account: connected.account, transaction: fromBase64(t.transaction), chain });
-        signatures.push(base58(sent.signature));
-      }
-      say('#claim-result', 'Claimed: ' + signatures.join(', '));
+      // Fresh transactions, all to the wallet at once (one approval).
+      const due = await claimsDue();
+      const inputs = due.transactions.map((t) => ({ account: connected.account, transaction: fromBase64(t.transaction), chain }));
+      const sent = await send.signAndSendTransaction(...inputs);
+      const signatures = sent.map((s) => base58(s.signature));
+      say('#claim-result', `Claimed ${format(due.total)}: ` + signatures.join(', '));
+      $('#claim-result').dataset.amount = String(due.total);
       $('#claim-result').dataset.signatures = signatures.join(',');
-      await loadClaims();
     } catch (e) {
       say('#claim-result', 'Not claimed: ' + e.message, true);
-      $('#claim-button').disabled = false;
     }
+    await loadClaims();
   }
 
   // ---- sign in (device page) -----------------------------------------------------------
@@ -134,17 +156,21 @@
     if (!sign) { say('#wallet-status', 'This wallet cannot sign messages.', true); return; }
     try {
       const owner = connected.account.address;
-      const challenge = await (await fetch('/v1/sessions/message?owner=' + encodeURIComponent(owner))).json();
+      const answer = await fetch('/v1/sessions/message?owner=' + encodeURIComponent(owner));
+      const challenge = await answer.json();
+      if (!answer.ok) throw new Error(challenge.error ? challenge.error.message : answer.statusText);
       const [signed] = await sign.signMessage({ account: connected.account, message: new TextEncoder().encode(challenge.message) });
-      const s = await postJson('/v1/sessions', { owner, issued_at: challenge.issued_at, signature: base58(signed.signature) });
+      const s = await postJson('/v1/sessions', { owner, nonce: challenge.nonce, issued_at: challenge.issued_at, signature: base58(signed.signature) });
       sessionStorage.setItem(sessionKey, JSON.stringify(s));
       say('#wallet-status', 'Signed in as ' + owner);
-      await refresh();
+      await showPrivate();
     } catch (e) {
       say('#wallet-status', 'Not signed in: ' + e.message, true);
     }
   }
 
+  // A live update replaced the page's content: its wallet buttons too.
+  document.addEventListener('ovpp:updated', renderWallets);
   document.addEventListener('ovpp:connected', () => {
     if ($('#claim')) loadClaims();
     if ($('#sign-in')) signIn();
@@ -160,6 +186,6 @@
       qr.src = '/ui/qr.svg?data=' + encodeURIComponent(link);
       say('#pay-link', link);
     }
-    if ($('#sign-in') && session()) refresh();
+    if ($('#sign-in') && session()) showPrivate();
   });
 })();

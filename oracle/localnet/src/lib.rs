@@ -362,6 +362,7 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
         vtns,
         // Everything of a local network is on this machine.
         openadr_private_callbacks: true,
+        public_url: Some(format!("http://127.0.0.1:{}", args.api_port)),
         ..Default::default()
     };
     let state = ovpp_oracle::service::start(&database, chain.clone(), options).await?;
@@ -415,6 +416,7 @@ pub async fn run(args: LocalnetArgs, stop: impl std::future::Future<Output = ()>
     println!("local chain: {rpc_url} (JSON-RPC), {} (PubSub)   oracle: {api_url}   state: {}", local.ws_url, dir.display());
     println!("operator keypair: {}   owner keypairs: {}", dir.join("operator.json").display(), dir.join("owners").display());
     println!("try: ovpp -k {} --oracle-url {api_url} rewards show", owner_keypair_path(dir, 0).display());
+    println!("dashboard: {api_url}/   claim with a browser wallet: {api_url}/ui/claim");
     let (event_id, price_id) = grid_events(&state, now_aligned, &args).await?;
     println!("grid operator token: {grid_token} (POST {api_url}/openadr3/events); live events: {api_url}/v1/events");
     println!(

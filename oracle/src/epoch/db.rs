@@ -345,6 +345,22 @@ impl Store {
             .collect()
     }
 
+    /// One device's cumulative amount in each of the last `limit` epochs closed here that
+    /// have a leaf for it, oldest first.
+    pub async fn device_earnings(&self, device: &DeviceKey, limit: i64) -> Result<Vec<(u64, u64)>, StoreError> {
+        let rows = sqlx::query("SELECT epoch, cumulative_amount FROM epoch_leaves WHERE device_key = $1 ORDER BY epoch DESC LIMIT $2")
+            .bind(key_to_text(device))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out: Vec<(u64, u64)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>("epoch")? as u64, r.try_get::<i64, _>("cumulative_amount")? as u64)))
+            .collect::<Result<_, StoreError>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
     /// Records an oracle's signature for an epoch (idempotent).
     pub async fn add_epoch_signature(&self, epoch: u64, signer: &[u8; 32], signature: &[u8; 64]) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO epoch_signatures (epoch, signer, signature) VALUES ($1, $2, $3) ON CONFLICT (epoch, signer) DO NOTHING")

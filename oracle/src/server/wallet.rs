@@ -15,7 +15,7 @@ use super::{json_body, ApiError, AppState};
 use crate::claims::{self, DueClaim};
 use anchor_lang::prelude::Pubkey;
 use ovpp_wire::clock::unix_now;
-use ovpp_wire::wallet::{sign_in_message, ClaimRequest, ClaimTransaction, ClaimTransactions, PayLabel, PayRequest, PayTransaction, SignIn};
+use ovpp_wire::wallet::{ClaimRequest, ClaimTransaction, ClaimTransactions, PayLabel, PayRequest, PayTransaction, SignIn};
 
 pub fn routes() -> Router<AppState> {
     // Wallets fetch the transaction request from their own origin (Solana Pay's reference
@@ -28,12 +28,25 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/pay/claim", get(pay_label).post(pay_transaction).layer(cors))
 }
 
-fn host(headers: &HeaderMap) -> Result<String, ApiError> {
-    headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "missing_host", "the request has no Host header"))
+/// Where the pages are (`--public-url`): sign-in messages name it, so a signature made for
+/// another site opens no session here. Without it sign-in is off.
+fn public_url(state: &AppState) -> Result<&str, ApiError> {
+    state.public_url.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sign_in_unavailable",
+            "wallet sign-in needs the address people open the pages at: start the oracle with --public-url",
+        )
+    })
+}
+
+/// This oracle's origin for links a wallet follows back: `--public-url`, else the request's.
+fn origin(state: &AppState, headers: &HeaderMap, uri: &axum::http::Uri) -> String {
+    if let Some(url) = &state.public_url {
+        return url.clone();
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).or(uri.authority().map(|a| a.as_str()));
+    format!("http://{}", host.unwrap_or("localhost"))
 }
 
 fn parse_owner(text: &str) -> Result<Pubkey, ApiError> {
@@ -46,20 +59,18 @@ struct MessageQuery {
     owner: String,
 }
 
-/// The message the owner's wallet signs to sign in here, and when it was made.
-async fn sign_in_text(headers: HeaderMap, Query(q): Query<MessageQuery>) -> Result<Response, ApiError> {
+/// The message the owner's wallet signs to sign in here, with its nonce and time.
+async fn sign_in_text(State(state): State<AppState>, Query(q): Query<MessageQuery>) -> Result<Response, ApiError> {
     let owner = parse_owner(&q.owner)?;
-    let issued_at = unix_now();
-    let message = sign_in_message(&host(&headers)?, &owner.to_string(), issued_at);
-    Ok(Json(serde_json::json!({"message": message, "issued_at": issued_at})).into_response())
+    Ok(Json(state.sessions.challenge(public_url(&state)?, &owner.to_string(), unix_now())).into_response())
 }
 
-/// A session for the owner whose wallet signed the sign-in message for this host.
+/// A session for the owner whose wallet signed this oracle's sign-in message.
 async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let request: SignIn = json_body(&headers, &body)?;
     let session = state
         .sessions
-        .sign_in(&host(&headers)?, &request, unix_now())
+        .sign_in(public_url(&state)?, &request, unix_now())
         .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "sign_in_refused", e.to_string()))?;
     Ok(Json(session).into_response())
 }
@@ -72,7 +83,9 @@ async fn due_to(state: &AppState, owner: &Pubkey) -> Result<(Vec<DueClaim>, u64)
         ApiError::new(StatusCode::NOT_FOUND, "no_posted_epoch", "no epoch closed here is among the chain's recent posted roots")
     })?;
     let devices: Vec<_> = state.registry.all().await.into_iter().filter(|d| d.owner == *owner).collect();
-    let due = claims::due(state.chain.as_ref(), &tree, &devices, *owner).await.map_err(chain_unavailable)?;
+    let mut due = claims::due(state.chain.as_ref(), &tree, &devices, *owner).await.map_err(chain_unavailable)?;
+    // Only what the chain says is this owner's (the registry may lag a transfer).
+    due.retain(|c| c.owner == *owner);
     Ok((due, tree.epoch))
 }
 
@@ -102,9 +115,8 @@ async fn claim_transactions(State(state): State<AppState>, headers: HeaderMap, b
 }
 
 /// Solana Pay, `GET`: the label and icon a wallet shows.
-async fn pay_label(headers: HeaderMap) -> Result<Response, ApiError> {
-    let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
-    Ok(Json(PayLabel { label: "OpenVPP rewards".into(), icon: format!("{scheme}://{}/ui/icon.svg", host(&headers)?) }).into_response())
+async fn pay_label(State(state): State<AppState>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    Json(PayLabel { label: "OpenVPP rewards".into(), icon: format!("{}/ui/icon.svg", origin(&state, &headers, &uri)) }).into_response()
 }
 
 /// Solana Pay, `POST {account}`: a transaction claiming as many of the account's devices as

@@ -8,13 +8,24 @@ use serde::{Deserialize, Serialize};
 pub const SIGN_IN_WINDOW_SECS: i64 = 300;
 pub const SESSION_SECS: i64 = 3600;
 
-/// The text an owner's wallet signs to sign in at `domain` (the page's host), in the shape of
-/// Sign In With Solana: a person reads what they sign.
-pub fn sign_in_message(domain: &str, owner: &str, issued_at: i64) -> String {
+/// The text an owner's wallet signs to sign in at `public_url` (where the pages are served),
+/// in the shape of Sign In With Solana (a person reads what they sign; wallets that parse it
+/// check the domain against the page's): the domain, the account, a statement, then the URI,
+/// version, nonce and time.
+pub fn sign_in_message(public_url: &str, owner: &str, nonce: &str, issued_at: i64) -> String {
+    let domain = public_url.split("://").nth(1).unwrap_or(public_url);
     format!(
-        "{domain} wants you to sign in with your Solana account:\n{owner}\n\nSign in to OpenVPP to see your devices' readings, commands and rewards.\n\nURI: http://{domain}\nIssued At: {}",
+        "{domain} wants you to sign in with your Solana account:\n{owner}\n\nSign in to OpenVPP to see your devices' readings, commands and rewards.\n\nURI: {public_url}\nVersion: 1\nNonce: {nonce}\nIssued At: {}",
         crate::dispatch::event::rfc3339(issued_at)
     )
+}
+
+/// `GET /v1/sessions/message?owner=`: what to sign, and the nonce and time to send back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInChallenge {
+    pub message: String,
+    pub nonce: String,
+    pub issued_at: i64,
 }
 
 /// `POST /v1/sessions`: the owner, when the message was made, and the wallet's signature of
@@ -23,6 +34,7 @@ pub fn sign_in_message(domain: &str, owner: &str, issued_at: i64) -> String {
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
     pub owner: String,
+    pub nonce: String,
     pub issued_at: i64,
     pub signature: String,
 }

@@ -85,8 +85,9 @@ pub fn lines(id: &str, series: &[Series], unit: &str, x_label: impl Fn(f64) -> S
             path.join(" "),
             s.colour
         );
-        // Markers: a series of one point (an event of one interval) is still seen.
-        for &(x, y) in &s.points {
+        // Markers, on short series: one of a single point (an event of one interval) is still
+        // seen; a day of readings is a line.
+        for &(x, y) in s.points.iter().filter(|_| s.points.len() <= 100) {
             let _ = write!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#, px(x), py(y), s.colour);
         }
         let _ = write!(

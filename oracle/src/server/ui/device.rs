@@ -17,12 +17,18 @@ use ovpp_wire::device::kind_name;
 
 pub async fn show(State(state): State<AppState>, Path(key): Path<String>, caller: Caller, Query(fragment): PageQuery) -> Response {
     match main_of(&state, &key, caller).await {
-        Ok(main) => super::page(&state, &format!("Device {key}"), "", main, Some(10), &fragment),
+        // Live only once signed in: polling would wipe the sign-in buttons.
+        Ok((main, private)) => {
+            let mut page = super::page(&state, &format!("Device {key}"), "", main, private.then_some(10), &fragment);
+            page.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+            page
+        }
         Err(e) => super::error_page(&state, e, &fragment),
     }
 }
 
-async fn main_of(state: &AppState, key: &str, caller: Caller) -> Result<String, ApiError> {
+/// The page's content, and whether it holds the owner's private data.
+async fn main_of(state: &AppState, key: &str, caller: Caller) -> Result<(String, bool), ApiError> {
     let device_key = parse_key(key)?;
     let device = state.registry.get(&device_key).await.ok_or_else(|| not_found(format!("no registered device {key}")))?;
     let address = device_address(&anchor_lang::prelude::Pubkey::new_from_array(device_key)).0;
@@ -54,7 +60,7 @@ async fn main_of(state: &AppState, key: &str, caller: Caller) -> Result<String, 
     }
     if !caller.speaks_for_device(&device_key, Some(&device.owner.to_bytes())) {
         main += r#"<h2>Your device's data</h2><p class="note">Readings, commands and rewards are for the device's owner: sign in with the owner's wallet (a message it signs; no transaction).</p><div id="sign-in"><div class="wallets" id="wallets"></div><p id="wallet-status" class="note"></p></div>"#;
-        return Ok(main);
+        return Ok((main, false));
     }
     let now = unix_now();
     let readings = state.store.device_readings(&device_key, now - 86_400, now + 60).await?;
@@ -99,24 +105,21 @@ async fn main_of(state: &AppState, key: &str, caller: Caller) -> Result<String, 
         main += r#"<tr><td colspan="5" class="note">None.</td></tr>"#;
     }
     main += "</table>";
-    // Earned per epoch: the leaf's cumulative amount in each epoch closed here.
-    let epochs = state.store.epochs(30).await?;
-    let mut earned = Vec::new();
-    for e in &epochs {
-        let leaves = state.store.epoch_leaves(e.epoch).await?;
-        if let Some((_, leaf)) = leaves.iter().find(|(k, _)| *k == device_key) {
-            earned.push((e.epoch, leaf.cumulative_amount));
-        }
-    }
-    earned.sort_unstable();
+    // Earned: the leaf's cumulative amount in each epoch closed here; claimed: what the
+    // chain has minted for it (known now, not per epoch: drawn at the last epoch).
+    let earned = state.store.device_earnings(&device_key, 30).await?;
     let claimed = on_chain.as_ref().map_or(0, |d| d.claimed);
     let series = [
         Series { name: "earned", colour: "#0f6e4f", points: earned.iter().map(|(e, a)| (*e as f64, *a as f64 / 1e6)).collect() },
-        Series { name: "claimed", colour: "#b4541a", points: earned.iter().map(|(e, _)| (*e as f64, claimed as f64 / 1e6)).collect() },
+        Series {
+            name: "claimed",
+            colour: "#b4541a",
+            points: earned.last().map(|(e, _)| vec![(*e as f64, claimed as f64 / 1e6)]).unwrap_or_default(),
+        },
     ];
     main += &format!(
         r#"<h2>Rewards: earned and claimed</h2><div class="chart">{}</div><p class="note">Cumulative OVPP by epoch; claimed is what the chain has minted for it so far. <a href="/ui/claim">Claim</a></p>"#,
         charts::lines("rewards-chart", &series, "OVPP", |e| format!("epoch {e:.0}"))
     );
-    Ok(main)
+    Ok((main, true))
 }

@@ -45,8 +45,7 @@ pub async fn show(State(state): State<AppState>, Path(epoch): Path<u64>, Query(f
 }
 
 async fn main_of(state: &AppState, epoch: u64) -> Result<String, ApiError> {
-    let record = state.store.epochs(1000).await?.into_iter().find(|e| e.epoch == epoch);
-    let record = record.ok_or_else(|| not_found(format!("epoch {epoch} is not closed here")))?;
+    let record = state.store.epoch(epoch).await?.ok_or_else(|| not_found(format!("epoch {epoch} is not closed here")))?;
     let signatures = state.store.epoch_signatures(epoch).await?;
     let report = state.store.epoch_report(epoch).await?.unwrap_or_default();
     let lines: Vec<ReportLine> = report.lines().skip(1).filter_map(|l| serde_json::from_str(l).ok()).collect();

@@ -164,13 +164,28 @@ fn measurement(r: &EventReport) -> String {
         g[4] += d.paid_wh as i64;
         g[5] += i64::from(d.paid_wh > 0);
     }
+    // Kinds of fewer than MIN_GROUP devices are merged; a merged rest still that small joins
+    // the smallest group shown (left out, the totals less the groups would reveal it).
+    let add = |to: &mut [i64; 6], g: [i64; 6]| to.iter_mut().zip(g).for_each(|(a, b)| *a += b);
     let mut shown: BTreeMap<String, [i64; 6]> = BTreeMap::new();
+    let mut rest = [0i64; 6];
     for (kind, g) in groups {
-        let name = if g[0] as usize >= MIN_GROUP { kind } else { "other kinds".to_string() };
-        let s = shown.entry(name).or_default();
-        s.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+        if g[0] as usize >= MIN_GROUP {
+            shown.insert(kind, g);
+        } else {
+            add(&mut rest, g);
+        }
     }
-    shown.retain(|_, g| g[0] as usize >= MIN_GROUP);
+    if rest[0] as usize >= MIN_GROUP {
+        shown.insert("other kinds".to_string(), rest);
+    } else if rest[0] > 0 {
+        if let Some(smallest) = shown.iter().min_by_key(|(_, g)| g[0]).map(|(k, _)| k.clone()) {
+            let g = shown.remove(&smallest).unwrap_or_default();
+            let mut merged = g;
+            add(&mut merged, rest);
+            shown.insert(format!("{smallest} and other kinds"), merged);
+        }
+    }
     out += r#"<h2>By group of devices</h2><table id="groups"><tr><th>group</th><th class="num">devices</th><th class="num">baseline</th><th class="num">metered</th><th class="num">delivered</th><th class="num">paid</th><th class="num">devices paid</th></tr>"#;
     for (name, g) in &shown {
         out += &format!(

@@ -67,6 +67,8 @@ impl Live {
     /// what was recorded so far.
     fn delivery(&self, event: &str, now: i64, delivery_w: Option<i64>) -> Vec<(i64, i64)> {
         let mut all = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        // Events last at most a week: what has not been sampled for a day is done with.
+        all.retain(|_, samples| samples.last().is_some_and(|(t, _)| now - t < 86_400));
         let samples = all.entry(event.to_string()).or_default();
         if let Some(w) = delivery_w {
             if samples.last().is_none_or(|(t, _)| now - t >= 5) && samples.len() < 100_000 {
@@ -102,15 +104,20 @@ pub fn esc(text: &str) -> String {
 /// A whole page around `main` (or only `main`, for the live update), polled every
 /// `refresh` seconds when given.
 fn page(state: &AppState, title: &str, nav: &str, main: String, refresh: Option<u32>, fragment: &Fragment) -> Response {
+    // Everything is served from here: no other origin may add script, style or frames.
+    // Connections may go elsewhere: a wallet that lives in the page sends to its own RPC.
+    const CSP: &str = "default-src 'self'; img-src 'self' data:; connect-src 'self' http: https: ws: wss:; frame-ancestors 'none'; \
+                       base-uri 'none'; form-action 'none'";
+    let csp = [(header::CONTENT_SECURITY_POLICY, CSP)];
     if fragment.fragment == Some(1) {
-        return Html(main).into_response();
+        return (csp, Html(main)).into_response();
     }
     let link = |href: &str, name: &str, label: &str| {
         let class = if nav == name { r#" class="active""# } else { "" };
         format!(r#"<a href="{href}"{class}>{label}</a>"#)
     };
     let refresh = refresh.map_or(String::new(), |s| format!(r#" data-refresh="{s}""#));
-    Html(format!(
+    let html = Html(format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{title} · OpenVPP</title><link rel="icon" href="/ui/icon.svg"><link rel="stylesheet" href="/ui/style.css"><script src="/ui/app.js" defer></script></head><body data-chain="{chain}"><header><a class="brand" href="/"><img src="/ui/icon.svg" alt="">OpenVPP</a>{overview}{events}{epochs}{claim}</header><main{refresh}>{main}</main></body></html>"#,
         title = esc(title),
         chain = esc(&state.wallet_chain),
@@ -118,8 +125,8 @@ fn page(state: &AppState, title: &str, nav: &str, main: String, refresh: Option<
         events = link("/ui/events", "events", "Events"),
         epochs = link("/ui/epochs", "epochs", "Epochs"),
         claim = link("/ui/claim", "claim", "Claim"),
-    ))
-    .into_response()
+    ));
+    (csp, html).into_response()
 }
 
 /// A page's error as HTML (the JSON API keeps its JSON errors).
@@ -150,7 +157,7 @@ fn time(t: i64) -> String {
     ovpp_wire::dispatch::event::rfc3339(t)
 }
 
-/// `Query` for pages: a malformed query is the page's HTML error, not a JSON one.
+/// The pages' query: `?fragment=1` for the live update.
 type PageQuery = Query<Fragment>;
 
 fn not_found(what: String) -> ApiError {

@@ -8,9 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ovpp_chain::RpcChain;
-use ovpp_localnet::{self as localnet, LocalnetArgs};
-
-use crate::{free_port, free_port_pair};
+use ovpp_localnet as localnet;
 
 /// Runs `command` to completion within `limit`, its output shown on failure.
 fn run(mut command: Command, limit: Duration, what: &str) {
@@ -55,24 +53,8 @@ async fn standard_solana_clients_register_claim_simulate_and_subscribe_on_the_lo
     .await
     .unwrap();
 
-    let dir = std::env::temp_dir().join(format!("ovpp-clients-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (rpc_port, api_port) = (free_port_pair(), free_port());
-    let args = LocalnetArgs {
-        state_dir: dir.clone(),
-        devices: 12,
-        epoch_secs: 60,
-        interval_secs: 10,
-        rpc_port,
-        api_port,
-        backfill_epochs: 1,
-        for_secs: None,
-        event_in_secs: 600,
-        event_secs: 60,
-        cosigner_urls: vec![],
-        gateway_port: free_port(),
-        vtn_config: None,
-    };
+    let args = crate::test_localnet("clients-test", 12, 1, 600, 60);
+    let (dir, rpc_port, api_port) = (args.state_dir.clone(), args.rpc_port, args.api_port);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let network = tokio::spawn(localnet::run(args, async {
         let _ = stopped.await;

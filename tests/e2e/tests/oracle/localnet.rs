@@ -22,24 +22,8 @@ async fn cli(args: &[&str]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_network_runs_pays_and_continues_after_a_restart() {
-    let dir = std::env::temp_dir().join(format!("ovpp-localnet-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (rpc_port, api_port) = (free_port(), free_port());
-    let args = LocalnetArgs {
-        state_dir: dir.clone(),
-        devices: 14,
-        epoch_secs: 60,
-        interval_secs: 10,
-        rpc_port,
-        api_port,
-        backfill_epochs: 2,
-        for_secs: None,
-        event_in_secs: 15,
-        event_secs: 30,
-        cosigner_urls: vec![],
-        gateway_port: free_port(),
-        vtn_config: None,
-    };
+    let args = crate::test_localnet("localnet-test", 14, 2, 15, 30);
+    let (dir, rpc_port, api_port) = (args.state_dir.clone(), args.rpc_port, args.api_port);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let network = tokio::spawn(localnet::run(args.clone(), async {
         let _ = stopped.await;

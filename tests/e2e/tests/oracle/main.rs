@@ -82,6 +82,29 @@ pub async fn start_oracle_options(chain: &TestChain, url: &str, options: ovpp_or
     Oracle { state, base, http: reqwest::Client::new() }
 }
 
+/// A fresh local network for the test `name`: its own state directory, free ports, one-minute
+/// epochs and 10-second metering; `devices`, the epochs replayed before it starts, and its
+/// demand-response event (`event_in_secs` from the start, lasting `event_secs`) as the test needs.
+pub fn test_localnet(name: &str, devices: usize, backfill_epochs: u32, event_in_secs: u32, event_secs: u32) -> ovpp_localnet::LocalnetArgs {
+    let state_dir = std::env::temp_dir().join(format!("ovpp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state_dir);
+    ovpp_localnet::LocalnetArgs {
+        state_dir,
+        devices,
+        epoch_secs: 60,
+        interval_secs: 10,
+        rpc_port: free_port_pair(),
+        api_port: free_port(),
+        backfill_epochs,
+        for_secs: None,
+        event_in_secs,
+        event_secs,
+        cosigner_urls: vec![],
+        gateway_port: free_port(),
+        vtn_config: None,
+    }
+}
+
 /// The repository's root.
 pub fn repo() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()

@@ -17,10 +17,10 @@ use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use ovpp_chain::RpcChain;
-use ovpp_localnet::{self as localnet, LocalnetArgs};
+use ovpp_localnet as localnet;
 use serde_json::{json, Value};
 
-use crate::{free_port, free_port_pair, Process};
+use crate::{free_port, Process};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -128,24 +128,8 @@ fn numbers(value: &Value) -> Vec<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_and_the_claim_page_work_in_a_browser() {
-    let dir = std::env::temp_dir().join(format!("ovpp-ui-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (rpc_port, api_port) = (free_port_pair(), free_port());
-    let args = LocalnetArgs {
-        state_dir: dir.clone(),
-        devices: 60,
-        epoch_secs: 60,
-        interval_secs: 10,
-        rpc_port,
-        api_port,
-        backfill_epochs: 1,
-        for_secs: None,
-        event_in_secs: 50,
-        event_secs: 180,
-        cosigner_urls: vec![],
-        gateway_port: free_port(),
-        vtn_config: None,
-    };
+    let args = crate::test_localnet("ui-test", 60, 1, 50, 180);
+    let (dir, rpc_port, api_port) = (args.state_dir.clone(), args.rpc_port, args.api_port);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let network = tokio::spawn(localnet::run(args, async {
         let _ = stopped.await;
@@ -245,6 +229,18 @@ async fn the_dashboard_and_the_claim_page_work_in_a_browser() {
     let label: Value =
         http.get(format!("{api}/v1/pay/claim")).header("origin", "https://wallet.example").send().await.unwrap().json().await.unwrap();
     assert_eq!(label["label"], "OpenVPP rewards");
+    assert_eq!(label["icon"], format!("{api}/ui/icon.svg"));
+    // A wallet's page fetches it from its own origin: the CORS preflight of a JSON POST passes.
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, format!("{api}/v1/pay/claim"))
+        .header("origin", "https://wallet.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap()), Some("*"));
     let pay = http.post(format!("{api}/v1/pay/claim")).json(&json!({"account": owner_key.to_string()})).send().await.unwrap();
     assert_eq!(pay.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap()), Some("*"));
     let pay: Value = pay.json().await.unwrap();
@@ -279,8 +275,12 @@ async fn the_dashboard_and_the_claim_page_work_in_a_browser() {
     browser.until("document.querySelector('#claim-result').dataset.signatures", Duration::from_secs(60)).await;
     let simulated = browser.js("return window.__testWallet.simulated.length").await;
     assert!(simulated.as_u64() >= Some(1), "the wallet simulated before signing");
+    // What the page claimed: what was due when the button was pressed (at least what it showed;
+    // more if an epoch was posted in between: the transactions are built at the click).
+    let claimed = browser.js("return +document.querySelector('#claim-result').dataset.amount").await.as_u64().unwrap();
+    assert!(claimed >= due, "claimed {claimed}, shown {due}");
     let after = ovpp_chain::accounts::ovpp_balance(&chain, &owner_key).await.unwrap();
-    assert_eq!(after - before, due, "the owner's balance rises by exactly what the page said was due");
+    assert_eq!(after - before, claimed, "the owner's balance rises by exactly what the page claimed");
     browser.screenshot("claimed.png").await;
     browser.assert_no_console_errors("the claim page").await;
 

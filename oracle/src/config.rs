@@ -102,6 +102,10 @@ pub struct ServeArgs {
     /// Without it, sign-in is off.
     #[arg(long, env = "OVPP_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The chain the wallet pages ask wallets for: `solana:mainnet`, `solana:devnet`,
+    /// `solana:testnet` or `solana:localnet` [default: the one `--url` names, else localnet].
+    #[arg(long, env = "OVPP_WALLET_CHAIN")]
+    pub wallet_chain: Option<String>,
     /// Planned above each dispatch target for non-delivery, percent [default: 10].
     #[arg(long, env = "OVPP_DISPATCH_RESERVE_PCT")]
     pub dispatch_reserve_pct: Option<u32>,
@@ -148,6 +152,7 @@ struct FileSettings {
     /// `[[vtns]]`: the utilities' VTNs this oracle is a VEN of (settings file only).
     vtns: Option<Vec<crate::openadr::ven::VtnSettings>>,
     public_url: Option<String>,
+    wallet_chain: Option<String>,
     dispatch_reserve_pct: Option<u32>,
     measure_delay_secs: Option<i64>,
     tls_cert: Option<PathBuf>,
@@ -171,6 +176,8 @@ pub struct Settings {
     pub openadr_private_callbacks: bool,
     pub vtns: Vec<crate::openadr::ven::VtnSettings>,
     pub public_url: Option<String>,
+    /// The Wallet Standard chain the wallet pages ask for.
+    pub wallet_chain: String,
     /// Certificate chain and key files, for HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub limits: crate::server::listen::Limits,
@@ -289,7 +296,14 @@ impl Settings {
             request_timeout: Duration::from_secs(request_timeout_secs),
             ..defaults_limits
         };
+        let rpc_url = cluster_url(&args.url.clone().or(file.url).unwrap_or_else(|| "localhost".into()));
+        let wallet_chain = args.wallet_chain.clone().or(file.wallet_chain).unwrap_or_else(|| crate::service::wallet_chain(&rpc_url));
+        const CHAINS: [&str; 4] = ["solana:mainnet", "solana:devnet", "solana:testnet", "solana:localnet"];
+        if !CHAINS.contains(&wallet_chain.as_str()) {
+            anyhow::bail!("--wallet-chain must be one of {}, got {wallet_chain:?}", CHAINS.join(", "));
+        }
         Ok(Self {
+            wallet_chain,
             openadr_clients,
             openadr_private_callbacks: args.openadr_private_callbacks,
             public_url: args.public_url.clone().or(file.public_url).map(|u| u.trim_end_matches('/').to_string()),
@@ -299,7 +313,7 @@ impl Settings {
             dispatch,
             listen: args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8787))),
             database_url,
-            rpc_url: cluster_url(&args.url.clone().or(file.url).unwrap_or_else(|| "localhost".into())),
+            rpc_url,
             registry_refresh: Duration::from_secs(args.registry_refresh_secs.or(file.registry_refresh_secs).unwrap_or(60).max(1)),
             policy: Policy {
                 max_clock_skew_secs: args.max_clock_skew_secs.or(file.max_clock_skew_secs).unwrap_or(defaults.max_clock_skew_secs),
@@ -341,5 +355,14 @@ mod tests {
         assert!(e.contains("too short") && e.contains("46"), "{e}");
         assert_eq!(resolve(&["--keep-readings-days", "60"]).unwrap().keep_readings_days, Some(60));
         assert_eq!(resolve(&[]).unwrap().keep_readings_days, None);
+    }
+
+    #[test]
+    fn the_wallet_chain_follows_the_cluster_unless_set() {
+        assert_eq!(resolve(&["--url", "devnet"]).unwrap().wallet_chain, "solana:devnet");
+        assert_eq!(resolve(&["--url", "mainnet-beta"]).unwrap().wallet_chain, "solana:mainnet");
+        assert_eq!(resolve(&[]).unwrap().wallet_chain, "solana:localnet");
+        assert_eq!(resolve(&["--wallet-chain", "solana:testnet"]).unwrap().wallet_chain, "solana:testnet");
+        assert!(resolve(&["--wallet-chain", "ethereum:1"]).is_err());
     }
 }

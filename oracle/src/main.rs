@@ -149,7 +149,7 @@ async fn start_service(settings: &Settings, chain: Arc<dyn ovpp_chain::Chain>) -
         openadr_clients: settings.openadr_clients.clone(),
         vtns: settings.vtns.clone(),
         openadr_private_callbacks: settings.openadr_private_callbacks,
-        wallet_chain: ovpp_oracle::service::wallet_chain(&settings.rpc_url),
+        wallet_chain: settings.wallet_chain.clone(),
         public_url: settings.public_url.clone(),
     };
     ovpp_oracle::service::start(&settings.database_url, chain, options).await

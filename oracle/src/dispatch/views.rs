@@ -29,31 +29,43 @@ impl Dispatcher {
         };
         let mut out = Vec::new();
         for event in events.iter().filter(|e| e.end() + 86_400 > now) {
-            let plan = plans.get(&event.id);
-            let live_delivery_w = match plan {
-                Some(plan) => Some(self.live_delivery(event, plan).await),
-                None => None,
-            };
-            let report = self.store.event_report(&event.id).await.ok().flatten().map(|r| ReportTotals {
-                target_wh: r.target_wh,
-                delivered_wh: r.delivered_wh,
-                delivery_ratio: r.delivery_ratio,
-            });
-            out.push(EventView {
-                id: event.id.clone(),
-                program_id: event.program_id.clone(),
-                event_name: event.event_name.clone(),
-                region: event.region.clone(),
-                signal: event.signal.name().into(),
-                start: event.start(),
-                end: event.end(),
-                status: event.status(now),
-                plan: plan.cloned(),
-                live_delivery_w,
-                report,
-            });
+            out.push(self.view_of(event, plans.get(&event.id), now).await);
         }
         out
+    }
+
+    /// One event's view (any event, however old), if it is known.
+    pub async fn event_view(&self, id: &str, now: i64) -> Option<EventView> {
+        let (event, plan) = {
+            let state = self.state.lock().await;
+            (state.events.get(id).cloned()?, state.plans.get(id).cloned())
+        };
+        Some(self.view_of(&event, plan.as_ref(), now).await)
+    }
+
+    async fn view_of(&self, event: &GridEvent, plan: Option<&Plan>, now: i64) -> EventView {
+        let live_delivery_w = match plan {
+            Some(plan) => Some(self.live_delivery(event, plan).await),
+            None => None,
+        };
+        let report = self.store.event_report(&event.id).await.ok().flatten().map(|r| ReportTotals {
+            target_wh: r.target_wh,
+            delivered_wh: r.delivered_wh,
+            delivery_ratio: r.delivery_ratio,
+        });
+        EventView {
+            id: event.id.clone(),
+            program_id: event.program_id.clone(),
+            event_name: event.event_name.clone(),
+            region: event.region.clone(),
+            signal: event.signal.name().into(),
+            start: event.start(),
+            end: event.end(),
+            status: event.status(now),
+            plan: plan.cloned(),
+            live_delivery_w,
+            report,
+        }
     }
 
     /// A live estimate: each planned device's latest power against its average before the

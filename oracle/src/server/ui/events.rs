@@ -71,7 +71,7 @@ async fn main_of(state: &AppState, id: &str) -> Result<String, ApiError> {
     let now = unix_now();
     let event = state.dispatch.event(id).await.ok_or_else(|| not_found(format!("no event {id}")))?;
     let report = state.dispatch.report(id).await.map_err(crate::dispatch::DispatchError::from)?;
-    let view = state.dispatch.view(now).await.into_iter().find(|v| v.id == id);
+    let view = state.dispatch.event_view(id, now).await;
     let status = status_of(event.status(now), report.is_some());
     let samples = state.ui.delivery(id, now, view.as_ref().and_then(|v| v.live_delivery_w).filter(|_| status == "active"));
     let mut main = format!(

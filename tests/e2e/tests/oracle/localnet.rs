@@ -137,7 +137,8 @@ async fn a_local_network_runs_pays_and_continues_after_a_restart() {
     // A run whose saved chain is older than the oracle's database refuses to start, so
     // `run` returning Ok is part of the check.
     let again = localnet::run(
-        LocalnetArgs { rpc_port: free_port(), api_port: free_port(), gateway_port: free_port(), for_secs: Some(2), ..args },
+        // A port pair: the chain's PubSub listens on the port after its JSON-RPC.
+        LocalnetArgs { rpc_port: crate::free_port_pair(), api_port: free_port(), gateway_port: free_port(), for_secs: Some(2), ..args },
         std::future::pending(),
     )
     .await

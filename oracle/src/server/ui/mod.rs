@@ -56,7 +56,9 @@ impl Live {
         if samples.back().is_none_or(|(t, _)| *t < now) {
             samples.push_back((now, accepted));
         }
-        while samples.len() > 2 && samples.front().is_some_and(|(t, _)| now - t > 60) {
+        // Only the last minute counts: a sample from before a long quiet spell would average
+        // over hours.
+        while samples.len() > 1 && samples.front().is_some_and(|(t, _)| now - t > 60) {
             samples.pop_front();
         }
         let (t0, n0) = *samples.front()?;
